@@ -1,0 +1,116 @@
+# tdm -- build, test, install.  See README.md.
+#
+#   make                 libtdm.a, tdm/core.so (Lua module), tdm-lua (host)
+#   make test            every suite; last line "N passed, N failed"
+#   make install         PREFIX=/usr/local DESTDIR= (Debian's Lua 5.4 paths)
+#   make SANITIZE=address,undefined test
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LUA_VERSION = 5.4
+BINDIR = $(PREFIX)/bin
+LIBDIR = $(PREFIX)/lib
+INCDIR = $(PREFIX)/include
+LUA_CMOD_DIR = $(LIBDIR)/lua/$(LUA_VERSION)
+LUA_LMOD_DIR = $(PREFIX)/share/lua/$(LUA_VERSION)
+MANDIR = $(PREFIX)/share/man
+
+PKG_CONFIG ?= pkg-config
+DEPS = lua5.4 libcurl openssl expat jansson libmicrohttpd
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEPS))
+# The Lua module resolves lua_* from the interpreter that loads it.
+MOD_LIBS := $(shell $(PKG_CONFIG) --libs libcurl openssl expat jansson libmicrohttpd)
+
+CC ?= cc
+WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
+       -Wmissing-prototypes -Wstrict-prototypes
+OPT ?= -O2 -g
+CFLAGS ?=
+ifneq ($(SANITIZE),)
+  SANFLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) \
+             $(WARN) -fPIC -pthread -Iinclude $(DEP_CFLAGS) $(SANFLAGS) \
+             -DTDM_LUADIR='"$(LUA_LMOD_DIR)"' $(CFLAGS)
+ALL_LDFLAGS = -pthread $(SANFLAGS) $(LDFLAGS)
+
+B = build
+CORE_SRCS := $(sort $(wildcard src/tdm_*.c))
+BIND_SRCS := $(sort $(wildcard src/l*.c))
+CORE_OBJS := $(CORE_SRCS:src/%.c=$(B)/%.o)
+BIND_OBJS := $(BIND_SRCS:src/%.c=$(B)/%.o)
+HEADERS := include/tdm.h $(wildcard include/tdm/*.h) $(wildcard src/*.h)
+
+LIB = $(B)/libtdm.a
+MODULE = tdm/core.so
+HOST = tdm-lua
+
+C_TESTS := $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all test test-c check-all install uninstall clean cppcheck valgrind
+
+all: $(LIB) $(MODULE) $(HOST)
+
+$(B)/%.o: src/%.c $(HEADERS) | $(B)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B):
+	mkdir -p $(B) $(B)/tests
+
+$(LIB): $(CORE_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(MODULE): $(BIND_OBJS) $(LIB)
+	mkdir -p tdm
+	$(CC) -shared -o $@ $(BIND_OBJS) $(LIB) $(MOD_LIBS) $(ALL_LDFLAGS)
+
+$(HOST): $(B)/tdm-lua.o $(BIND_OBJS) $(LIB)
+	$(CC) -o $@ $^ $(DEP_LIBS) -lm -ldl $(ALL_LDFLAGS) -Wl,-E
+
+$(B)/tdm-lua.o: src/tdm-lua.c $(HEADERS) | $(B)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/tests/%: tests/c/%.c tests/c/t.h $(LIB) | $(B)
+	$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(LIB) $(DEP_LIBS) -lm \
+	  $(ALL_LDFLAGS)
+
+test-c: $(C_TESTS)
+
+# The whole suite: C unit tests, Lua tests, integration tests against a
+# real s3rver. Prints "N passed, N failed" last.
+test: all test-c
+	@tests/run.sh
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance \
+	  --std=c11 -Iinclude src
+
+valgrind: test-c
+	@for t in $(C_TESTS); do \
+	  valgrind -q --leak-check=full --error-exitcode=1 $$t >/dev/null || \
+	    { echo "valgrind: $$t failed"; exit 1; }; done; \
+	  echo "valgrind: $(words $(C_TESTS)) C test programs clean"
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+	  $(DESTDIR)$(INCDIR)/tdm $(DESTDIR)$(LUA_CMOD_DIR)/tdm \
+	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands
+	install -m 755 $(HOST) $(DESTDIR)$(BINDIR)/tdm-lua
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libtdm.a
+	install -m 644 include/tdm.h $(DESTDIR)$(INCDIR)/tdm.h
+	install -m 644 include/tdm/*.h $(DESTDIR)$(INCDIR)/tdm/
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMOD_DIR)/tdm/core.so
+	install -m 644 lua/tdm/*.lua $(DESTDIR)$(LUA_LMOD_DIR)/tdm/
+	install -m 644 lua/tdm/commands/*.lua \
+	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tdm-lua $(DESTDIR)$(LIBDIR)/libtdm.a \
+	  $(DESTDIR)$(INCDIR)/tdm.h $(DESTDIR)$(LUA_CMOD_DIR)/tdm/core.so
+	rm -rf $(DESTDIR)$(INCDIR)/tdm $(DESTDIR)$(LUA_LMOD_DIR)/tdm
+	-rmdir $(DESTDIR)$(LUA_CMOD_DIR)/tdm 2>/dev/null
+
+clean:
+	rm -rf $(B) tdm $(HOST)

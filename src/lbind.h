@@ -1,0 +1,25 @@
+/*
+ * lbind.h -- shared helpers of the Lua binding files (src/l*.c).
+ *
+ * Binding files translate arguments, call libtdm and push results; policy
+ * lives in lua/tdm/. Failure convention of the whole module (documented in
+ * the README): caller mistakes raise; failures of the world return
+ * nil, message, code.
+ */
+#ifndef TDM_LBIND_H
+#define TDM_LBIND_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "tdm.h"
+
+/* Push nil, err->message, err->code; returns 3 (use as `return ...`). */
+int tdm_lua_fail(lua_State *L, const tdm_error *err);
+
+/* Each binding file adds its functions/types to the table at the top of the
+ * stack (the tdm.core module table). Listed in lcore.c. */
+int tdm_lua_open_hash(lua_State *L);
+int tdm_lua_open_fs(lua_State *L);
+
+#endif

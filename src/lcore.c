@@ -1,0 +1,35 @@
+/*
+ * lcore.c -- the tdm.core Lua module: luaopen_tdm_core gathers the
+ * bindings of every area of libtdm into one table.
+ */
+#include "lbind.h"
+
+int tdm_lua_fail(lua_State *L, const tdm_error *err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err->message[0] ? err->message : "unknown error");
+  lua_pushstring(L, err->code[0] ? err->code : "EIO");
+  return 3;
+}
+
+/* One opener per binding file; each adds its entries to the module table
+ * on top of the stack and leaves the stack as it found it. */
+static const lua_CFunction openers[] = {
+  tdm_lua_open_hash,
+  tdm_lua_open_fs,
+  NULL
+};
+
+LUAMOD_API int luaopen_tdm_core(lua_State *L);
+
+LUAMOD_API int luaopen_tdm_core(lua_State *L) {
+  int i;
+  lua_newtable(L);
+  lua_pushliteral(L, TDM_VERSION);
+  lua_setfield(L, -2, "version");
+  for (i = 0; openers[i]; i++) {
+    lua_pushcfunction(L, openers[i]);
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);
+  }
+  return 1;
+}
