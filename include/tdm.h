@@ -16,8 +16,10 @@
 #define TDM_VERSION "0.1.0"
 
 #include "tdm/error.h"
+#include "tdm/buf.h"
 #include "tdm/hash.h"
 #include "tdm/fs.h"
 #include "tdm/interrupt.h"
+#include "tdm/config.h"
 
 #endif

@@ -21,5 +21,6 @@ int tdm_lua_fail(lua_State *L, const tdm_error *err);
  * stack (the tdm.core module table). Listed in lcore.c. */
 int tdm_lua_open_hash(lua_State *L);
 int tdm_lua_open_fs(lua_State *L);
+int tdm_lua_open_config(lua_State *L);
 
 #endif

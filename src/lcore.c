@@ -16,6 +16,7 @@ int tdm_lua_fail(lua_State *L, const tdm_error *err) {
 static const lua_CFunction openers[] = {
   tdm_lua_open_hash,
   tdm_lua_open_fs,
+  tdm_lua_open_config,
   NULL
 };
 

@@ -48,3 +48,24 @@ int tdm_md5_file(const char *path, char *hex, uint64_t *size,
                  tdm_error *err);
 
 #endif
+
+/* S3 multipart ETags ("hex-N": MD5 of the concatenated part MD5s, then the
+ * part count). Buffer for one: TDM_ETAG_MAX bytes. */
+#define TDM_ETAG_MAX 48
+
+/* The multipart ETag the file at `path` would get if uploaded in parts of
+ * `part_size` bytes. */
+int tdm_multipart_etag_file(const char *path, uint64_t part_size,
+                            char *etag, tdm_error *err);
+
+/* Whether the file at `path` has S3 ETag `etag` (quotes allowed): a plain
+ * ETag is compared with the file's MD5; a multipart one with the
+ * multipart ETags of the part sizes that clients use (5, 8, 16, 64 MiB and
+ * others giving the same part count). Sets *match to 1 or 0. `md5hex`
+ * may give the file's known MD5 to save hashing it for a plain ETag. */
+int tdm_etag_match_file(const char *path, const char *etag,
+                        const char *md5hex, int *match, tdm_error *err);
+
+/* The plain MD5 in an ETag (quotes stripped, lower case) into `md5hex`;
+ * returns 1 when `etag` is a plain MD5, 0 when multipart or other. */
+int tdm_etag_plain_md5(const char *etag, char *md5hex);

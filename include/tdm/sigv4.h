@@ -1,0 +1,107 @@
+/*
+ * tdm/sigv4.h -- AWS Signature Version 4 for S3, and the AWS credential
+ * chain. Pure computation on OpenSSL (HMAC-SHA256, SHA-256); no I/O except
+ * reading the shared credentials/config files.
+ *
+ * Secrets: tdm_credentials holds them; nothing in libtdm ever formats
+ * secret_key or session_token into an error message or log.
+ */
+#ifndef TDM_SIGV4_H
+#define TDM_SIGV4_H
+
+#include <stddef.h>
+#include <time.h>
+#include "error.h"
+#include "buf.h"
+
+typedef struct tdm_credentials {
+  char access_key[128];
+  char secret_key[128];
+  char session_token[4096];   /* "" when none */
+  char source[160];           /* where they came from, for `tdm-lua config`:
+                                 "environment", "profile 'x' in FILE" */
+} tdm_credentials;
+
+/* Resolve credentials in AWS's order: AWS_ACCESS_KEY_ID/
+ * AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) from the environment; else
+ * profile `profile` (NULL: $AWS_PROFILE, else "default") in
+ * $AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), then in
+ * $AWS_CONFIG_FILE (default ~/.aws/config, section "[profile NAME]" or
+ * "[default]"). No credentials anywhere is an error "ENOCREDS" whose
+ * message says where it looked. */
+int tdm_credentials_resolve(tdm_credentials *out, const char *profile,
+                            tdm_error *err);
+
+/* Region the AWS way: AWS_REGION, AWS_DEFAULT_REGION, the profile's
+ * `region` in the config file, else `fallback`. `source` (may be NULL)
+ * receives where it came from. */
+int tdm_region_resolve(char *out, size_t outsz, const char *profile,
+                       const char *fallback, char *source, size_t srcsz,
+                       tdm_error *err);
+
+typedef struct tdm_kv {
+  const char *name;
+  const char *value;
+} tdm_kv;
+
+/* One request to sign. All strings are raw (not URI-encoded): the signer
+ * encodes `path` (keeping '/') and every query name and value the way S3
+ * expects (RFC 3986 unreserved characters kept, everything else %XX, upper
+ * case hex). */
+typedef struct tdm_sigv4_request {
+  const char *method;         /* "GET", "PUT", ... */
+  const char *host;           /* Host header: "bucket.s3.us-west-1.amazonaws.com"
+                                 or "127.0.0.1:4568" (port kept) */
+  const char *path;           /* "/key with spaces" or "/bucket/key" */
+  const tdm_kv *query;        /* may be NULL; a value may be "" */
+  size_t nquery;
+  const tdm_kv *headers;      /* extra headers to sign (Range, Content-MD5,
+                                 Content-Type, x-amz-meta-*, ...); any case;
+                                 host, x-amz-date, x-amz-content-sha256 and
+                                 x-amz-security-token are added by the
+                                 signer and must not be given here */
+  size_t nheaders;
+  const char *payload_hash;   /* lower-case hex SHA-256 of the body, or
+                                 "UNSIGNED-PAYLOAD" */
+  const char *region;         /* "us-west-1" */
+  const char *service;        /* "s3" */
+  time_t when;                /* signing time (UTC seconds) */
+} tdm_sigv4_request;
+
+/* The result of signing: the headers the caller must send in addition to
+ * its own (`headers` above, which were signed). */
+typedef struct tdm_sigv4_signed {
+  char authorization[1024];   /* value of the Authorization header */
+  char amz_date[17];          /* value of x-amz-date: 20130524T000000Z */
+  char content_sha256[65];    /* value of x-amz-content-sha256 */
+  /* x-amz-security-token: send creds->session_token when it is not "". */
+} tdm_sigv4_signed;
+
+/* Sign `req` with `creds` into *out. */
+int tdm_sigv4_sign(const tdm_sigv4_request *req,
+                   const tdm_credentials *creds, tdm_sigv4_signed *out,
+                   tdm_error *err);
+
+/* The canonical request and the string to sign that tdm_sigv4_sign uses,
+ * appended to `canonical` / `to_sign` (either may be NULL); for tests
+ * against AWS's examples and botocore. */
+int tdm_sigv4_debug(const tdm_sigv4_request *req,
+                    const tdm_credentials *creds, tdm_buf *canonical,
+                    tdm_buf *to_sign, tdm_error *err);
+
+/* A presigned URL (query authentication, UNSIGNED-PAYLOAD) for `req`
+ * (payload_hash and headers ignored except `host`), valid `expires`
+ * seconds (1 .. 604800), appended to `url` as
+ * "{scheme}://{host}{encoded path}?{query with X-Amz-*}". */
+int tdm_sigv4_presign(const tdm_sigv4_request *req,
+                      const tdm_credentials *creds, const char *scheme,
+                      long expires, tdm_buf *url, tdm_error *err);
+
+/* URI-encode `len` bytes of `in` the way SigV4 canonicalises them
+ * (unreserved A-Z a-z 0-9 - _ . ~ kept; '/' kept when keep_slash), appended
+ * to `out`. Used for paths, query strings and when building request URLs,
+ * so that what is signed is exactly what is sent. */
+int tdm_uri_encode(const char *in, size_t len, int keep_slash, tdm_buf *out,
+                   tdm_error *err);
+
+#endif
