@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lbind.h"
 
@@ -107,6 +108,12 @@ static int l_interrupted(lua_State *L) {
   return 1;
 }
 
+/* isatty(fd) -> whether file descriptor fd (0, 1, 2) is a terminal. */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"listdir", l_listdir},
   {"stat", l_stat},
@@ -116,6 +123,7 @@ static const luaL_Reg funcs[] = {
   {"check_relpath", l_check_relpath},
   {"now", l_now},
   {"interrupted", l_interrupted},
+  {"isatty", l_isatty},
   {NULL, NULL}
 };
 
