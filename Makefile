@@ -48,9 +48,22 @@ HOST = tdm-lua
 
 C_TESTS := $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all test test-c check-all install uninstall clean cppcheck valgrind
+VERSION := $(shell sed -n 's/^\#define TDM_VERSION "\(.*\)"/\1/p' include/tdm.h)
+MANPAGE = $(B)/tdm-lua.1
+PCFILE = $(B)/tdm.pc
+
+.PHONY: all test test-c check-all install uninstall clean cppcheck valgrind man FORCE
 
 all: $(LIB) $(MODULE) $(HOST)
+
+# The man page is generated from the program's own --help texts.
+man: $(MANPAGE)
+$(MANPAGE): $(HOST) scripts/gen-man.lua $(wildcard lua/tdm/*.lua lua/tdm/commands/*.lua)
+	./$(HOST) scripts/gen-man.lua ./$(HOST) > $@.tmp && mv $@.tmp $@
+
+# Regenerated every time: it records PREFIX.
+$(PCFILE): tdm.pc.in include/tdm.h FORCE | $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 $(B)/%.o: src/%.c $(HEADERS) | $(B)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -93,10 +106,13 @@ valgrind: test-c
 	    { echo "valgrind: $$t failed"; exit 1; }; done; \
 	  echo "valgrind: $(words $(C_TESTS)) C test programs clean"
 
-install: all
+install: all $(MANPAGE) $(PCFILE)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
 	  $(DESTDIR)$(INCDIR)/tdm $(DESTDIR)$(LUA_CMOD_DIR)/tdm \
-	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands
+	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/tdm.pc
+	install -m 644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man1/tdm-lua.1
 	install -m 755 $(HOST) $(DESTDIR)$(BINDIR)/tdm-lua
 	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libtdm.a
 	install -m 644 include/tdm.h $(DESTDIR)$(INCDIR)/tdm.h
@@ -109,6 +125,8 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tdm-lua $(DESTDIR)$(LIBDIR)/libtdm.a \
 	  $(DESTDIR)$(INCDIR)/tdm.h $(DESTDIR)$(LUA_CMOD_DIR)/tdm/core.so
+	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/tdm.pc \
+	  $(DESTDIR)$(MANDIR)/man1/tdm-lua.1
 	rm -rf $(DESTDIR)$(INCDIR)/tdm $(DESTDIR)$(LUA_LMOD_DIR)/tdm
 	-rmdir $(DESTDIR)$(LUA_CMOD_DIR)/tdm 2>/dev/null
 

@@ -39,8 +39,35 @@ static int l_config_load(lua_State *L) {
   return 1;
 }
 
+/* config_keys() -> { { name =, env = {..}, default =, secret = }, ... }
+ * in display order, for help texts and the man page. */
+static int l_config_keys(lua_State *L) {
+  int i, j;
+  lua_createtable(L, TDM_CFG_COUNT, 0);
+  for (i = 0; i < TDM_CFG_COUNT; i++) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, tdm_config_name((tdm_config_key)i));
+    lua_setfield(L, -2, "name");
+    lua_newtable(L);
+    for (j = 0; j < 2; j++) {
+      const char *e = tdm_config_env((tdm_config_key)i, j);
+      if (!e) break;
+      lua_pushstring(L, e);
+      lua_rawseti(L, -2, j + 1);
+    }
+    lua_setfield(L, -2, "env");
+    lua_pushstring(L, tdm_config_default((tdm_config_key)i));
+    lua_setfield(L, -2, "default");
+    lua_pushboolean(L, tdm_config_is_secret((tdm_config_key)i));
+    lua_setfield(L, -2, "secret");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"config_load", l_config_load},
+  {"config_keys", l_config_keys},
   {NULL, NULL}
 };
 

@@ -34,6 +34,12 @@ const char *tdm_config_get(const tdm_config *cfg, tdm_config_key key) {
   return cfg->value[key];
 }
 
+const char *tdm_config_env(tdm_config_key key, int which) {
+  return which == 0 ? keys[key].env1 : keys[key].env2;
+}
+
+const char *tdm_config_default(tdm_config_key key) { return keys[key].def; }
+
 int tdm_config_lookup(const char *name) {
   int i;
   for (i = 0; i < TDM_CFG_COUNT; i++)

@@ -55,6 +55,10 @@ const char *tdm_config_name(tdm_config_key key);
 int tdm_config_lookup(const char *name);
 int tdm_config_is_secret(tdm_config_key key);
 const char *tdm_config_get(const tdm_config *cfg, tdm_config_key key);
+/* The environment variable(s) of a key ("AWS_REGION, AWS_DEFAULT_REGION")
+ * and its default ("" when none), for help texts. */
+const char *tdm_config_env(tdm_config_key key, int which);
+const char *tdm_config_default(tdm_config_key key);
 
 /* Set a value explicitly (source "set"); checks numbers and names. */
 int tdm_config_set(tdm_config *cfg, tdm_config_key key, const char *value,

@@ -1,0 +1,60 @@
+--- tdm-lua config: print the resolved settings and where each came from.
+local cli = require "tdm.cli"
+local core = require "tdm.core"
+
+-- The credentials line: the access key id's last 4 characters and the
+-- source, never the secret. Absent credentials are not an error here.
+local function credentials_row(cfg)
+  if not core.credentials then return nil end
+  local ok, cred = pcall(core.credentials, cfg.profile)
+  if not ok or not cred then
+    return { "credentials", "(none found)", "" }
+  end
+  local id = cred.access_key_id or ""
+  local shown = #id > 4 and ("****" .. id:sub(-4)) or "****"
+  return { "credentials", shown, cred.source or "" }
+end
+
+-- The settings table of the help text: key, environment, default.
+local function settings_table()
+  local lines = { "", "settings (config file key, environment variable, default):" }
+  for _, k in ipairs(core.config_keys()) do
+    local def = k.default ~= "" and k.default or "-"
+    if k.name == "public_url_base" then def = "https://{bucket}.s3.{region}.amazonaws.com" end
+    lines[#lines + 1] = string.format("  %-20s %-34s %s", k.name, table.concat(k.env, ", "), def)
+  end
+  return table.concat(lines, "\n")
+end
+
+return cli.command {
+  name = "config",
+  summary = "print the resolved settings and where each came from",
+  usage = "tdm-lua config [--json] [options]",
+  description = [[
+Print every setting tdm uses, its value and its source (default, config
+file, environment, command line). Secrets (the API token, the AWS secret
+key and session token) are never shown. Settings come from, in order of
+precedence: command-line options, environment variables, the config file
+($TDM_CONFIG, else ./tdm.conf: "key = value" lines), defaults.
+AWS credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+(+ AWS_SESSION_TOKEN), else AWS_PROFILE in ~/.aws/credentials and
+~/.aws/config.]] .. settings_table(),
+  options = { { "--json", "json", "flag", "print one JSON object" } },
+  run = function(opts)
+    local cfg = cli.config(opts)
+    local rows = cfg:rows()
+    local cred = credentials_row(cfg)
+    if cred then rows[#rows + 1] = cred end
+    if opts.json then
+      local cjson = require "cjson"
+      local out = {}
+      for _, r in ipairs(rows) do out[r[1]] = { value = r[2], source = r[3] } end
+      print(cjson.encode(out))
+    else
+      for _, r in ipairs(rows) do
+        print(string.format("%-20s %-44s %s", r[1], r[2], r[3]))
+      end
+    end
+    return cli.EXIT.OK
+  end,
+}
