@@ -21,5 +21,6 @@
 #include "tdm/fs.h"
 #include "tdm/interrupt.h"
 #include "tdm/config.h"
+#include "tdm/sigv4.h"
 
 #endif

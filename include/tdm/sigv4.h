@@ -89,6 +89,13 @@ int tdm_sigv4_debug(const tdm_sigv4_request *req,
                     const tdm_credentials *creds, tdm_buf *canonical,
                     tdm_buf *to_sign, tdm_error *err);
 
+/* The canonical request and string to sign that tdm_sigv4_presign uses
+ * (query authentication), like tdm_sigv4_debug. */
+int tdm_sigv4_presign_debug(const tdm_sigv4_request *req,
+                            const tdm_credentials *creds, long expires,
+                            tdm_buf *canonical, tdm_buf *to_sign,
+                            tdm_error *err);
+
 /* A presigned URL (query authentication, UNSIGNED-PAYLOAD) for `req`
  * (payload_hash and headers ignored except `host`), valid `expires`
  * seconds (1 .. 604800), appended to `url` as
