@@ -15,13 +15,9 @@ and legacy migration; an HTTP API. C core exposed as a Lua 5.4 module.]],
   license = "MIT",
 }
 dependencies = { "lua >= 5.4, < 5.5" }
-external_dependencies = {
-  CURL = { header = "curl/curl.h" },
-  EXPAT = { header = "expat.h" },
-  JANSSON = { header = "jansson.h" },
-  MICROHTTPD = { header = "microhttpd.h" },
-  OPENSSL = { header = "openssl/evp.h" },
-}
+-- C dependencies (libcurl, OpenSSL, expat, jansson, libmicrohttpd) are
+-- found by the Makefile through pkg-config; scripts/install-deps.sh
+-- installs them from Debian.
 build = {
   type = "make",
   build_variables = {
