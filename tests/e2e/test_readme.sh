@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# test_readme.sh -- every README code block marked runnable (an HTML
+# comment `<!-- runnable -->` on the line before the fence) runs and exits
+# 0, from the repository root, with s3rver from tests/run.sh and a scratch
+# data root (TDM_DATA_ROOT) so it leaves nothing behind.
+. "$(dirname "$0")/../lib/assert.sh"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+python3 - README.md "$tmp" <<'PY'
+import re, sys, os
+text = open(sys.argv[1], encoding="utf-8").read()
+blocks = re.findall(r"<!-- runnable -->\s*\n```[a-z]*\n(.*?)```", text, re.S)
+for i, b in enumerate(blocks):
+    with open(os.path.join(sys.argv[2], "block%02d.sh" % i), "w") as f:
+        f.write(b)
+print(len(blocks))
+PY
+n=$(ls "$tmp"/block*.sh 2>/dev/null | wc -l)
+[ "$n" -ge 1 ] && pass || fail "README has no runnable blocks"
+export TDM_DATA_ROOT="$tmp/data" TDM_PREFIX="readme-$$-$RANDOM"
+for b in "$tmp"/block*.sh; do
+  [ -f "$b" ] || continue
+  if out=$(bash -e "$b" 2>&1); then pass
+  else fail "README block $(basename "$b") failed: $(tail -n 5 <<<"$out")"; fi
+done
+finish
