@@ -35,7 +35,10 @@ ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) \
              -DTDM_LUADIR='"$(LUA_LMOD_DIR)"' $(CFLAGS)
 ALL_LDFLAGS = -pthread $(SANFLAGS) $(LDFLAGS)
 
-B = build
+# Build directory. `make B=build-asan SANITIZE=address,undefined` builds a
+# separate tree (the host and module land in $(B)/, beside a $(B)/lua
+# link), so a sanitized build never disturbs the default one.
+B ?= build
 CORE_SRCS := $(sort $(wildcard src/tdm_*.c))
 BIND_SRCS := $(sort $(wildcard src/l*.c))
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(B)/%.o)
@@ -43,8 +46,13 @@ BIND_OBJS := $(BIND_SRCS:src/%.c=$(B)/%.o)
 HEADERS := include/tdm.h $(wildcard include/tdm/*.h) $(wildcard src/*.h)
 
 LIB = $(B)/libtdm.a
+ifeq ($(B),build)
 MODULE = tdm/core.so
 HOST = tdm-lua
+else
+MODULE = $(B)/tdm/core.so
+HOST = $(B)/tdm-lua
+endif
 
 C_TESTS := $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 
@@ -52,7 +60,7 @@ VERSION := $(shell sed -n 's/^\#define TDM_VERSION "\(.*\)"/\1/p' include/tdm.h)
 MANPAGE = $(B)/tdm-lua.1
 PCFILE = $(B)/tdm.pc
 
-.PHONY: all test test-c check-all install uninstall clean cppcheck valgrind man FORCE
+.PHONY: all test test-c check-all fuzz fuzz-build install uninstall clean cppcheck valgrind man FORCE
 
 all: $(LIB) $(MODULE) $(HOST)
 
@@ -70,13 +78,14 @@ $(B)/%.o: src/%.c $(HEADERS) | $(B)
 
 $(B):
 	mkdir -p $(B) $(B)/tests
+	[ "$(B)" = build ] || ln -sfn ../lua $(B)/lua
 
 $(LIB): $(CORE_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
 $(MODULE): $(BIND_OBJS) $(LIB)
-	mkdir -p tdm
+	mkdir -p $(dir $(MODULE))
 	$(CC) -shared -o $@ $(BIND_OBJS) $(LIB) $(MOD_LIBS) $(ALL_LDFLAGS)
 
 $(HOST): $(B)/tdm-lua.o $(BIND_OBJS) $(LIB)
@@ -94,7 +103,54 @@ test-c: $(C_TESTS)
 # The whole suite: C unit tests, Lua tests, integration tests against a
 # real s3rver. Prints "N passed, N failed" last.
 test: all test-c
-	@tests/run.sh
+	@B=$(B) tests/run.sh
+
+# Sanitizers and leaks (long; see tests/fuzz/README.md): the whole suite
+# against an ASan+UBSan build in build-asan/ (the default build is left
+# alone), then the C unit tests under valgrind.
+ASAN_B = build-asan
+check-all:
+	$(MAKE) B=$(ASAN_B) SANITIZE=address,undefined OPT="-O1 -g" all test-c
+	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+	  UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+	  B=$(ASAN_B) tests/run.sh
+	$(MAKE) valgrind
+
+# libFuzzer harnesses tests/fuzz/fuzz_NAME.c (long, not part of `test`):
+# `make fuzz FUZZ_TIME=60` runs each for FUZZ_TIME seconds, seeded from
+# tests/fuzz/corpus/NAME/, new inputs in build-fuzz/corpus/NAME/, crashes
+# in build-fuzz/crashes/. `make fuzz-build` only builds them.
+FUZZ_B = build-fuzz
+FUZZ_TIME ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZERS:%=$(FUZZ_B)/fuzz/fuzz_%)
+
+fuzz-build:
+	$(MAKE) B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \
+	  SANITIZE=fuzzer-no-link,address,undefined all
+	$(MAKE) B=$(FUZZ_B) $(FUZZ_BINS)
+
+$(FUZZ_B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtdm.a
+	mkdir -p $(FUZZ_B)/fuzz
+	$(FUZZ_CC) $(filter-out -fsanitize=%,$(ALL_CFLAGS)) -O1 $(FUZZ_SAN) \
+	  -Itests/fuzz -Isrc -o $@ $< \
+	  $(filter-out $(FUZZ_B)/tdm-lua.o,$(wildcard $(FUZZ_B)/l*.o)) \
+	  $(FUZZ_B)/libtdm.a $(DEP_LIBS) -lm -ldl
+
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_B)/corpus/$$f $(FUZZ_B)/crashes tests/fuzz/corpus/$$f; \
+	  echo "fuzz: $$f for $(FUZZ_TIME)s"; \
+	  ROOT=$$(pwd) $(FUZZ_B)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_TIME) \
+	    -artifact_prefix=$(FUZZ_B)/crashes/$$f- -print_final_stats=1 \
+	    $(FUZZ_B)/corpus/$$f tests/fuzz/corpus/$$f \
+	    2>$(FUZZ_B)/fuzz-$$f.log || \
+	    { tail -n 40 $(FUZZ_B)/fuzz-$$f.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^stat::peak_rss' \
+	    $(FUZZ_B)/fuzz-$$f.log; \
+	done
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance \

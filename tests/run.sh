@@ -20,6 +20,14 @@ export TDM_TEST_ROOT="$ROOT"
 export LUA_PATH="$ROOT/tests/lua/?.lua;$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/?.so;;"
 export PATH="$ROOT:$PATH"
+# B=build-asan (make check-all): the sanitized host and C tests of that
+# build directory instead of the default ones.
+B="${B:-build}"
+TDM_LUA=./tdm-lua
+if [ "$B" != build ]; then
+  export PATH="$ROOT/$B:$PATH" LUA_CPATH="$ROOT/$B/?.so;;"
+  TDM_LUA="$ROOT/$B/tdm-lua"
+fi
 
 total_pass=0 total_fail=0 failed_files=()
 LOG=$(mktemp -d "${TMPDIR:-/tmp}/tdm-tests.XXXXXX")
@@ -51,18 +59,18 @@ run_one() {
 
 matches() { [ -z "$PATTERN" ] || [[ $1 == *"$PATTERN"* ]]; }
 
-for t in build/tests/test_*; do
+for t in "$B"/tests/test_*; do
   [ -x "$t" ] && matches "$t" && run_one "$t" "$t"
 done
 for t in tests/lua/test_*.lua; do
-  [ -f "$t" ] && matches "$t" && run_one "$t" ./tdm-lua "$t"
+  [ -f "$t" ] && matches "$t" && run_one "$t" "$TDM_LUA" "$t"
 done
 for t in tests/e2e/test_*.sh tests/e2e/test_*.lua; do
   [ -f "$t" ] || continue
   matches "$t" || continue
   case $t in
     *.sh) run_one "$t" bash "$t" ;;
-    *.lua) run_one "$t" ./tdm-lua "$t" ;;
+    *.lua) run_one "$t" "$TDM_LUA" "$t" ;;
   esac
 done
 
