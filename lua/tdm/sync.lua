@@ -1,0 +1,781 @@
+--- tdm.Sync (the seed's TrainingDataSync): bring manifests up to date with
+-- local disk and the bucket, and move files between the two.
+--
+--   local sync = tdm.Sync.new(cfg)           -- cfg: Config, overrides or nil
+--   sync:auto_initialize_manifest("0042")    -- list S3 + scan local, save
+--   sync:sync_actor_training_data("0042", { direction = "pull" })
+--   sync:run { direction = "pull", reporter = r, ... }   -- the bulk engine
+--
+-- Facts, not statuses: this module reports what it saw (a listing object,
+-- a local scan, a verified transfer) and the core derives every status.
+-- Every path built from an S3 key is checked: the key must be
+-- {prefix}/{actor_name}/{filename} with both parts one safe name; other
+-- keys are reported and skipped, never written.
+--
+-- Failure convention: misuse raises; failures of the world return
+-- nil, message, code. Bulk runs report a bad actor and carry on.
+local core = require "tdm.core"
+local config = require "tdm.config"
+
+local Sync = {}
+Sync.__index = Sync
+Sync.__name = "tdm.Sync"
+
+-- Transfers queued before a batch is started (the event loop keeps
+-- cfg.jobs of them in flight, across actors).
+local BATCH = 5000
+-- Save a manifest at most this often (seconds) while its files land.
+local SAVE_EVERY = 2.0
+
+local IMAGE_EXT = { jpg = true, jpeg = true, png = true, webp = true }
+
+--- Whether `name` is an image the manifests track (.jpg .jpeg .png .webp,
+-- any case, not hidden) -- the core's rule.
+local function is_image(name)
+  if name:sub(1, 1) == "." then return false end
+  local ext = name:match("%.([%w]+)$")
+  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
+end
+Sync.is_image = is_image
+
+--- Whether `name` is a well-formed actor name ({digits}_{descriptor}, one
+-- safe path component); returns true | nil, message.
+local function check_actor_name(name)
+  local ok, msg = core.check_name(name, "actor name")
+  if not ok then return nil, msg end
+  if not name:match("^%d+_.") then
+    return nil, string.format("actor name '%s' is not {actor_id}_{descriptor}", name)
+  end
+  return true
+end
+Sync.check_actor_name = check_actor_name
+
+local function manifest_mod() return require "tdm.manifest" end
+local function s3_mod() return require "tdm.s3" end
+
+--- tdm.Sync.new([cfg]) -> a Sync bound to one configuration. The S3
+-- client is made on first use.
+function Sync.new(cfg)
+  if getmetatable(cfg) ~= config.Config then cfg = config(cfg) end
+  local prefix = (cfg.prefix or ""):gsub("^/+", ""):gsub("/+$", "")
+  local self = setmetatable({
+    cfg = cfg,
+    prefix = prefix,
+    list_root = prefix ~= "" and (prefix .. "/") or "",
+    data_root = (cfg.data_root or "data"):gsub("(.)/+$", "%1"),
+  }, Sync)
+  return self
+end
+
+--- The S3 client (made once) | nil, msg, code.
+function Sync:client()
+  if not self._client then
+    local c, msg, code = s3_mod().client(self.cfg)
+    if not c then return nil, msg, code end
+    self._client = c
+  end
+  return self._client
+end
+
+--- The key of `filename` of actor `name`.
+function Sync:key_for(name, filename)
+  return self.list_root .. name .. "/" .. filename
+end
+
+--- The local file of `filename` of actor `name` (both checked names).
+function Sync:local_path(name, filename)
+  return self.data_root .. "/actors/" .. name .. "/training_data/" .. filename
+end
+
+--- Split an S3 key into actor name and filename, refusing anything that
+-- cannot safely become a local path. Returns actor, filename | actor,
+-- nil, reason (the actor is sound but the object is not an image) | nil,
+-- nil, reason.
+function Sync:split_key(key)
+  local root = self.list_root
+  if key:sub(1, #root) ~= root then
+    return nil, nil, "outside the prefix '" .. self.prefix .. "'"
+  end
+  local rest = key:sub(#root + 1)
+  local actor, file = rest:match("^([^/]+)/([^/]+)$")
+  if not actor then
+    if rest:find("/", 1, true) then
+      return nil, nil, "not {actor_name}/{filename} (nested or empty part)"
+    end
+    return nil, nil, "not inside an actor folder"
+  end
+  local ok, msg = check_actor_name(actor)
+  if not ok then return nil, nil, msg end
+  ok, msg = core.check_name(file, "file name")
+  if not ok then return nil, nil, msg end
+  if not is_image(file) then return actor, nil, "not an image" end
+  return actor, file
+end
+
+local function s3_fact(obj)
+  return { md5 = obj.md5, etag = obj.etag, size = obj.size,
+           mtime = obj.last_modified }
+end
+
+--- Stream the listing under `list_prefix` and call fn(actor, objects) for
+-- each actor as soon as its (contiguous) group of keys ends; objects maps
+-- filename -> listing object. on_skip(key, reason, actor) gets every key
+-- that is refused. Only one actor's objects are held at a time. Returns
+-- true | nil, msg, code (after a listing failure no later group is
+-- delivered, so no actor is judged on a partial listing).
+function Sync:each_listed_actor(list_prefix, fn, on_skip)
+  local c, msg, code = self:client()
+  if not c then return nil, msg, code end
+  local cur, objs, done = nil, {}, {}
+  for obj, err, ecode in c:list(list_prefix) do
+    if not obj then return nil, err, ecode end
+    local actor, file, why = self:split_key(obj.key)
+    if actor and actor ~= cur then
+      if done[actor] then
+        return nil, string.format("listing of '%s' is not sorted by key (%s seen twice)",
+                                  list_prefix, actor), "S3_UNSORTED"
+      end
+      if cur then
+        done[cur] = true
+        fn(cur, objs)
+      end
+      cur, objs = actor, {}
+    end
+    if file then objs[file] = obj else on_skip(obj.key, why, actor) end
+    if core.interrupted() then return nil, "interrupted", "EINTR" end
+  end
+  if cur then fn(cur, objs) end
+  return true
+end
+
+--- The objects of one actor: filename -> object | nil, msg, code.
+-- Refused keys go to on_skip when given.
+function Sync:list_actor(name, on_skip)
+  local objects = {}
+  local ok, msg, code = self:each_listed_actor(self:key_for(name, ""),
+    function(actor, objs) if actor == name then objects = objs end end,
+    on_skip or function() end)
+  if not ok then return nil, msg, code end
+  return objects
+end
+
+--- Resolve an actor given as 42, "42", "0042" or a full name to its full
+-- name: the manifest or the local folder (tdm.Manifest.paths), else the
+-- one actor folder in S3 with that id. -> name | nil, msg, code.
+function Sync:resolve_actor(actor)
+  local s = tostring(actor)
+  if s:match("^%d+_.") then
+    local ok, msg = check_actor_name(s)
+    if not ok then return nil, msg, "EBADNAME" end
+    return s
+  end
+  if not s:match("^%d+$") then
+    return nil, string.format("'%s' is not an actor id or name", s), "EBADNAME"
+  end
+  local p = manifest_mod().paths(s, self.cfg)
+  if p and p.name then return p.name end
+  local id = string.format("%04d", tonumber(s))
+  local names = {}
+  local ok, msg, code = self:each_listed_actor(self.list_root .. id .. "_",
+    function(name) names[#names + 1] = name end, function() end)
+  if not ok then return nil, msg, code end
+  if #names == 1 then return names[1] end
+  if #names > 1 then
+    return nil, string.format("actor %s is ambiguous in S3: %s", id,
+                              table.concat(names, ", ")), "ENOACTOR"
+  end
+  return nil, string.format("unknown actor %s: no manifest, no local folder, "
+                            .. "no objects under %s", s, self.list_root .. id .. "_*"),
+    "ENOACTOR"
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+--- Bring open manifest `m` up to date: scan the local folder (hashing only
+-- what size+mtime cannot vouch for), then report every listed object and
+-- the absence of every unlisted one. `objects` (filename -> listing
+-- object) must be the actor's complete listing. -> report | nil, msg,
+-- code. Report: { scan = (m:scan_local report), s3_added = {names},
+-- s3_gone = {names}, pruned = {names} }.
+function Sync:refresh(m, objects, opts)
+  opts = opts or {}
+  local scan, msg, code = m:scan_local({ verify = opts.verify or false,
+                                         jobs = self.cfg.jobs })
+  if not scan then return nil, msg, code end
+  local rep = { scan = scan, s3_added = {}, s3_gone = {}, pruned = {} }
+  local name = m:actor_name()
+  local known = {}
+  for _, e in ipairs(m:get_all_images()) do
+    known[e.filename] = true
+    local obj = objects[e.filename]
+    local fact = obj and s3_fact(obj) or false
+    if not obj and e.s3_md5 == nil and e.s3_etag == nil
+       and (e.status == "local_only" or e.status == "missing") then
+      fact = nil   -- already known to be absent from S3
+    end
+    if fact ~= nil then
+      local ok, emsg, ecode = m:update_image(e.filename, { s3 = fact })
+      if not ok then return nil, emsg, ecode end
+      if not obj and (e.status == "synced" or e.status == "s3_only"
+                      or e.status == "out_of_sync") then
+        rep.s3_gone[#rep.s3_gone + 1] = e.filename
+      end
+    end
+  end
+  for _, fn in ipairs(sorted_keys(objects)) do
+    if not known[fn] then
+      -- The scan added every local image already; a file it skipped (a
+      -- symlink, say) is left for the core to judge, not declared absent.
+      local entry = { filename = fn, s3 = s3_fact(objects[fn]) }
+      if not core.stat(self:local_path(name, fn)) then entry["local"] = false end
+      local ok, emsg, ecode = m:add_image(entry)
+      if not ok then return nil, emsg, ecode end
+      rep.s3_added[#rep.s3_added + 1] = fn
+    end
+  end
+  if opts.prune then
+    for _, e in ipairs(m:get_all_images()) do
+      if e.status == "missing" then
+        local ok, emsg, ecode = m:remove_image(e.filename)
+        if not ok then return nil, emsg, ecode end
+        rep.pruned[#rep.pruned + 1] = e.filename
+      end
+    end
+  end
+  return rep
+end
+
+--- The transfers that bring actor `name` (open manifest m, refreshed)
+-- in line for `o.direction` ("pull", "push" or "both"): a list of
+-- { op = "get"|"put", file =, key =, path =, size =, why = status }, and
+-- a list of { file =, reason = } for entries left alone on purpose.
+-- o.repair / o.overwrite let S3 / local win for out_of_sync files;
+-- o.only (filename set) restricts the plan to those files.
+function Sync:plan(m, name, objects, o)
+  local jobs, held = {}, {}
+  local pull = o.direction == "pull" or o.direction == "both"
+  local push = o.direction == "push" or o.direction == "both"
+  for _, e in ipairs(m:get_all_images()) do
+    local fn, st = e.filename, e.status
+    if not o.only or o.only[fn] then
+      local key = objects[fn] and objects[fn].key or self:key_for(name, fn)
+      local path = self:local_path(name, fn)
+      if pull and (st == "s3_only" or (st == "out_of_sync" and o.repair
+                                        and o.direction == "pull")) then
+        jobs[#jobs + 1] = { op = "get", file = fn, key = key, path = path,
+                            size = objects[fn] and objects[fn].size or e.size_bytes, why = st }
+      elseif push and (st == "local_only" or (st == "out_of_sync" and o.overwrite
+                                               and o.direction == "push")) then
+        jobs[#jobs + 1] = { op = "put", file = fn, key = key, path = path,
+                            size = e.size_bytes, why = st }
+      elseif st == "out_of_sync" then
+        held[#held + 1] = { file = fn, reason = o.direction == "push"
+          and "out_of_sync: local and S3 differ (--overwrite uploads the local file)"
+          or o.direction == "pull"
+          and "out_of_sync: local and S3 differ (--repair downloads the S3 object)"
+          or "out_of_sync: local and S3 differ (pull --repair or push --overwrite)" }
+      elseif st == "missing" and o.only then
+        held[#held + 1] = { file = fn, reason = "missing: exists neither locally nor in S3" }
+      end
+    end
+  end
+  return jobs, held
+end
+
+local function emit(r, ev)
+  if r then r:event(ev) end
+end
+
+local function fail(r, actor, file, msg, code)
+  if r then r:fail(actor, file, msg, code) end
+end
+
+-- Per-actor events of a refresh.
+local function report_refresh(r, name, rep)
+  if not r then return end
+  for _, fn in ipairs(rep.scan.added or {}) do
+    r:event({ actor = name, file = fn, action = "scan", result = "added" })
+  end
+  for _, fn in ipairs(rep.scan.changed or {}) do
+    r:event({ actor = name, file = fn, action = "scan", result = "changed" })
+  end
+  for _, fn in ipairs(rep.scan.vanished or {}) do
+    r:event({ actor = name, file = fn, action = "scan", result = "vanished" })
+  end
+  for _, s in ipairs(rep.scan.skipped or {}) do
+    r:event({ actor = name, file = s.name, action = "scan", result = "skipped",
+              error = s.reason })
+  end
+  for _, fn in ipairs(rep.s3_added) do
+    r:event({ actor = name, file = fn, action = "list", result = "added" })
+  end
+  for _, fn in ipairs(rep.s3_gone) do
+    r:event({ actor = name, file = fn, action = "list", result = "gone" })
+  end
+  for _, fn in ipairs(rep.pruned) do
+    r:event({ actor = name, file = fn, action = "prune", result = "removed" })
+  end
+end
+
+local function new_totals()
+  return { actors = 0, manifests_written = 0, manifests_unchanged = 0,
+           manifests_created = 0, files_hashed = 0, files_reused = 0,
+           bytes_hashed = 0, downloaded = 0, uploaded = 0, deleted = 0,
+           bytes_transferred = 0, transfers_failed = 0, keys_skipped = 0,
+           actor_errors = 0, synced = 0, local_only = 0, s3_only = 0,
+           out_of_sync = 0, missing = 0 }
+end
+
+--- Open, refresh and (unless o.dry_run) save one actor's manifest, and
+-- queue its transfers into `state`. objects: the actor's full listing.
+-- Failures are reported and counted; returns true | nil, msg, code.
+function Sync:process_actor(name, objects, o, state)
+  local r, T = o.reporter, state.totals
+  local m, msg, code = manifest_mod().open(name, self.cfg)
+  if not m then
+    T.actor_errors = T.actor_errors + 1
+    fail(r, name, nil, msg, code)
+    return nil, msg, code
+  end
+  local ok, res = pcall(function()
+    local rep, emsg, ecode = self:refresh(m, objects, o)
+    if not rep then return { nil, emsg, ecode } end
+    T.actors = T.actors + 1
+    T.files_hashed = T.files_hashed + (rep.scan.hashed or 0)
+    T.files_reused = T.files_reused + (rep.scan.reused or 0)
+    T.bytes_hashed = T.bytes_hashed + (rep.scan.bytes_hashed or 0)
+    report_refresh(r, name, rep)
+    local jobs, held = {}, {}
+    if o.direction then jobs, held = self:plan(m, name, objects, o) end
+    if o.only then
+      local have = {}
+      for _, e in ipairs(m:get_all_images()) do have[e.filename] = e.status end
+      for _, fn in ipairs(sorted_keys(o.only)) do
+        if not have[fn] then
+          T.transfers_failed = T.transfers_failed + 1
+          fail(r, name, fn, string.format("%s/%s: not in S3 (no object %s)", name, fn,
+                                          self:key_for(name, fn)), "S3_NoSuchKey")
+        elseif have[fn] == "synced" then
+          emit(r, { actor = name, file = fn, action = "download", result = "already synced" })
+        end
+      end
+    end
+    for _, h in ipairs(held) do
+      emit(r, { actor = name, file = h.file, action = "hold", result = "skipped",
+                error = h.reason })
+    end
+    local created = not m:exists()
+    if o.dry_run then
+      local would = m:dirty()
+      emit(r, { actor = name, action = "manifest",
+                result = would and (created and "would create" or "would update")
+                         or "unchanged" })
+      if would then T.manifests_written = T.manifests_written + 1
+      else T.manifests_unchanged = T.manifests_unchanged + 1 end
+    else
+      local saved, written, sc = m:save()
+      if not saved then return { nil, written, sc } end
+      if written then
+        T.manifests_written = T.manifests_written + 1
+        if created then T.manifests_created = T.manifests_created + 1 end
+      else
+        T.manifests_unchanged = T.manifests_unchanged + 1
+      end
+      emit(r, { actor = name, action = "manifest",
+                result = written and (created and "created" or "updated") or "unchanged" })
+    end
+    local stats = m:statistics()
+    state.final[name] = stats
+    for _, j in ipairs(jobs) do
+      j.actor = name
+      if o.dry_run then
+        emit(r, { actor = name, file = j.file, action = j.op == "get" and "download"
+                  or "upload", result = "planned", status = j.why })
+      else
+        state.queue[#state.queue + 1] = j
+      end
+      state.planned = state.planned + 1
+    end
+    return { true }
+  end)
+  m:close()
+  if not ok then error(res, 0) end
+  if not res[1] then
+    T.actor_errors = T.actor_errors + 1
+    fail(r, name, nil, res[2], res[3])
+    return nil, res[2], res[3]
+  end
+  return true
+end
+
+--- Apply the finished transfers `done` (list of { job, result }) of actor
+-- `name` to its manifest: each landed file becomes a fact, and the
+-- manifest is saved. Returns true | nil, msg, code.
+function Sync:apply_results(name, done)
+  local m, msg, code = manifest_mod().open(name, self.cfg)
+  if not m then return nil, msg, code end
+  local ok, res = pcall(function()
+    for _, d in ipairs(done) do
+      local j, res = d[1], d[2]
+      local facts
+      if j.op == "get" then
+        local st = core.stat(j.path)
+        facts = { ["local"] = { md5 = res.md5, size = res.bytes,
+                                mtime = st and st.mtime or core.now() } }
+      else
+        facts = { s3 = { md5 = res.md5, etag = res.etag, size = res.bytes,
+                         mtime = core.now() } }
+      end
+      local okk, emsg, ecode = m:update_image(j.file, facts)
+      if not okk and ecode == "ENOENT" then
+        facts.filename = j.file
+        okk, emsg, ecode = m:add_image(facts)
+      end
+      if not okk then return { nil, emsg, ecode } end
+    end
+    local saved, emsg, ecode = m:save()
+    if not saved then return { nil, emsg, ecode } end
+    return { true, m:statistics() }
+  end)
+  m:close()
+  if not ok then error(res, 0) end
+  return table.unpack(res, 1, 3)
+end
+
+--- Run the queued transfers in one batch (cfg.jobs in flight across all
+-- actors), saving each actor's manifest as its last file lands (and at
+-- most every SAVE_EVERY seconds before that).
+function Sync:flush(o, state)
+  local queue = state.queue
+  if #queue == 0 then return true end
+  state.queue = {}
+  local r, T = o.reporter, state.totals
+  local c, msg, code = self:client()
+  if not c then
+    for _, j in ipairs(queue) do
+      T.transfers_failed = T.transfers_failed + 1
+      fail(r, j.actor, j.file, msg, code)
+    end
+    return nil, msg, code
+  end
+  local jobs, left, done, last_save = {}, {}, {}, {}
+  local bytes_total = state.bytes_total or 0
+  for i, j in ipairs(queue) do
+    if j.op == "get" then
+      local dir = j.path:match("^(.*)/[^/]*$")
+      if not state.dirs[dir] then
+        local ok, emsg, ecode = core.mkdirs(dir)
+        if not ok then return nil, emsg, ecode end
+        state.dirs[dir] = true
+      end
+      jobs[i] = { op = "get", key = j.key, path = j.path }
+    else
+      jobs[i] = { op = "put", path = j.path, key = j.key }
+    end
+    left[j.actor] = (left[j.actor] or 0) + 1
+    bytes_total = bytes_total + (j.size or 0)
+  end
+  state.bytes_total = bytes_total
+  local function apply(actor)
+    local list = done[actor]
+    if not list or #list == 0 then return end
+    done[actor] = {}
+    last_save[actor] = core.now()
+    local ok, emsg, ecode = self:apply_results(actor, list)
+    if not ok then
+      T.actor_errors = T.actor_errors + 1
+      fail(r, actor, nil, emsg, ecode)
+    elseif type(emsg) == "table" then
+      state.final[actor] = emsg
+    end
+  end
+  local base_files, base_bytes = state.files_done, state.bytes_done
+  local results = c:transfer(jobs, {
+    jobs = self.cfg.jobs,
+    on_progress = function(files_done, _, bytes_done)
+      if r then
+        r:progress(base_files + files_done, state.planned,
+                   base_bytes + bytes_done, bytes_total)
+      end
+    end,
+    on_complete = function(i, res)
+      local j = queue[i]
+      left[j.actor] = left[j.actor] - 1
+      local verb = j.op == "get" and "download" or "upload"
+      if res.ok then
+        if j.op == "get" then T.downloaded = T.downloaded + 1
+        else T.uploaded = T.uploaded + 1 end
+        T.bytes_transferred = T.bytes_transferred + (res.bytes or 0)
+        done[j.actor] = done[j.actor] or {}
+        table.insert(done[j.actor], { j, res })
+        emit(r, { actor = j.actor, file = j.file, action = verb, result = "ok",
+                  bytes = res.bytes, md5 = res.md5 })
+      elseif res.code ~= "EINTR" and not core.interrupted() then
+        T.transfers_failed = T.transfers_failed + 1
+        fail(r, j.actor, j.file, string.format("%s %s/%s: %s", verb, j.actor, j.file,
+             tostring(res.error)), res.code)
+      end
+      if left[j.actor] == 0 or core.now() - (last_save[j.actor] or 0) > SAVE_EVERY then
+        apply(j.actor)
+      end
+    end,
+  })
+  for i, res in pairs(results or {}) do
+    state.files_done = state.files_done + 1
+    state.bytes_done = state.bytes_done + (res and res.bytes or 0)
+    local _ = i
+  end
+  for actor in pairs(done) do apply(actor) end
+  return true
+end
+
+local function selected(o, name)
+  if o.select then return o.select(name) end
+  return true
+end
+
+local function manifest_ids(dir)
+  local ids = {}
+  for _, f in ipairs(core.listdir(dir) or {}) do
+    local id = f:match("^(%d+)_manifest%.json$")
+    if id then ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  return ids
+end
+
+--- The bulk engine behind sync-manifests, pull-all, pull and push.
+-- o = { direction = nil | "pull" | "push" | "both", repair, overwrite,
+--   dry_run, verify, prune, reporter (tdm.cli reporter or nil),
+--   actors = { names/ids } (list each one's prefix) or nil (all actors:
+--   one listing of the whole prefix + local folders + manifests),
+--   select = function(name) -> bool (--shard etc.), only = { file set } }
+-- Returns the totals (a flat table for the summary) and per-actor final
+-- statistics in totals._final (name -> statistics).
+function Sync:run(o)
+  local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
+                  planned = 0, files_done = 0, bytes_done = 0 }
+  local T, r = state.totals, o.reporter
+  local processed, processed_ids = {}, {}
+  local function skip(key, why, actor)
+    T.keys_skipped = T.keys_skipped + 1
+    emit(r, { actor = actor, file = key, action = "skip", result = "refused", error = why })
+  end
+  local function process(name, objects)
+    if processed[name] or core.interrupted() then return end
+    processed[name] = true
+    processed_ids[name:match("^(%d+)")] = true
+    if not selected(o, name) then return end
+    self:process_actor(name, objects, o, state)
+    if #state.queue >= BATCH and not o.dry_run then self:flush(o, state) end
+  end
+
+  if o.actors then
+    for _, a in ipairs(o.actors) do
+      if core.interrupted() then break end
+      local name, msg, code = self:resolve_actor(a)
+      if not name then
+        T.actor_errors = T.actor_errors + 1
+        fail(r, tostring(a), nil, msg, code)
+      else
+        local objects, lmsg, lcode = self:list_actor(name, skip)
+        if not objects then
+          T.actor_errors = T.actor_errors + 1
+          fail(r, name, nil, "listing " .. self:key_for(name, "") .. ": " .. tostring(lmsg), lcode)
+        else
+          process(name, objects)
+        end
+      end
+    end
+  else
+    local listed, msg, code = self:each_listed_actor(self.list_root, process, skip)
+    if not listed then
+      -- Without the complete listing nobody else can be judged: report and stop.
+      T.actor_errors = T.actor_errors + 1
+      fail(r, nil, nil, "listing s3://" .. self.cfg.bucket .. "/" .. self.list_root
+           .. ": " .. tostring(msg), code)
+    else
+      local actors_dir = self.data_root .. "/actors"
+      local names = core.listdir(actors_dir) or {}
+      table.sort(names)
+      for _, name in ipairs(names) do
+        local st = core.stat(actors_dir .. "/" .. name)
+        if st and st.type == "dir" and not processed[name] then
+          if check_actor_name(name) then
+            process(name, {})
+          elseif name:sub(1, 1) ~= "." then
+            emit(r, { file = actors_dir .. "/" .. name, action = "skip",
+                      result = "not an actor folder" })
+          end
+        end
+      end
+      local mdir = self.data_root .. "/actor_manifests"
+      for _, id in ipairs(manifest_ids(mdir)) do
+        if not processed_ids[id] and not core.interrupted() then
+          local path = mdir .. "/" .. id .. "_manifest.json"
+          local doc, lmsg, lcode = manifest_mod().load(path)
+          local name = doc and doc.character_name
+          if not doc then
+            if selected(o, id) then
+              T.actor_errors = T.actor_errors + 1
+              fail(r, id, nil, lmsg, lcode)
+            end
+          elseif type(name) ~= "string" or not check_actor_name(name)
+                 or name:match("^(%d+)") ~= id then
+            if selected(o, id) then
+              T.actor_errors = T.actor_errors + 1
+              fail(r, id, nil, string.format("%s: character_name '%s' does not name actor %s",
+                   path, tostring(name), id), "BADMANIFEST")
+            end
+          else
+            process(name, {})
+          end
+        end
+      end
+    end
+  end
+  if not o.dry_run then self:flush(o, state) end
+  for _, stats in pairs(state.final) do
+    T.synced = T.synced + (stats.training_synced_count or 0)
+    T.local_only = T.local_only + (stats.training_local_only_count or 0)
+    T.s3_only = T.s3_only + (stats.training_s3_only_count or 0)
+    T.out_of_sync = T.out_of_sync + (stats.training_out_of_sync_count or 0)
+    T.missing = T.missing + (stats.training_missing_count or 0)
+  end
+  if o.dry_run then T.planned = state.planned end
+  T._final = state.final
+  return T
+end
+
+--- The seed's auto_initialize_manifest: list the actor's S3 prefix, scan
+-- its local folder, create or update its manifest so every object and
+-- every local image has an entry. opts: { dry_run, verify, prune }.
+-- -> report { actor, created, written, would_write, scan, s3_added,
+-- s3_gone, statistics } | nil, msg, code.
+function Sync:auto_initialize_manifest(actor, opts)
+  opts = opts or {}
+  local name, msg, code = self:resolve_actor(actor)
+  if not name then return nil, msg, code end
+  local objects
+  objects, msg, code = self:list_actor(name)
+  if not objects then return nil, msg, code end
+  local m
+  m, msg, code = manifest_mod().open(name, self.cfg)
+  if not m then return nil, msg, code end
+  local ok, res = pcall(function()
+    local rep, emsg, ecode = self:refresh(m, objects, opts)
+    if not rep then return { nil, emsg, ecode } end
+    rep.actor = name
+    rep.created = not m:exists()
+    rep.would_write = m:dirty()
+    rep.written = false
+    if not opts.dry_run then
+      local saved, written, sc = m:save()
+      if not saved then return { nil, written, sc } end
+      rep.written = written
+    end
+    rep.statistics = m:statistics()
+    return { rep }
+  end)
+  m:close()
+  if not ok then error(res, 0) end
+  return table.unpack(res, 1, 3)
+end
+
+--- The seed's sync_actor_training_data: refresh the actor's manifest, then
+-- move files: direction "pull" (S3 -> local: s3_only, and out_of_sync
+-- with repair), "push" (local -> S3: local_only, and out_of_sync with
+-- overwrite) or "both". delete = true also removes, after the transfers,
+-- what the other side does not have (pull: local-only files; push:
+-- S3-only objects) and their entries. dry_run = true changes nothing.
+-- opts.only = { filenames } restricts the transfers to those files.
+-- -> totals (as Sync:run) | nil, msg, code.
+function Sync:sync_actor_training_data(actor, opts)
+  opts = opts or {}
+  local direction = opts.direction or "both"
+  if direction ~= "pull" and direction ~= "push" and direction ~= "both" then
+    error("sync_actor_training_data: direction must be pull, push or both, got '"
+          .. tostring(direction) .. "'", 2)
+  end
+  if opts.delete and direction == "both" then
+    error("sync_actor_training_data: delete needs direction pull or push", 2)
+  end
+  local name, msg, code = self:resolve_actor(actor)
+  if not name then return nil, msg, code end
+  local only
+  if opts.only then
+    only = {}
+    for _, fn in ipairs(opts.only) do only[fn] = true end
+  end
+  local T = self:run({ direction = direction, repair = opts.repair,
+                       overwrite = opts.overwrite, dry_run = opts.dry_run,
+                       verify = opts.verify, actors = { name }, only = only,
+                       reporter = opts.reporter })
+  if opts.delete and not opts.dry_run and T.actor_errors == 0
+     and T.transfers_failed == 0 then
+    local ok, dmsg, dcode = self:delete_unmatched(name, direction, opts.reporter, T)
+    if not ok then return nil, dmsg, dcode end
+  end
+  return T
+end
+
+--- After a pull (push) with delete: remove the local (S3) copies of what
+-- the other side lacks, and their entries, under the manifest's lock.
+function Sync:delete_unmatched(name, direction, r, T)
+  local m, msg, code = manifest_mod().open(name, self.cfg)
+  if not m then return nil, msg, code end
+  local ok, res = pcall(function()
+    local victims = {}
+    for _, e in ipairs(m:get_all_images()) do
+      if (direction == "pull" and e.status == "local_only")
+         or (direction == "push" and e.status == "s3_only") then
+        victims[#victims + 1] = e.filename
+      end
+    end
+    if #victims == 0 then return { true } end
+    if direction == "pull" then
+      for _, fn in ipairs(victims) do
+        local okr, rerr = os.remove(self:local_path(name, fn))
+        if okr or not core.stat(self:local_path(name, fn)) then
+          m:remove_image(fn)
+          T.deleted = T.deleted + 1
+          emit(r, { actor = name, file = fn, action = "delete-local", result = "ok" })
+        else
+          fail(r, name, fn, "delete " .. self:local_path(name, fn) .. ": " .. tostring(rerr), "EIO")
+        end
+      end
+    else
+      local c, cmsg, ccode = self:client()
+      if not c then return { nil, cmsg, ccode } end
+      local keys, by_key = {}, {}
+      for _, fn in ipairs(victims) do
+        local k = self:key_for(name, fn)
+        keys[#keys + 1] = k
+        by_key[k] = fn
+      end
+      local res, dmsg, dcode = c:delete_many(keys)
+      if not res then return { nil, dmsg, dcode } end
+      for _, k in ipairs(res.deleted or {}) do
+        m:remove_image(by_key[k])
+        T.deleted = T.deleted + 1
+        emit(r, { actor = name, file = by_key[k], action = "delete-s3", result = "ok" })
+      end
+      for _, e in ipairs(res.errors or {}) do
+        fail(r, name, by_key[e.key], "delete " .. tostring(e.key) .. ": " .. tostring(e.message), e.code)
+      end
+    end
+    local saved, smsg, scode = m:save()
+    if not saved then return { nil, smsg, scode } end
+    return { true }
+  end)
+  m:close()
+  if not ok then error(res, 0) end
+  return table.unpack(res, 1, 3)
+end
+
+return Sync
