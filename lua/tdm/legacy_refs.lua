@@ -1,0 +1,326 @@
+--- tdm.legacy_refs -- read the image references out of a legacy
+-- training_data/response.json. Pure functions: text in, a list or an
+-- error out; no file, no network, no global state (a fuzz target).
+--
+--   local refs = require "tdm.legacy_refs"
+--   local list, ignored = refs.extract(text)           -- raw strings
+--   local entries, why = refs.interpret(text, {
+--     actor_name = "0042_x", bucket = "story-boards-assets",
+--     prefix = "system_actors/training_data",
+--     public_url_base = "https://story-boards-assets.s3.us-west-1.amazonaws.com" })
+--
+-- Accepted shapes (the format was never specified):
+--   * the whole document is a reference string, or a list of them;
+--   * objects (at any depth up to MAX_DEPTH) whose fields `s3_url`,
+--     `image_url`, `url`, `output`, `images`, `urls`, `training_data` hold
+--     a reference string, a list of them, or further such objects; one
+--     object with several string fields counts as ONE image (s3_url is
+--     preferred, then image_url, url, output, images, urls, training_data);
+--     other fields are searched for such objects but their strings are
+--     not references;
+--   * a reference is an S3 URL (virtual-hosted https://B.s3[.R].amazonaws.com
+--     /KEY, path-style https://s3[.R].amazonaws.com/B/KEY, s3://B/KEY, or
+--     the configured public URL base), any other http(s) URL, or a relative
+--     path / file name; query strings and fragments are dropped, %XX
+--     decoded. Only strings whose last path component has an image
+--     extension (.jpg .jpeg .png .webp) are references; other strings in
+--     reference fields (status URLs, ids) are ignored and counted.
+--
+-- Mapping (interpret): a file name of the form {actor_name}_{N}.{ext} maps
+-- to itself; any other name maps by its position P (0-based) in the list
+-- of references to {actor_name}_{P}.{ext}. The whole document is refused
+-- (nil, reason) when it is not JSON, has no references, names another
+-- bucket or another actor, has `..`, NUL, backslashes or control
+-- characters in a reference, maps two different references to one index,
+-- or is larger / deeper / longer than the limits below.
+local cjson = require "cjson"
+
+local refs = {}
+
+refs.MAX_BYTES = 8 * 1024 * 1024   -- largest response.json read
+refs.MAX_DEPTH = 64                -- nesting of arrays/objects
+refs.MAX_REFS = 10000              -- references in one document
+refs.MAX_REF_LEN = 2048            -- characters in one reference
+
+-- Fields that hold references, in order of preference.
+local REF_KEYS = { "s3_url", "image_url", "url", "output", "images", "urls",
+                   "training_data" }
+local IS_REF_KEY = {}
+for _, k in ipairs(REF_KEYS) do IS_REF_KEY[k] = true end
+
+local IMAGE_EXT = { jpg = true, jpeg = true, png = true, webp = true }
+
+-- A private decoder: its limits are not shared with other users of cjson.
+local decoder = cjson.new()
+decoder.decode_max_depth(refs.MAX_DEPTH + 2)
+decoder.decode_invalid_numbers(false)
+
+--- Whether `name` (one path component) has an image extension and is not
+-- hidden.
+function refs.is_image_name(name)
+  if type(name) ~= "string" or name:sub(1, 1) == "." then return false end
+  local ext = name:match("%.([%w]+)$")
+  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
+end
+
+-- The path part of a reference string (scheme and host, query and fragment
+-- removed) -- used only to decide whether a string looks like an image.
+local function path_part(s)
+  local p = s:match("^[%a][%w+.-]*://[^/?#]*(.*)$") or s
+  return (p:gsub("[?#].*$", ""))
+end
+
+-- Whether a string is meant as an image reference: its path ends in an
+-- image extension. Hidden or hostile names still count (interpret refuses
+-- them with a reason rather than skipping them).
+local function looks_like_image(s)
+  local ext = path_part(s):match("%.([%w]+)$")
+  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
+end
+
+--- Walk the decoded document and collect the reference strings, in
+-- document order (object fields in REF_KEYS order, then other fields
+-- sorted). Returns list, ignored | nil, reason. list[i] = { ref = string,
+-- path = "$.output[1].url" }.
+local function collect(doc)
+  local out, ignored, seen = {}, 0, {}
+  local function add(s, path)
+    if not looks_like_image(s) then
+      ignored = ignored + 1
+      return true
+    end
+    if #s > refs.MAX_REF_LEN then
+      return nil, string.format("%s: reference longer than %d characters",
+                                path, refs.MAX_REF_LEN)
+    end
+    if seen[s] then return true end
+    seen[s] = true
+    if #out >= refs.MAX_REFS then
+      return nil, string.format("more than %d references", refs.MAX_REFS)
+    end
+    out[#out + 1] = { ref = s, path = path }
+    return true
+  end
+  local walk
+  -- `in_ref`: strings here are references (inside a reference field or a
+  -- top-level list).
+  walk = function(v, path, depth, in_ref)
+    if depth > refs.MAX_DEPTH then
+      return nil, string.format("%s: nested deeper than %d levels", path,
+                                refs.MAX_DEPTH)
+    end
+    local tv = type(v)
+    if tv == "string" then
+      if in_ref then return add(v, path) end
+      return true
+    elseif tv ~= "table" then
+      return true   -- numbers, booleans, null: not references
+    end
+    local n = #v
+    local is_array = next(v) == nil or (n > 0 and next(v, n) == nil)
+    if is_array then
+      for i = 1, n do
+        local ok, err = walk(v[i], string.format("%s[%d]", path, i - 1),
+                             depth + 1, in_ref)
+        if not ok then return nil, err end
+      end
+      return true
+    end
+    -- An object: one image's string fields give one reference.
+    local picked = false
+    for _, k in ipairs(REF_KEYS) do
+      local f = v[k]
+      if type(f) == "string" then
+        if not picked and looks_like_image(f) then
+          local ok, err = add(f, path .. "." .. k)
+          if not ok then return nil, err end
+          picked = true
+        elseif not picked then
+          ignored = ignored + 1
+        end
+      end
+    end
+    for _, k in ipairs(REF_KEYS) do
+      local f = v[k]
+      if type(f) == "table" then
+        local ok, err = walk(f, path .. "." .. k, depth + 1, true)
+        if not ok then return nil, err end
+      end
+    end
+    local others = {}
+    for k, f in pairs(v) do
+      if type(k) == "string" and not IS_REF_KEY[k] and type(f) == "table" then
+        others[#others + 1] = k
+      end
+    end
+    table.sort(others)
+    for _, k in ipairs(others) do
+      local ok, err = walk(v[k], path .. "." .. k, depth + 1, false)
+      if not ok then return nil, err end
+    end
+    return true
+  end
+  local ok, err = walk(doc, "$", 0, true)
+  if not ok then return nil, err end
+  return out, ignored
+end
+
+--- Decode `text` and return the reference strings it holds:
+-- list, ignored | nil, reason. See collect for the list's shape.
+function refs.extract(text)
+  if type(text) ~= "string" then
+    error("legacy_refs.extract: text must be a string", 2)
+  end
+  if #text > refs.MAX_BYTES then
+    return nil, string.format("larger than %d bytes", refs.MAX_BYTES)
+  end
+  local ok, doc = pcall(decoder.decode, text)
+  if not ok then
+    local why = tostring(doc):gsub("^.-:%d+: ", "")
+    return nil, "invalid JSON: " .. why
+  end
+  return collect(doc)
+end
+
+-- %XX decoding (URL paths); other bytes are kept as they are.
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+local function escape_pattern(s)
+  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+--- Parse an S3 or other URL: { bucket =, key = } for S3 forms,
+-- { foreign = true, path = } for any other http(s) URL, { path = } for a
+-- string with no scheme; nil, reason for an unsupported scheme. `ctx`
+-- gives bucket and public_url_base. Query and fragment are dropped and
+-- %XX decoded in the path/key.
+function refs.parse_url(url, ctx)
+  ctx = ctx or {}
+  local base = ctx.public_url_base
+  if base and base ~= "" then
+    base = base:gsub("/+$", "")
+    if url:sub(1, #base + 1) == base .. "/" then
+      local key = url:sub(#base + 2):gsub("[?#].*$", "")
+      return { bucket = ctx.bucket, key = unescape(key) }
+    end
+  end
+  local scheme, rest = url:match("^([%a][%w+.-]*)://(.*)$")
+  if not scheme then return { path = url } end
+  scheme = scheme:lower()
+  local host, path = rest:match("^([^/?#]*)(.*)$")
+  path = path:gsub("[?#].*$", "")
+  host = host:lower():gsub(":%d+$", "")
+  if scheme == "s3" then
+    if host == "" then return nil, "s3:// URL without a bucket" end
+    return { bucket = host, key = unescape((path:gsub("^/", ""))) }
+  end
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, "unsupported URL scheme '" .. scheme .. "'"
+  end
+  -- Virtual-hosted: BUCKET.s3.amazonaws.com, BUCKET.s3.REGION.amazonaws.com,
+  -- BUCKET.s3-REGION.amazonaws.com.
+  local vb = host:match("^(.-)%.s3%.amazonaws%.com$")
+          or host:match("^(.-)%.s3[%.-][%w-]+%.amazonaws%.com$")
+  if vb and vb ~= "" then
+    return { bucket = vb, key = unescape((path:gsub("^/", ""))) }
+  end
+  -- Path-style: s3.amazonaws.com/BUCKET/KEY, s3.REGION..., s3-REGION...
+  if host == "s3.amazonaws.com" or host:match("^s3[%.-][%w-]+%.amazonaws%.com$") then
+    local b, key = path:match("^/([^/]+)/(.*)$")
+    if not b then return nil, "path-style S3 URL without a key" end
+    return { bucket = b, key = unescape(key) }
+  end
+  return { foreign = true, path = unescape(path) }
+end
+
+-- Refuse what could escape the data root or smuggle bytes.
+local function hostile(s)
+  if s:find("\0", 1, true) then return "NUL byte" end
+  if s:find("\\", 1, true) then return "backslash" end
+  if s:find("[%c]") then return "control character" end
+  for comp in (s .. "/"):gmatch("([^/]*)/") do
+    if comp == ".." then return "'..' component" end
+  end
+  return nil
+end
+
+--- The manifest entries a legacy document stands for:
+-- entries, ignored | nil, reason. ctx = { actor_name, bucket, prefix,
+-- public_url_base }. entries (sorted by index) = { filename, index, by =
+-- "name"|"position", ref, path (in the document), key (the S3 key tdm uses
+-- for the file), ext }.
+function refs.interpret(text, ctx)
+  assert(type(ctx) == "table" and type(ctx.actor_name) == "string",
+         "legacy_refs.interpret: ctx.actor_name required")
+  local actor = ctx.actor_name
+  local prefix = (ctx.prefix or ""):gsub("^/+", ""):gsub("/+$", "")
+  local list, ignored = refs.extract(text)
+  if not list then return nil, ignored end
+  if #list == 0 then
+    return nil, string.format("no image references found (%d other strings)",
+                              ignored)
+  end
+  local own = "^" .. escape_pattern(actor) .. "_(%d+)%.([%w]+)$"
+  local entries, by_index, by_name = {}, {}, {}
+  for pos, item in ipairs(list) do
+    local where = item.path
+    local u, err = refs.parse_url(item.ref, ctx)
+    if not u then return nil, where .. ": " .. err end
+    local path = u.key or u.path
+    local bad = hostile(item.ref) or hostile(path)
+    if bad then
+      return nil, string.format("%s: %s in reference %q", where, bad,
+                                item.ref:sub(1, 200))
+    end
+    if u.bucket and ctx.bucket and u.bucket ~= ctx.bucket then
+      return nil, string.format("%s: references bucket '%s', not '%s'",
+                                where, u.bucket, ctx.bucket)
+    end
+    local comps = {}
+    for c in path:gmatch("[^/]+") do comps[#comps + 1] = c end
+    local name = comps[#comps]
+    if not name or not refs.is_image_name(name) then
+      return nil, string.format("%s: no image file name in %q", where,
+                                item.ref:sub(1, 200))
+    end
+    -- Any directory that looks like an actor must be this actor.
+    for i = 1, #comps - 1 do
+      if comps[i]:match("^%d+_") and comps[i] ~= actor then
+        return nil, string.format("%s: references another actor '%s'",
+                                  where, comps[i])
+      end
+    end
+    local idx, ext = name:match(own)
+    local e = { ref = item.ref, path = where }
+    if idx then
+      e.by, e.index, e.ext, e.filename = "name", tonumber(idx), ext, name
+    else
+      local other = name:match("^(%d+_.+)_%d+%.[%w]+$")
+      if other then
+        return nil, string.format("%s: references another actor's file '%s'",
+                                  where, name)
+      end
+      e.by, e.index, e.ext = "position", pos - 1, name:match("%.([%w]+)$")
+      e.filename = string.format("%s_%d.%s", actor, e.index, e.ext)
+    end
+    e.key = (prefix ~= "" and (prefix .. "/") or "") .. actor .. "/" .. e.filename
+    if by_name[e.filename] then
+      -- the same file named twice (e.g. a URL and its S3 copy): keep one
+    elseif by_index[e.index] then
+      return nil, string.format("%s and %s both map to index %d ('%s', '%s')",
+                                by_index[e.index].path, where, e.index,
+                                by_index[e.index].filename, e.filename)
+    else
+      by_index[e.index], by_name[e.filename] = e, e
+      entries[#entries + 1] = e
+    end
+  end
+  table.sort(entries, function(a, b) return a.index < b.index end)
+  return entries, ignored
+end
+
+return refs

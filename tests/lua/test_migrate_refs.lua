@@ -1,0 +1,117 @@
+-- test_migrate_refs.lua -- the legacy response.json reference extractor
+-- (tdm.legacy_refs): every accepted shape maps to the right files, every
+-- garbled or hostile document is refused with its reason, and the
+-- functions are pure (no globals, same answer twice).
+local t = require "t"
+local refs = require "tdm.legacy_refs"
+local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+local lf = dofile(ROOT .. "/tests/lib/legacy_fixture.lua")
+
+local ctxs = {
+  { actor_name = "0042_european_30_male", bucket = "story-boards-assets",
+    prefix = "system_actors/training_data", region = "us-west-1",
+    public_url_base = "https://story-boards-assets.s3.us-west-1.amazonaws.com" },
+  -- another prefix, bucket and a name with pattern characters in it
+  { actor_name = "7_a-b.c(d)%", bucket = "other.bucket", prefix = "p/q",
+    region = "eu-central-1" },
+}
+
+for _, ctx in ipairs(ctxs) do
+  for _, c in ipairs(lf.accepted(ctx)) do
+    t.test(ctx.actor_name .. ": accepts " .. c.name, function()
+      local entries, ignored = refs.interpret(c.text, ctx)
+      t.ok(entries, "interpret: " .. tostring(ignored))
+      local got = {}
+      for i, e in ipairs(entries) do
+        got[i] = e.filename
+        t.eq(e.by, c.by[e.filename], c.name .. ": how " .. e.filename .. " was mapped")
+        t.eq(e.key, ctx.prefix .. "/" .. ctx.actor_name .. "/" .. e.filename,
+             c.name .. ": key")
+        t.eq(e.filename:match("_(%d+)%.%w+$"), tostring(e.index), "index")
+      end
+      t.eq(got, c.want, c.name .. ": files")
+    end)
+  end
+  for _, c in ipairs(lf.garbled(ctx)) do
+    t.test(ctx.actor_name .. ": refuses " .. c.name, function()
+      local entries, why = refs.interpret(c.text, ctx)
+      t.eq(entries, nil, c.name .. ": entries")
+      t.ok(type(why) == "string" and why:find(c.reason, 1, true),
+           string.format("%s: reason containing %q, got %q", c.name,
+                         c.reason, tostring(why)))
+      t.ok(not why:find("\n"), "reason is one line")
+    end)
+  end
+end
+
+t.test("extract returns raw references in document order", function()
+  local list, ignored = refs.extract(
+    '{"status": "x", "output": ["a/0042_x_1.jpg", "https://h/p.html"], '
+    .. '"images": [{"url": "s3://b/k/0042_x_0.png"}]}')
+  t.eq(#list, 2, "count")
+  -- fields in REF_KEYS order: output before images
+  t.eq(list[1].ref, "a/0042_x_1.jpg", "first")
+  t.eq(list[1].path, "$.output[0]", "path of first")
+  t.eq(list[2].ref, "s3://b/k/0042_x_0.png", "second")
+  t.eq(list[2].path, "$.images[0].url", "path of second")
+  t.eq(ignored, 1, "ignored strings")
+end)
+
+t.test("parse_url forms", function()
+  local ctx = ctxs[1]
+  local cases = {
+    { "https://b.s3.us-west-1.amazonaws.com/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
+    { "https://b.s3.amazonaws.com/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
+    { "https://b.s3-eu-west-1.amazonaws.com/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
+    { "https://s3.us-west-1.amazonaws.com/b/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
+    { "https://s3.amazonaws.com/b/k/x.jpg?v=1#f", { bucket = "b", key = "k/x.jpg" } },
+    { "s3://b/k/a%20b.jpg", { bucket = "b", key = "k/a b.jpg" } },
+    { "HTTPS://B.S3.AMAZONAWS.COM:443/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
+    { "https://cdn.example.com/x/y.jpg", { foreign = true, path = "/x/y.jpg" } },
+    { "x/y.jpg", { path = "x/y.jpg" } },
+    { ctx.public_url_base .. "/sys/a.jpg", { bucket = ctx.bucket, key = "sys/a.jpg" } },
+  }
+  for _, c in ipairs(cases) do
+    t.eq(refs.parse_url(c[1], ctx), c[2], c[1])
+  end
+  local r, why = refs.parse_url("ftp://h/x.jpg", ctx)
+  t.eq(r, nil, "ftp refused")
+  t.ok(why:find("unsupported", 1, true), "ftp reason")
+  t.eq(refs.parse_url("s3:///x.jpg", ctx), nil, "s3 without bucket")
+end)
+
+t.test("limits", function()
+  local many = {}
+  for i = 1, refs.MAX_REFS + 1 do many[i] = string.format('"0042_x_%d.jpg"', i) end
+  local e, why = refs.interpret("[" .. table.concat(many, ",") .. "]",
+                                { actor_name = "0042_x" })
+  t.eq(e, nil, "too many refs")
+  t.ok(why:find("more than", 1, true), "too many: " .. tostring(why))
+  e, why = refs.interpret('["' .. string.rep("a", refs.MAX_REF_LEN) .. '/0042_x_1.jpg"]',
+                          { actor_name = "0042_x" })
+  t.eq(e, nil, "long ref")
+  t.ok(why:find("longer than", 1, true), "long ref: " .. tostring(why))
+  e, why = refs.extract(string.rep(" ", refs.MAX_BYTES + 1))
+  t.eq(e, nil, "big document")
+  t.ok(why:find("larger than", 1, true), "big: " .. tostring(why))
+  local deep = '"0042_x_1.jpg"'
+  for _ = 1, refs.MAX_DEPTH + 1 do deep = '{"output": [' .. deep .. ']}' end
+  e, why = refs.interpret(deep, { actor_name = "0042_x" })
+  t.eq(e, nil, "deep")
+  t.ok(why:find("deeper than", 1, true) or why:find("invalid JSON", 1, true),
+       "deep: " .. tostring(why))
+end)
+
+t.test("pure: no globals, same answer twice, misuse raises", function()
+  local before = {}
+  for k in pairs(_G) do before[k] = true end
+  local c = lf.accepted(ctxs[1])[1]
+  local a1 = refs.interpret(c.text, ctxs[1])
+  local a2 = refs.interpret(c.text, ctxs[1])
+  t.eq(a1, a2, "same result")
+  for k in pairs(_G) do t.ok(before[k], "new global " .. tostring(k)) end
+  t.ok(not pcall(refs.extract, 42), "non-string raises")
+  t.ok(not pcall(refs.interpret, "[]", {}), "no actor raises")
+end)
+
+return t.done()
