@@ -21,6 +21,7 @@
 #include "tdm/fs.h"
 #include "tdm/interrupt.h"
 #include "tdm/config.h"
+#include "tdm/manifest.h"
 #include "tdm/sigv4.h"
 
 #endif

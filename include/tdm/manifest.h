@@ -1,0 +1,212 @@
+/*
+ * tdm/manifest.h -- per-actor training-data manifests: the model, its
+ * invariants, a Python-compatible JSON writer, locked atomic saves and
+ * local scans that reuse known hashes.
+ *
+ * A manifest is data/actor_manifests/{actor_id}_manifest.json. The core
+ * keeps the parsed document (jansson, key order and unknown keys kept) and,
+ * beside each entry, the *facts* it knows: whether the file is present
+ * locally and in S3, and with which MD5/size/mtime. Callers report facts;
+ * the core derives `status`, `md5_hash`, `size_bytes`, `size_mb`,
+ * `modified_timestamp`, `modified_date`, `local_path`, `s3_url`, the
+ * statistics and `training_data_updated`. Nobody sets a status by hand.
+ *
+ * Files are never opened through a manifest's `local_path`: the location of
+ * an entry's file is always data_root/actors/{actor_name}/training_data/
+ * {filename}, with the filename checked to be one safe component.
+ */
+#ifndef TDM_MANIFEST_H
+#define TDM_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "buf.h"
+#include "hash.h"
+
+/* Largest manifest file tdm reads (a 10,000-entry manifest is ~5 MB). */
+#define TDM_MANIFEST_MAX_BYTES (64u * 1024 * 1024)
+/* Largest path tdm builds. */
+#define TDM_PATH_MAX 4096
+
+typedef struct tdm_manifest tdm_manifest;
+
+/* Where and how to open a manifest. All strings are borrowed for the
+ * duration of tdm_manifest_open (copied). */
+typedef struct tdm_manifest_opts {
+  const char *data_root;        /* "data" when NULL */
+  const char *public_url_base;  /* "https://{bucket}.s3.{region}..." */
+  const char *prefix;           /* "system_actors/training_data" */
+  double lock_timeout;          /* seconds; <= 0 tries once */
+} tdm_manifest_opts;
+
+/* What a caller saw of one side (local file or S3 object) of an entry. */
+typedef struct tdm_fact {
+  int known;        /* 0: not reported, keep what the manifest knew */
+  int present;      /* when known: 1 the file/object exists, 0 absent */
+  char md5[TDM_MD5_HEX_LEN + 1];  /* "" = unknown */
+  char etag[TDM_ETAG_MAX];        /* S3 only; "" = unknown */
+  int has_size, has_mtime;
+  int64_t size;
+  double mtime;     /* seconds since the epoch */
+} tdm_fact;
+
+/* Status values, in statistics order. */
+typedef enum {
+  TDM_ST_SYNCED, TDM_ST_LOCAL_ONLY, TDM_ST_S3_ONLY, TDM_ST_OUT_OF_SYNC,
+  TDM_ST_MISSING, TDM_ST_COUNT
+} tdm_status;
+
+const char *tdm_status_name(tdm_status st);
+
+typedef struct tdm_manifest_stats {
+  int64_t count[TDM_ST_COUNT];
+  int64_t images;
+  int64_t bytes;
+  double size_mb;   /* round(bytes / 1048576, 2) */
+} tdm_manifest_stats;
+
+/* A read-only view of one entry, valid until the next mutation or close.
+ * Strings point into the manifest. */
+typedef struct tdm_entry_view {
+  const char *filename, *local_path, *s3_url, *md5_hash, *modified_date;
+  const char *status;
+  int64_t size_bytes;
+  double size_mb, modified_timestamp;
+  long index;            /* the _N of the filename, -1 when none */
+  const char *local_md5; /* NULL when unknown / absent */
+  const char *s3_md5, *s3_etag;
+  int local_present, s3_present;
+} tdm_entry_view;
+
+/* ---- actor names and paths ------------------------------------------- */
+
+/* Check an actor name ("0042_european_30_male": leading digits, one safe
+ * path component) and write its zero-padded id ("0042") into `id` (of
+ * `idsz` bytes). */
+int tdm_actor_id(const char *actor_name, char *id, size_t idsz,
+                 tdm_error *err);
+
+/* Whether `name` ends in an image extension (.jpg .jpeg .png .webp, any
+ * case) and is not hidden. */
+int tdm_is_image_name(const char *name);
+
+/* Python's round(x, 2) for the non-negative doubles of sizes. */
+double tdm_round2(double x);
+
+/* "YYYY-MM-DDTHH:MM:SS.ffffff" (UTC) of `ts`, rounded to microseconds as
+ * Python's datetime.utcfromtimestamp does. `out` holds 32 bytes. */
+void tdm_format_utc(double ts, char *out, size_t outsz);
+
+/* ---- the JSON writer -------------------------------------------------- */
+
+/* Append `v` (a jansson json_t *) to `out` exactly as Python's
+ * json.dumps(v, indent=2) would write it (no trailing newline). NaN and
+ * infinities are refused (EINVAL). `v` is const void * so this header does
+ * not need jansson.h. */
+int tdm_json_write(const void *v, tdm_buf *out, tdm_error *err);
+
+/* Python's repr() of a finite double into `out` (32 bytes is enough). */
+int tdm_float_repr(double d, char *out, size_t outsz);
+
+/* ---- open, query, mutate, save, close -------------------------------- */
+
+/* Lock and load the manifest of `actor_name` (a full checked name) under
+ * opts->data_root: creates actor_manifests/ when needed, takes an
+ * exclusive flock on "{manifest}.lock" polling up to opts->lock_timeout
+ * ("LOCKED", naming the holder's pid, when not had in time), then parses
+ * and validates the file ("BADMANIFEST", "FILE: line L column C: reason").
+ * A missing file gives an empty manifest in memory. On success *out owns
+ * the lock until tdm_manifest_close. */
+int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
+                      const tdm_manifest_opts *opts, tdm_error *err);
+
+/* Release the lock and free everything; unsaved changes are dropped.
+ * NULL is a no-op. */
+void tdm_manifest_close(tdm_manifest *m);
+
+/* Parse and validate a manifest file without locking. On success
+ * *root_out is a new jansson reference (json_t *) to the document. */
+int tdm_manifest_read_file(const char *path, void **root_out,
+                           tdm_error *err);
+
+const char *tdm_manifest_path(const tdm_manifest *m);
+const char *tdm_manifest_actor_name(const tdm_manifest *m);
+const char *tdm_manifest_actor_id(const tdm_manifest *m);
+const char *tdm_manifest_data_root(const tdm_manifest *m);
+/* Whether the file existed when opened. */
+int tdm_manifest_existed(const tdm_manifest *m);
+/* Whether save would write: changed since load, never saved, or the
+ * stored statistics are stale. */
+int tdm_manifest_dirty(const tdm_manifest *m);
+/* Whether the stored statistics disagree with the entries. */
+int tdm_manifest_stale(const tdm_manifest *m);
+
+size_t tdm_manifest_count(const tdm_manifest *m);
+/* View of entry i (0-based, file order); -1 when out of range. */
+int tdm_manifest_entry(const tdm_manifest *m, size_t i, tdm_entry_view *v);
+/* Index of the entry named `filename`, or -1. */
+long tdm_manifest_find(const tdm_manifest *m, const char *filename);
+void tdm_manifest_statistics(const tdm_manifest *m, tdm_manifest_stats *s);
+
+/* The local file of `filename`: data_root/actors/{name}/training_data/
+ * {filename} into `out` (filename checked). */
+int tdm_manifest_file_path(const tdm_manifest *m, const char *filename,
+                           char *out, size_t outsz, tdm_error *err);
+
+/* Add an entry ("EEXIST" when present, "EBADNAME" for a bad filename).
+ * A local fact that is present without an MD5 (or size/mtime) is
+ * completed by hashing (stat-ing) the local file. */
+int tdm_manifest_add(tdm_manifest *m, const char *filename,
+                     const tdm_fact *local, const tdm_fact *s3,
+                     tdm_error *err);
+/* Update an entry's facts ("ENOENT" when absent); facts with known == 0
+ * keep what the manifest knew. */
+int tdm_manifest_update(tdm_manifest *m, const char *filename,
+                        const tdm_fact *local, const tdm_fact *s3,
+                        tdm_error *err);
+int tdm_manifest_remove(tdm_manifest *m, const char *filename,
+                        tdm_error *err);
+
+/* Write the manifest when dirty: recompute statistics and
+ * training_data_updated, then tdm_atomic_write. *written says whether it
+ * wrote. */
+int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err);
+
+/* The document as it would be saved now (statistics recomputed only when
+ * dirty), appended to `out`. */
+int tdm_manifest_encode(tdm_manifest *m, tdm_buf *out, tdm_error *err);
+
+/* ---- local scan -------------------------------------------------------- */
+
+typedef struct tdm_scan_item {
+  char name[TDM_NAME_MAX + 1];
+  char reason[256];          /* for skipped files */
+} tdm_scan_item;
+
+typedef struct tdm_scan_report {
+  tdm_scan_item *added, *changed, *vanished, *skipped;
+  size_t n_added, n_changed, n_vanished, n_skipped;
+  size_t hashed, reused;
+  uint64_t bytes_hashed;
+} tdm_scan_report;
+
+/* List the actor's training_data/ and bring the local facts up to date:
+ * size+mtime equal to the entry's (and not racy) reuse the stored MD5
+ * unless `verify`; the rest are hashed on `jobs` threads. New images are
+ * added, entries whose file is gone are marked locally absent. A missing
+ * directory means no local files. Free with tdm_scan_report_free. */
+int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
+                      tdm_scan_report *rep, tdm_error *err);
+void tdm_scan_report_free(tdm_scan_report *rep);
+
+/* ---- locks (used by tdm_manifest_open) -------------------------------- */
+
+/* Take an exclusive flock on `lockpath` (created 0644), polling every
+ * 20-ish ms up to `timeout` seconds, then write our pid into it. Returns
+ * the open fd in *fd. "LOCKED" names the holder's pid on timeout. */
+int tdm_lock_acquire(const char *lockpath, double timeout, int *fd,
+                     tdm_error *err);
+void tdm_lock_release(int fd);
+
+#endif

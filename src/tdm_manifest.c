@@ -1,0 +1,764 @@
+/* tdm_manifest.c -- the manifest model: open/close under a lock, facts ->
+ * status and derived fields, mutations, statistics, saves. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tdm_manifest_int.h"
+
+static const char *const status_names[TDM_ST_COUNT] = {
+  "synced", "local_only", "s3_only", "out_of_sync", "missing"};
+
+/* Statistics keys in the order they are written (the seed's six, then
+ * the missing count of the design). */
+static const char *const stat_count_keys[TDM_ST_COUNT] = {
+  "training_synced_count", "training_local_only_count",
+  "training_s3_only_count", "training_out_of_sync_count",
+  "training_missing_count"};
+
+const char *tdm_status_name(tdm_status st) {
+  return (unsigned)st < TDM_ST_COUNT ? status_names[st] : "?";
+}
+
+int tdm_status_parse(const char *s) {
+  int i;
+  for (i = 0; s && i < TDM_ST_COUNT; i++)
+    if (strcmp(s, status_names[i]) == 0) return i;
+  return -1;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+int tdm_is_image_name(const char *name) {
+  static const char *const exts[] = {".jpg", ".jpeg", ".png", ".webp", NULL};
+  size_t n = strlen(name), k;
+  int i;
+  if (n == 0 || name[0] == '.') return 0;
+  for (i = 0; exts[i]; i++) {
+    k = strlen(exts[i]);
+    if (n > k && strcasecmp(name + n - k, exts[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+int tdm_actor_id(const char *actor_name, char *id, size_t idsz,
+                 tdm_error *err) {
+  size_t nd = 0, len = strlen(actor_name);
+  if (tdm_check_name(actor_name, len, "actor name", err) != TDM_OK)
+    return TDM_ERR;
+  while (isdigit((unsigned char)actor_name[nd])) nd++;
+  if (nd == 0 || actor_name[nd] != '_' || actor_name[nd + 1] == '\0')
+    return tdm_error_set(err, "ENOACTOR", "actor name '%s' is not "
+                         "{actor_id}_{descriptor}", actor_name);
+  if (snprintf(id, idsz, "%.*s%.*s", nd < 4 ? (int)(4 - nd) : 0, "0000",
+               (int)nd, actor_name) >= (int)idsz)
+    return tdm_error_set(err, "ENOACTOR", "actor id of '%s' is too long",
+                         actor_name);
+  return TDM_OK;
+}
+
+double tdm_round2(double x) {
+  char buf[64];
+  /* glibc rounds the exact binary value half-even, as Python's round()
+   * does through its own correctly rounded dtoa. */
+  snprintf(buf, sizeof buf, "%.2f", x);
+  return strtod(buf, NULL);
+}
+
+void tdm_format_utc(double ts, char *out, size_t outsz) {
+  double ipart, frac = modf(ts, &ipart);
+  double us = nearbyint(frac * 1e6);
+  time_t t;
+  struct tm tm;
+  if (us >= 1e6) { ipart += 1; us -= 1e6; }
+  else if (us < 0) { ipart -= 1; us += 1e6; }
+  t = (time_t)ipart;
+  gmtime_r(&t, &tm);
+  snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, (long)us);
+}
+
+double tdm_parse_utc(const char *s) {
+  struct tm tm;
+  int y, mo, d, h, mi, sec, n = 0;
+  double frac = 0;
+  if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
+                   &sec, &n) != 6)
+    return -1;
+  if (s[n] == '.') frac = strtod(s + n, NULL);
+  memset(&tm, 0, sizeof tm);
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  return (double)timegm(&tm) + frac;
+}
+
+static double now_ts(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000) / 1e6;
+}
+
+/* Append `s` URI-encoded as S3 shows a key segment (unreserved kept). */
+static int append_uri(tdm_buf *b, const char *s, int keep_slash,
+                      tdm_error *err) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
+      if (tdm_buf_appendc(b, (char)c, err) != TDM_OK) return TDM_ERR;
+    } else if (tdm_buf_printf(b, err, "%%%02X", c) != TDM_OK) {
+      return TDM_ERR;
+    }
+  }
+  return TDM_OK;
+}
+
+int tdm_manifest_file_path(const tdm_manifest *m, const char *filename,
+                           char *out, size_t outsz, tdm_error *err) {
+  int n;
+  if (tdm_check_name(filename, strlen(filename), "filename", err) != TDM_OK)
+    return TDM_ERR;
+  n = snprintf(out, outsz, "%s/actors/%s/training_data/%s", m->data_root,
+               m->actor_name, filename);
+  if (n < 0 || (size_t)n >= outsz)
+    return tdm_error_errno(err, ENAMETOOLONG, "path of %s", filename);
+  return TDM_OK;
+}
+
+/* ---- field setters that notice change ------------------------------------ */
+
+static int set_string(tdm_manifest *m, json_t *obj, const char *key,
+                      const char *val) {
+  json_t *old = json_object_get(obj, key);
+  if (old && json_is_string(old) && strcmp(json_string_value(old), val) == 0)
+    return 0;
+  m->changed = 1;
+  return json_object_set_new(obj, key, json_string(val));
+}
+
+static int set_int(tdm_manifest *m, json_t *obj, const char *key,
+                   int64_t val) {
+  json_t *old = json_object_get(obj, key);
+  if (old && json_is_integer(old) && json_integer_value(old) == val)
+    return 0;
+  m->changed = 1;
+  return json_object_set_new(obj, key, json_integer(val));
+}
+
+/* Reals compare with a tolerance of `tol` (timestamps read back from
+ * stat may differ from a Python-written value in the last bit). */
+static int set_real(tdm_manifest *m, json_t *obj, const char *key,
+                    double val, double tol) {
+  json_t *old = json_object_get(obj, key);
+  if (old && json_is_real(old) && fabs(json_real_value(old) - val) <= tol)
+    return 0;
+  m->changed = 1;
+  return json_object_set_new(obj, key, json_real(val));
+}
+
+/* ---- facts -> status and derived fields --------------------------------- */
+
+static const char *fact_md5(const tdm_fact *f) {
+  return f->md5[0] ? f->md5 : NULL;
+}
+
+/* Decide the status of entry i from its facts. */
+static tdm_status derive_status(tdm_manifest *m, size_t i) {
+  tdm_mentry *e = &m->ents[i];
+  if (e->loc.present && e->s3.present) {
+    char md5[TDM_MD5_HEX_LEN + 1];
+    if (e->s3.md5[0])
+      return strcmp(e->s3.md5, e->loc.md5) == 0 ? TDM_ST_SYNCED
+                                                : TDM_ST_OUT_OF_SYNC;
+    if (e->s3.etag[0]) {
+      char path[TDM_PATH_MAX];
+      const char *fn = json_string_value(
+          json_object_get(json_array_get(m->list, i), "filename"));
+      int match = 0;
+      tdm_error err;
+      if (tdm_etag_plain_md5(e->s3.etag, md5))
+        return strcmp(md5, e->loc.md5) == 0 ? TDM_ST_SYNCED
+                                            : TDM_ST_OUT_OF_SYNC;
+      if (tdm_manifest_file_path(m, fn, path, sizeof path, &err) == TDM_OK &&
+          tdm_etag_match_file(path, e->s3.etag, fact_md5(&e->loc), &match,
+                              &err) == TDM_OK && match)
+        return TDM_ST_SYNCED;
+      return TDM_ST_OUT_OF_SYNC;
+    }
+    return TDM_ST_OUT_OF_SYNC;  /* S3 MD5 unknown: cannot vouch for it */
+  }
+  if (e->loc.present) return TDM_ST_LOCAL_ONLY;
+  if (e->s3.present) return TDM_ST_S3_ONLY;
+  return TDM_ST_MISSING;
+}
+
+/* Write every derived field of entry i from its facts, in place. */
+static int derive(tdm_manifest *m, size_t i, tdm_error *err) {
+  json_t *obj = json_array_get(m->list, i);
+  tdm_mentry *e = &m->ents[i];
+  const char *fn = json_string_value(json_object_get(obj, "filename"));
+  const char *md5 = NULL;
+  char date[40];
+  tdm_buf b;
+  int64_t size = -1;
+  double mtime = -1;
+  json_t *old;
+  int rc = 0;
+
+  tdm_buf_init(&b, 3 * TDM_PATH_MAX);
+  if (tdm_buf_printf(&b, err, "%s/actors/%s/training_data/%s", m->data_root,
+                     m->actor_name, fn) != TDM_OK)
+    goto fail;
+  rc |= set_string(m, obj, "local_path", b.data);
+  tdm_buf_reset(&b);
+  if (tdm_buf_printf(&b, err, "%s/", m->url_base) != TDM_OK ||
+      append_uri(&b, m->prefix, 1, err) != TDM_OK ||
+      tdm_buf_appendc(&b, '/', err) != TDM_OK ||
+      append_uri(&b, m->actor_name, 0, err) != TDM_OK ||
+      tdm_buf_appendc(&b, '/', err) != TDM_OK ||
+      append_uri(&b, fn, 0, err) != TDM_OK)
+    goto fail;
+  rc |= set_string(m, obj, "s3_url", b.data);
+  tdm_buf_free(&b);
+
+  if (e->loc.present) {
+    md5 = fact_md5(&e->loc);
+    if (e->loc.has_size) size = e->loc.size;
+    if (e->loc.has_mtime) mtime = e->loc.mtime;
+  } else if (e->s3.present) {
+    md5 = fact_md5(&e->s3);
+    if (e->s3.has_size) size = e->s3.size;
+    if (e->s3.has_mtime) mtime = e->s3.mtime;
+  }
+  /* What is not known now keeps what the entry recorded (a missing
+   * file's md5 is the record of what was lost). */
+  if (!md5) {
+    old = json_object_get(obj, "md5_hash");
+    md5 = json_is_string(old) ? json_string_value(old) : "";
+  }
+  rc |= set_string(m, obj, "md5_hash", md5);
+  if (size < 0) {
+    old = json_object_get(obj, "size_bytes");
+    size = json_is_integer(old) ? json_integer_value(old) : 0;
+  }
+  rc |= set_int(m, obj, "size_bytes", size);
+  rc |= set_real(m, obj, "size_mb", tdm_round2((double)size / 1048576.0),
+                 0);
+  if (mtime < 0) {
+    old = json_object_get(obj, "modified_timestamp");
+    mtime = json_is_number(old) ? json_number_value(old) : 0;
+  }
+  rc |= set_real(m, obj, "modified_timestamp", mtime, 1e-6);
+  mtime = json_number_value(json_object_get(obj, "modified_timestamp"));
+  tdm_format_utc(mtime, date, sizeof date);
+  rc |= set_string(m, obj, "modified_date", date);
+  rc |= set_string(m, obj, "status", status_names[derive_status(m, i)]);
+  if (rc) return tdm_error_set(err, "ENOMEM", "out of memory");
+  return TDM_OK;
+fail:
+  tdm_buf_free(&b);
+  return TDM_ERR;
+}
+
+/* Facts of entry i as the stored status implies them (see header). */
+static void infer_facts(tdm_manifest *m, size_t i) {
+  json_t *obj = json_array_get(m->list, i), *v;
+  tdm_mentry *e = &m->ents[i];
+  int st = tdm_status_parse(json_string_value(json_object_get(obj,
+                                                              "status")));
+  const char *md5 = "";
+  int64_t size = 0;
+  double mtime = 0;
+  memset(e, 0, sizeof *e);
+  e->loc.known = e->s3.known = 1;
+  if ((v = json_object_get(obj, "md5_hash")) && json_is_string(v))
+    md5 = json_string_value(v);
+  if ((v = json_object_get(obj, "size_bytes")) && json_is_integer(v))
+    size = json_integer_value(v);
+  if ((v = json_object_get(obj, "modified_timestamp")) && json_is_number(v))
+    mtime = json_number_value(v);
+  e->loc.present = st == TDM_ST_SYNCED || st == TDM_ST_LOCAL_ONLY ||
+                   st == TDM_ST_OUT_OF_SYNC;
+  e->s3.present = st == TDM_ST_SYNCED || st == TDM_ST_S3_ONLY ||
+                  st == TDM_ST_OUT_OF_SYNC;
+  if (e->loc.present) {
+    snprintf(e->loc.md5, sizeof e->loc.md5, "%.32s", md5);
+    e->loc.has_size = e->loc.has_mtime = 1;
+    e->loc.size = size;
+    e->loc.mtime = mtime;
+  }
+  if (st == TDM_ST_SYNCED || st == TDM_ST_S3_ONLY)
+    snprintf(e->s3.md5, sizeof e->s3.md5, "%.32s", md5);
+  if (st == TDM_ST_S3_ONLY) {
+    e->s3.has_size = e->s3.has_mtime = 1;
+    e->s3.size = size;
+    e->s3.mtime = mtime;
+  }
+  e->s3_differs = st == TDM_ST_OUT_OF_SYNC;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+void tdm_manifest_statistics(const tdm_manifest *m, tdm_manifest_stats *s) {
+  size_t i;
+  memset(s, 0, sizeof *s);
+  for (i = 0; i < m->n; i++) {
+    json_t *obj = json_array_get(m->list, i), *v;
+    int st = tdm_status_parse(json_string_value(json_object_get(obj,
+                                                                "status")));
+    if (st >= 0) s->count[st]++;
+    v = json_object_get(obj, "size_bytes");
+    if (json_is_integer(v)) s->bytes += json_integer_value(v);
+    s->images++;
+  }
+  s->size_mb = tdm_round2((double)s->bytes / 1048576.0);
+}
+
+/* Whether the stored statistics disagree with the entries. An absent
+ * training_missing_count (files written by the Python system) is fine
+ * while nothing is missing. */
+static int compute_stale(const tdm_manifest *m) {
+  tdm_manifest_stats s;
+  json_t *st = json_object_get(m->root, "statistics"), *v;
+  int k;
+  if (!json_is_object(st)) return 1;
+  tdm_manifest_statistics(m, &s);
+  v = json_object_get(st, "training_images_count");
+  if (!json_is_number(v) || json_number_value(v) != (double)s.images)
+    return 1;
+  v = json_object_get(st, "training_data_size_mb");
+  if (!json_is_number(v) || json_number_value(v) != s.size_mb) return 1;
+  for (k = 0; k < TDM_ST_COUNT; k++) {
+    v = json_object_get(st, stat_count_keys[k]);
+    if (!v && k == TDM_ST_MISSING && s.count[k] == 0) continue;
+    if (!json_is_number(v) || json_number_value(v) != (double)s.count[k])
+      return 1;
+  }
+  return 0;
+}
+
+/* ---- open / close --------------------------------------------------------- */
+
+static int copy_str(char *dst, size_t dstsz, const char *src,
+                    const char *what, tdm_error *err) {
+  size_t n = strlen(src);
+  if (n >= dstsz)
+    return tdm_error_set(err, "ENAMETOOLONG", "%s is too long", what);
+  memcpy(dst, src, n + 1);
+  return TDM_OK;
+}
+
+/* A new, empty document with the seed's keys in the seed's order. */
+static json_t *new_document(const tdm_manifest *m) {
+  json_t *root = json_object(), *st = json_object();
+  int k;
+  if (!root || !st) {
+    json_decref(root);
+    json_decref(st);
+    return NULL;
+  }
+  json_object_set_new(root, "character_id", json_string(m->actor_id));
+  json_object_set_new(root, "character_name", json_string(m->actor_name));
+  json_object_set_new(root, "training_data", json_array());
+  json_object_set_new(root, "training_data_updated", json_string(""));
+  json_object_set_new(st, "training_images_count", json_integer(0));
+  json_object_set_new(st, "training_data_size_mb", json_real(0));
+  for (k = 0; k < TDM_ST_COUNT; k++)
+    json_object_set_new(st, stat_count_keys[k], json_integer(0));
+  json_object_set_new(root, "statistics", st);
+  return root;
+}
+
+/* Load (or start) the document of an opened, locked manifest. */
+static int load_document(tdm_manifest *m, tdm_error *err) {
+  char *text = NULL;
+  size_t len, i;
+  json_t *root;
+  const char *name;
+  tdm_error e2;
+  if (tdm_manifest_slurp(m->path, &text, &len, &e2) != TDM_OK) {
+    if (strcmp(e2.code, "ENOENT") != 0) {
+      *err = e2;
+      return TDM_ERR;
+    }
+    m->root = new_document(m);
+    if (!m->root) return tdm_error_set(err, "ENOMEM", "out of memory");
+    m->list = json_object_get(m->root, "training_data");
+    m->existed = 0;
+    m->updated_ts = -1;
+    return TDM_OK;
+  }
+  if (tdm_manifest_parse(m->path, text, len, &root, err) != TDM_OK) {
+    free(text);
+    return TDM_ERR;
+  }
+  free(text);
+  name = json_string_value(json_object_get(root, "character_name"));
+  if (strcmp(name, m->actor_name) != 0) {
+    tdm_error_set(err, "ENOACTOR", "%s belongs to actor '%s', not '%s'",
+                  m->path, name, m->actor_name);
+    json_decref(root);
+    return TDM_ERR;
+  }
+  m->root = root;
+  m->list = json_object_get(root, "training_data");
+  m->n = m->cap = json_array_size(m->list);
+  m->ents = calloc(m->cap ? m->cap : 1, sizeof *m->ents);
+  if (!m->ents) return tdm_error_set(err, "ENOMEM", "out of memory");
+  for (i = 0; i < m->n; i++) infer_facts(m, i);
+  m->existed = 1;
+  m->updated_ts = tdm_parse_utc(json_string_value(
+      json_object_get(root, "training_data_updated")));
+  m->stale = compute_stale(m);
+  return TDM_OK;
+}
+
+int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
+                      const tdm_manifest_opts *o, tdm_error *err) {
+  tdm_manifest *m = calloc(1, sizeof *m);
+  char dir[TDM_PATH_MAX];
+  const char *root = o && o->data_root ? o->data_root : "data";
+  int n;
+  *out = NULL;
+  if (!m) return tdm_error_set(err, "ENOMEM", "out of memory");
+  m->lockfd = -1;
+  if (tdm_actor_id(actor_name, m->actor_id, sizeof m->actor_id, err)
+      != TDM_OK ||
+      copy_str(m->actor_name, sizeof m->actor_name, actor_name,
+               "actor name", err) != TDM_OK ||
+      copy_str(m->data_root, sizeof m->data_root, root, "data_root", err)
+      != TDM_OK ||
+      copy_str(m->url_base, sizeof m->url_base,
+               o && o->public_url_base ? o->public_url_base : "",
+               "public_url_base", err) != TDM_OK ||
+      copy_str(m->prefix, sizeof m->prefix, o && o->prefix ? o->prefix : "",
+               "prefix", err) != TDM_OK)
+    goto fail;
+  n = snprintf(dir, sizeof dir, "%s/actor_manifests", root);
+  if (n < 0 || (size_t)n >= sizeof dir ||
+      snprintf(m->path, sizeof m->path, "%s/%s_manifest.json", dir,
+               m->actor_id) >= (int)sizeof m->path ||
+      snprintf(m->lockpath, sizeof m->lockpath, "%s.lock", m->path)
+      >= (int)sizeof m->lockpath) {
+    tdm_error_errno(err, ENAMETOOLONG, "manifest path under %s", root);
+    goto fail;
+  }
+  if (tdm_mkdirs(dir, err) != TDM_OK ||
+      tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0, &m->lockfd,
+                       err) != TDM_OK ||
+      load_document(m, err) != TDM_OK)
+    goto fail;
+  *out = m;
+  return TDM_OK;
+fail:
+  tdm_manifest_close(m);
+  return TDM_ERR;
+}
+
+void tdm_manifest_close(tdm_manifest *m) {
+  if (!m) return;
+  tdm_lock_release(m->lockfd);
+  json_decref(m->root);
+  free(m->ents);
+  free(m);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+const char *tdm_manifest_path(const tdm_manifest *m) { return m->path; }
+const char *tdm_manifest_actor_name(const tdm_manifest *m) {
+  return m->actor_name;
+}
+const char *tdm_manifest_actor_id(const tdm_manifest *m) {
+  return m->actor_id;
+}
+const char *tdm_manifest_data_root(const tdm_manifest *m) {
+  return m->data_root;
+}
+int tdm_manifest_existed(const tdm_manifest *m) { return m->existed; }
+int tdm_manifest_stale(const tdm_manifest *m) { return m->stale; }
+int tdm_manifest_dirty(const tdm_manifest *m) {
+  return m->changed || m->stale || !m->existed;
+}
+size_t tdm_manifest_count(const tdm_manifest *m) { return m->n; }
+
+long tdm_manifest_find(const tdm_manifest *m, const char *filename) {
+  size_t i;
+  for (i = 0; i < m->n; i++) {
+    const char *fn = json_string_value(
+        json_object_get(json_array_get(m->list, i), "filename"));
+    if (fn && strcmp(fn, filename) == 0) return (long)i;
+  }
+  return -1;
+}
+
+static const char *get_str(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* The _N before the extension of `fn`, or -1. */
+static long name_index(const char *fn) {
+  const char *dot = strrchr(fn, '.'), *p;
+  long v = 0, mul = 1;
+  if (!dot || dot == fn) return -1;
+  for (p = dot - 1; p > fn && isdigit((unsigned char)*p); p--) {
+    if (mul > 100000000L) return -1;
+    v += (*p - '0') * mul;
+    mul *= 10;
+  }
+  if (p == dot - 1 || *p != '_') return -1;
+  return v;
+}
+
+int tdm_manifest_entry(const tdm_manifest *m, size_t i, tdm_entry_view *v) {
+  json_t *obj, *x;
+  const tdm_mentry *e;
+  if (i >= m->n) return -1;
+  obj = json_array_get(m->list, i);
+  e = &m->ents[i];
+  v->filename = get_str(obj, "filename");
+  v->local_path = get_str(obj, "local_path");
+  v->s3_url = get_str(obj, "s3_url");
+  v->md5_hash = get_str(obj, "md5_hash");
+  v->modified_date = get_str(obj, "modified_date");
+  v->status = get_str(obj, "status");
+  x = json_object_get(obj, "size_bytes");
+  v->size_bytes = json_is_integer(x) ? json_integer_value(x) : 0;
+  x = json_object_get(obj, "size_mb");
+  v->size_mb = json_is_number(x) ? json_number_value(x) : 0;
+  x = json_object_get(obj, "modified_timestamp");
+  v->modified_timestamp = json_is_number(x) ? json_number_value(x) : 0;
+  v->index = name_index(v->filename);
+  v->local_present = e->loc.present;
+  v->s3_present = e->s3.present;
+  v->local_md5 = e->loc.present && e->loc.md5[0] ? e->loc.md5 : NULL;
+  v->s3_md5 = e->s3.present && e->s3.md5[0] ? e->s3.md5 : NULL;
+  v->s3_etag = e->s3.present && e->s3.etag[0] ? e->s3.etag : NULL;
+  return 0;
+}
+
+/* ---- mutations ------------------------------------------------------------ */
+
+static int check_md5(const char *md5, const char *what, tdm_error *err) {
+  size_t i, n = strlen(md5);
+  if (n == 0) return TDM_OK;
+  if (n != TDM_MD5_HEX_LEN) goto bad;
+  for (i = 0; i < n; i++)
+    if (!isxdigit((unsigned char)md5[i]) || isupper((unsigned char)md5[i]))
+      goto bad;
+  return TDM_OK;
+bad:
+  return tdm_error_set(err, "EINVAL", "%s '%s' is not 32 lower-case hex "
+                       "digits", what, md5);
+}
+
+/* Fill a present local fact's missing MD5/size/mtime from the file. */
+static int complete_local(tdm_manifest *m, const char *fn, tdm_fact *f,
+                          tdm_error *err) {
+  char path[TDM_PATH_MAX];
+  struct stat st;
+  if (!f->known || !f->present) return TDM_OK;
+  if (check_md5(f->md5, "local md5", err) != TDM_OK) return TDM_ERR;
+  if (f->md5[0] && f->has_size && f->has_mtime) return TDM_OK;
+  if (tdm_manifest_file_path(m, fn, path, sizeof path, err) != TDM_OK)
+    return TDM_ERR;
+  if (stat(path, &st) != 0) return tdm_error_errno(err, errno, "stat %s",
+                                                   path);
+  if (!f->md5[0]) {
+    uint64_t size;
+    if (tdm_md5_file(path, f->md5, &size, err) != TDM_OK) return TDM_ERR;
+  }
+  if (!f->has_size) {
+    f->has_size = 1;
+    f->size = (int64_t)st.st_size;
+  }
+  if (!f->has_mtime) {
+    f->has_mtime = 1;
+    f->mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec * 1e-9;
+  }
+  return TDM_OK;
+}
+
+int tdm_manifest_set_facts(tdm_manifest *m, size_t i, const tdm_fact *loc,
+                           const tdm_fact *s3, tdm_error *err) {
+  tdm_mentry *e = &m->ents[i];
+  const char *fn = json_string_value(
+      json_object_get(json_array_get(m->list, i), "filename"));
+  tdm_fact l;
+  if (loc && loc->known) {
+    l = *loc;
+    if (complete_local(m, fn, &l, err) != TDM_OK) return TDM_ERR;
+  }
+  if (s3 && s3->known && check_md5(s3->md5, "S3 md5", err) != TDM_OK)
+    return TDM_ERR;
+  if (loc && loc->known) {
+    e->loc = l;
+    if (!l.present) memset(&e->loc, 0, sizeof e->loc), e->loc.known = 1;
+  }
+  if (s3 && s3->known) {
+    e->s3 = *s3;
+    e->s3_differs = 0;
+    if (!s3->present) memset(&e->s3, 0, sizeof e->s3), e->s3.known = 1;
+  }
+  return derive(m, i, err);
+}
+
+/* Check a new filename: one safe component, an image, not present. */
+static int check_new_name(const tdm_manifest *m, const char *filename,
+                          tdm_error *err) {
+  if (tdm_check_name(filename, strlen(filename), "filename", err) != TDM_OK)
+    return TDM_ERR;
+  if (!tdm_is_image_name(filename))
+    return tdm_error_set(err, "EBADNAME", "filename '%s' is not an image "
+                         "(.jpg .jpeg .png .webp)", filename);
+  if (tdm_manifest_find(m, filename) >= 0)
+    return tdm_error_set(err, "EEXIST", "%s is already in manifest %s",
+                         filename, m->path);
+  return TDM_OK;
+}
+
+/* Append an entry with the seed's keys in order; facts absent. */
+static int append_entry(tdm_manifest *m, const char *filename,
+                        tdm_error *err) {
+  static const char *const keys[] = {"local_path", "s3_url", "md5_hash"};
+  json_t *obj = json_object();
+  int k;
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    tdm_mentry *p = realloc(m->ents, cap * sizeof *p);
+    if (!p) {
+      json_decref(obj);
+      return tdm_error_set(err, "ENOMEM", "out of memory");
+    }
+    m->ents = p;
+    m->cap = cap;
+  }
+  if (!obj) return tdm_error_set(err, "ENOMEM", "out of memory");
+  json_object_set_new(obj, "filename", json_string(filename));
+  for (k = 0; k < 3; k++) json_object_set_new(obj, keys[k], json_string(""));
+  json_object_set_new(obj, "size_bytes", json_integer(0));
+  json_object_set_new(obj, "size_mb", json_real(0));
+  json_object_set_new(obj, "modified_timestamp", json_real(0));
+  json_object_set_new(obj, "modified_date", json_string(""));
+  json_object_set_new(obj, "status", json_string("missing"));
+  if (json_array_append_new(m->list, obj) != 0)
+    return tdm_error_set(err, "ENOMEM", "out of memory");
+  memset(&m->ents[m->n], 0, sizeof m->ents[m->n]);
+  m->ents[m->n].loc.known = m->ents[m->n].s3.known = 1;
+  m->n++;
+  m->changed = 1;
+  return TDM_OK;
+}
+
+static void drop_entry(tdm_manifest *m, size_t i) {
+  json_array_remove(m->list, i);
+  memmove(&m->ents[i], &m->ents[i + 1], (m->n - i - 1) * sizeof *m->ents);
+  m->n--;
+}
+
+int tdm_manifest_add(tdm_manifest *m, const char *filename,
+                     const tdm_fact *local, const tdm_fact *s3,
+                     tdm_error *err) {
+  int was_changed = m->changed;
+  if (check_new_name(m, filename, err) != TDM_OK ||
+      append_entry(m, filename, err) != TDM_OK)
+    return TDM_ERR;
+  if (tdm_manifest_set_facts(m, m->n - 1, local, s3, err) != TDM_OK) {
+    drop_entry(m, m->n - 1);
+    m->changed = was_changed;
+    return TDM_ERR;
+  }
+  return TDM_OK;
+}
+
+int tdm_manifest_update(tdm_manifest *m, const char *filename,
+                        const tdm_fact *local, const tdm_fact *s3,
+                        tdm_error *err) {
+  long i = tdm_manifest_find(m, filename);
+  if (i < 0)
+    return tdm_error_set(err, "ENOENT", "%s is not in manifest %s", filename,
+                         m->path);
+  return tdm_manifest_set_facts(m, (size_t)i, local, s3, err);
+}
+
+int tdm_manifest_remove(tdm_manifest *m, const char *filename,
+                        tdm_error *err) {
+  long i = tdm_manifest_find(m, filename);
+  if (i < 0)
+    return tdm_error_set(err, "ENOENT", "%s is not in manifest %s", filename,
+                         m->path);
+  drop_entry(m, (size_t)i);
+  m->changed = 1;
+  return TDM_OK;
+}
+
+/* ---- save ------------------------------------------------------------------ */
+
+/* Recompute statistics and training_data_updated in the document. */
+static int refresh_invariants(tdm_manifest *m, double now) {
+  tdm_manifest_stats s;
+  json_t *st = json_object_get(m->root, "statistics");
+  char date[40];
+  int k, rc = 0;
+  tdm_manifest_statistics(m, &s);
+  if (!json_is_object(st)) {
+    st = json_object();
+    if (!st || json_object_set_new(m->root, "statistics", st) != 0)
+      return -1;
+  }
+  rc |= json_object_set_new(st, "training_images_count",
+                            json_integer(s.images));
+  rc |= json_object_set_new(st, "training_data_size_mb",
+                            json_real(s.size_mb));
+  for (k = 0; k < TDM_ST_COUNT; k++)
+    rc |= json_object_set_new(st, stat_count_keys[k],
+                              json_integer(s.count[k]));
+  tdm_format_utc(now, date, sizeof date);
+  rc |= json_object_set_new(m->root, "training_data_updated",
+                            json_string(date));
+  return rc;
+}
+
+int tdm_manifest_encode(tdm_manifest *m, tdm_buf *out, tdm_error *err) {
+  if (tdm_manifest_dirty(m) && refresh_invariants(m, now_ts()) != 0)
+    return tdm_error_set(err, "ENOMEM", "out of memory");
+  return tdm_json_write(m->root, out, err);
+}
+
+int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err) {
+  tdm_buf b;
+  double now = now_ts();
+  *written = 0;
+  if (m->lockfd < 0)
+    return tdm_error_set(err, "EINVAL", "manifest %s is not locked",
+                         m->path);
+  if (!tdm_manifest_dirty(m)) return TDM_OK;
+  if (refresh_invariants(m, now) != 0)
+    return tdm_error_set(err, "ENOMEM", "out of memory");
+  tdm_buf_init(&b, (size_t)TDM_MANIFEST_MAX_BYTES * 2);
+  if (tdm_json_write(m->root, &b, err) != TDM_OK ||
+      tdm_atomic_write(m->path, b.data ? b.data : "", b.len, err)
+      != TDM_OK) {
+    tdm_buf_free(&b);
+    return TDM_ERR;
+  }
+  tdm_buf_free(&b);
+  m->changed = m->stale = 0;
+  m->existed = 1;
+  m->updated_ts = now;
+  *written = 1;
+  return TDM_OK;
+}

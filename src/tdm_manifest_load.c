@@ -1,0 +1,356 @@
+/* tdm_manifest_load.c -- read and validate a manifest file; errors name
+ * the file, line and column. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "tdm.h"
+#include "tdm_manifest_int.h"
+
+/* ---- a minimal locator: offset of the value at a path -------------------
+ * The text has already parsed, so the scanner only needs to skip values
+ * and match plain keys. A step is a key (key != NULL) or an array index. */
+typedef struct step { const char *key; size_t index; } step;
+
+typedef struct scanner { const char *s; size_t n, i; } scanner;
+
+static void skip_ws(scanner *sc) {
+  while (sc->i < sc->n && (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' ||
+         sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
+    sc->i++;
+}
+
+/* Skip a string starting at '"'; *start and *len give its raw body. */
+static void skip_string(scanner *sc, size_t *start, size_t *len) {
+  size_t b = ++sc->i;
+  while (sc->i < sc->n && sc->s[sc->i] != '"') {
+    if (sc->s[sc->i] == '\\') sc->i++;
+    sc->i++;
+  }
+  if (start) *start = b;
+  if (len) *len = sc->i - b;
+  if (sc->i < sc->n) sc->i++;
+}
+
+static void skip_value(scanner *sc) {
+  int depth = 0;
+  skip_ws(sc);
+  do {
+    if (sc->i >= sc->n) return;
+    switch (sc->s[sc->i]) {
+      case '"': skip_string(sc, NULL, NULL); break;
+      case '{': case '[': depth++; sc->i++; break;
+      case '}': case ']': depth--; sc->i++; break;
+      default:
+        while (sc->i < sc->n && !strchr(",}]\"{[", sc->s[sc->i])) sc->i++;
+        if (depth == 0) return;
+        if (sc->i < sc->n && sc->s[sc->i] == ',') sc->i++;
+        continue;
+    }
+    if (depth > 0) {
+      skip_ws(sc);
+      if (sc->i < sc->n && (sc->s[sc->i] == ',' || sc->s[sc->i] == ':'))
+        sc->i++;
+      skip_ws(sc);
+    }
+  } while (depth > 0);
+}
+
+/* Offset of the value at `path` (or of the deepest found part). */
+static size_t locate(const char *text, size_t n, const step *path,
+                     int nsteps) {
+  scanner sc = {text, n, 0};
+  int k;
+  skip_ws(&sc);
+  for (k = 0; k < nsteps; k++) {
+    size_t here = sc.i;
+    if (path[k].key) {
+      int found = 0;
+      if (sc.i >= n || text[sc.i] != '{') return here;
+      sc.i++;
+      for (;;) {
+        size_t ks, kl;
+        skip_ws(&sc);
+        if (sc.i >= n || text[sc.i] != '"') break;
+        skip_string(&sc, &ks, &kl);
+        skip_ws(&sc);
+        if (sc.i < n && text[sc.i] == ':') sc.i++;
+        skip_ws(&sc);
+        if (kl == strlen(path[k].key) &&
+            memcmp(text + ks, path[k].key, kl) == 0) {
+          found = 1;
+          break;
+        }
+        skip_value(&sc);
+        skip_ws(&sc);
+        if (sc.i < n && text[sc.i] == ',') sc.i++;
+      }
+      if (!found) return here;
+    } else {
+      size_t j;
+      if (sc.i >= n || text[sc.i] != '[') return here;
+      sc.i++;
+      for (j = 0; j < path[k].index; j++) {
+        skip_value(&sc);
+        skip_ws(&sc);
+        if (sc.i < n && text[sc.i] == ',') sc.i++;
+      }
+      skip_ws(&sc);
+    }
+  }
+  return sc.i;
+}
+
+typedef struct vctx {
+  const char *path, *text;
+  size_t len;
+  tdm_error *err;
+} vctx;
+
+/* BADMANIFEST "FILE: line L column C: <fmt>" at the value of `p`. */
+static int bad(vctx *c, const step *p, int np, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 4, 5)))
+#endif
+  ;
+static int bad(vctx *c, const step *p, int np, const char *fmt, ...) {
+  char reason[600];
+  va_list ap;
+  size_t off = c->text ? locate(c->text, c->len, p, np) : 0, i;
+  long line = 1, col = 1;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  for (i = 0; c->text && i < off && i < c->len; i++) {
+    if (c->text[i] == '\n') { line++; col = 1; } else col++;
+  }
+  return tdm_error_set(c->err, "BADMANIFEST", "%s: line %ld column %ld: %s",
+                       c->path, line, col, reason);
+}
+
+static const char *type_name(const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "number";
+    case JSON_TRUE: case JSON_FALSE: return "boolean";
+    default: return "null";
+  }
+}
+
+/* Check entry i's key `key`: must be absent (unless required) or of the
+ * wanted kind: 's' string, 'i' integer >= 0, 'n' number. */
+static int check_field(vctx *c, json_t *obj, size_t i, const char *key,
+                       int kind, int required) {
+  json_t *v = json_object_get(obj, key);
+  step p[3] = {{"training_data", 0}, {NULL, i}, {key, 0}};
+  int ok;
+  if (!v) {
+    if (required) return bad(c, p, 2, "training_data[%zu] has no '%s'", i,
+                             key);
+    return TDM_OK;
+  }
+  ok = kind == 's' ? json_is_string(v)
+     : kind == 'i' ? json_is_integer(v) && json_integer_value(v) >= 0
+     : json_is_number(v);
+  if (!ok)
+    return bad(c, p, 3, "expected %s for '%s' of training_data[%zu], got %s",
+               kind == 's' ? "a string" : kind == 'i'
+               ? "a non-negative integer" : "a number", key, i,
+               type_name(v));
+  return TDM_OK;
+}
+
+int tdm_manifest_validate(json_t *root, const char *path, const char *text,
+                          size_t len, tdm_error *err) {
+  static const char *const stat_keys[] = {
+    "training_images_count", "training_data_size_mb",
+    "training_synced_count", "training_local_only_count",
+    "training_s3_only_count", "training_out_of_sync_count",
+    "training_missing_count", NULL};
+  vctx c = {path, text, len, err};
+  json_t *list, *v;
+  size_t i, j, n;
+  int k;
+  tdm_error sub;
+  if (!json_is_object(root))
+    return bad(&c, NULL, 0, "expected an object at the top level, got %s",
+               type_name(root));
+  for (k = 0; k < 2; k++) {
+    const char *key = k ? "character_name" : "character_id";
+    step p[1] = {{key, 0}};
+    v = json_object_get(root, key);
+    if (!v) return bad(&c, NULL, 0, "no '%s'", key);
+    if (!json_is_string(v))
+      return bad(&c, p, 1, "expected a string for '%s', got %s", key,
+                 type_name(v));
+  }
+  v = json_object_get(root, "training_data_updated");
+  if (v && !json_is_string(v)) {
+    step p[1] = {{"training_data_updated", 0}};
+    return bad(&c, p, 1, "expected a string for 'training_data_updated', "
+               "got %s", type_name(v));
+  }
+  v = json_object_get(root, "statistics");
+  if (v) {
+    step p[2] = {{"statistics", 0}, {NULL, 0}};
+    if (!json_is_object(v))
+      return bad(&c, p, 1, "expected an object for 'statistics', got %s",
+                 type_name(v));
+    for (k = 0; stat_keys[k]; k++) {
+      json_t *s = json_object_get(v, stat_keys[k]);
+      p[1].key = stat_keys[k];
+      if (s && !json_is_number(s))
+        return bad(&c, p, 2, "expected a number for 'statistics.%s', got %s",
+                   stat_keys[k], type_name(s));
+    }
+  }
+  list = json_object_get(root, "training_data");
+  if (!list) return bad(&c, NULL, 0, "no 'training_data'");
+  if (!json_is_array(list)) {
+    step p[1] = {{"training_data", 0}};
+    return bad(&c, p, 1, "expected an array for 'training_data', got %s",
+               type_name(list));
+  }
+  n = json_array_size(list);
+  for (i = 0; i < n; i++) {
+    json_t *e = json_array_get(list, i);
+    const char *fn, *st;
+    step p[3] = {{"training_data", 0}, {NULL, i}, {"filename", 0}};
+    if (!json_is_object(e))
+      return bad(&c, p, 2, "expected an object for training_data[%zu], "
+                 "got %s", i, type_name(e));
+    if (check_field(&c, e, i, "filename", 's', 1) != TDM_OK ||
+        check_field(&c, e, i, "status", 's', 1) != TDM_OK ||
+        check_field(&c, e, i, "local_path", 's', 0) != TDM_OK ||
+        check_field(&c, e, i, "s3_url", 's', 0) != TDM_OK ||
+        check_field(&c, e, i, "md5_hash", 's', 0) != TDM_OK ||
+        check_field(&c, e, i, "size_bytes", 'i', 0) != TDM_OK ||
+        check_field(&c, e, i, "size_mb", 'n', 0) != TDM_OK ||
+        check_field(&c, e, i, "modified_timestamp", 'n', 0) != TDM_OK ||
+        check_field(&c, e, i, "modified_date", 's', 0) != TDM_OK)
+      return TDM_ERR;
+    v = json_object_get(e, "filename");
+    fn = json_string_value(v);
+    if (tdm_check_name(fn, json_string_length(v), "filename", &sub)
+        != TDM_OK)
+      return bad(&c, p, 3, "training_data[%zu]: %s", i, sub.message);
+    if (!tdm_is_image_name(fn))
+      return bad(&c, p, 3, "training_data[%zu]: filename '%s' is not an "
+                 "image (.jpg .jpeg .png .webp)", i, fn);
+    for (j = 0; j < i; j++) {
+      const char *other = json_string_value(
+          json_object_get(json_array_get(list, j), "filename"));
+      if (strcmp(other, fn) == 0)
+        return bad(&c, p, 3, "duplicate filename '%s' (training_data[%zu] "
+                   "and [%zu])", fn, j, i);
+    }
+    v = json_object_get(e, "local_path");
+    if (v && tdm_check_relpath(json_string_value(v), json_string_length(v),
+                               "local_path", &sub) != TDM_OK) {
+      p[2].key = "local_path";
+      return bad(&c, p, 3, "training_data[%zu]: %s", i, sub.message);
+    }
+    st = json_string_value(json_object_get(e, "status"));
+    if (tdm_status_parse(st) < 0) {
+      p[2].key = "status";
+      return bad(&c, p, 3, "training_data[%zu]: unknown status '%s'", i, st);
+    }
+  }
+  return TDM_OK;
+}
+
+/* Read all of `path` (at most TDM_MANIFEST_MAX_BYTES) into *text (malloc'd,
+ * NUL-terminated). ENOENT is returned as is so open can start empty. */
+int tdm_manifest_slurp(const char *path, char **text, size_t *len,
+                       tdm_error *err) {
+  struct stat st;
+  size_t got = 0;
+  char *buf;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tdm_error_errno(err, errno, "read %s", path);
+  if (fstat(fd, &st) != 0) {
+    int saved = errno;
+    close(fd);
+    return tdm_error_errno(err, saved, "read %s", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    return tdm_error_set(err, "BADMANIFEST",
+                         "%s: is a directory, not a manifest file", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return tdm_error_set(err, "BADMANIFEST", "%s: not a regular file", path);
+  }
+  if ((uint64_t)st.st_size > TDM_MANIFEST_MAX_BYTES) {
+    close(fd);
+    return tdm_error_set(err, "BADMANIFEST",
+                         "%s: %lld bytes is larger than the %u MiB a "
+                         "manifest may have", path, (long long)st.st_size,
+                         TDM_MANIFEST_MAX_BYTES >> 20);
+  }
+  buf = malloc((size_t)st.st_size + 1);
+  if (!buf) {
+    close(fd);
+    return tdm_error_set(err, "ENOMEM", "read %s: out of memory", path);
+  }
+  while (got < (size_t)st.st_size) {
+    ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int saved = errno;
+      free(buf);
+      close(fd);
+      return tdm_error_errno(err, saved, "read %s", path);
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  buf[got] = '\0';
+  *text = buf;
+  *len = got;
+  return TDM_OK;
+}
+
+int tdm_manifest_parse(const char *path, const char *text, size_t len,
+                       json_t **out, tdm_error *err) {
+  json_error_t je;
+  json_t *root;
+  if (len == 0)
+    return tdm_error_set(err, "BADMANIFEST", "%s: line 1 column 1: empty "
+                         "file", path);
+  root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                   &je);
+  if (!root)
+    return tdm_error_set(err, "BADMANIFEST", "%s: line %d column %d: %s",
+                         path, je.line, je.column, je.text);
+  if (tdm_manifest_validate(root, path, text, len, err) != TDM_OK) {
+    json_decref(root);
+    return TDM_ERR;
+  }
+  *out = root;
+  return TDM_OK;
+}
+
+int tdm_manifest_read_file(const char *path, void **root_out,
+                           tdm_error *err) {
+  char *text;
+  size_t len;
+  json_t *root;
+  int rc;
+  if (tdm_manifest_slurp(path, &text, &len, err) != TDM_OK) return TDM_ERR;
+  rc = tdm_manifest_parse(path, text, len, &root, err);
+  free(text);
+  if (rc == TDM_OK) *root_out = root;
+  return rc;
+}
