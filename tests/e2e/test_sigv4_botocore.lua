@@ -1,0 +1,95 @@
+-- test_sigv4_botocore.lua -- tdm's SigV4 against botocore as an oracle.
+--
+-- tests/oracle/sigv4_botocore.py (run by Debian's /usr/bin/python3, which
+-- has python3-botocore) generates a few hundred seeded random S3 requests
+-- and signs them with S3SigV4Auth / S3SigV4QueryAuth at a fixed time; one
+-- JSON line each. Here every request is signed by tdm (core.sigv4_debug,
+-- core.sigv4_sign, core.sigv4_presign) and the canonical request, string
+-- to sign, signature and Authorization header / URL must be equal.
+--
+--   TDM_SIGV4_CASES=N TDM_SIGV4_SEED=S ./tdm-lua tests/e2e/test_sigv4_botocore.lua
+local core = require "tdm.core"
+local cjson = require "cjson"
+
+local root = os.getenv("TDM_TEST_ROOT") or "."
+local count = tonumber(os.getenv("TDM_SIGV4_CASES") or "") or 400
+local seed = tonumber(os.getenv("TDM_SIGV4_SEED") or "") or 20130524
+local passed, failed = 0, 0
+
+local function check(ok, fmt, ...)
+  if ok then
+    passed = passed + 1
+  else
+    failed = failed + 1
+    print("not ok " .. string.format(fmt, ...))
+  end
+end
+
+local function show(s)
+  return (string.format("%q", s):gsub("\\\n", "\\n"))
+end
+
+-- The query of a URL as a sorted list of "name=value" (botocore puts the
+-- operation parameters first, tdm sorts them: same set, same encoding).
+local function split_url(url)
+  local base, query = url:match("^([^?]*)%?(.*)$")
+  local items = {}
+  for item in (query or ""):gmatch("[^&]+") do items[#items + 1] = item end
+  table.sort(items)
+  return base or url, table.concat(items, "&")
+end
+
+local cmd = string.format("/usr/bin/python3 %s/tests/oracle/sigv4_botocore.py %d %d",
+                          root, count, seed)
+local pipe = assert(io.popen(cmd, "r"))
+local cases, kinds = 0, { header = 0, presign = 0, token = 0, unsigned = 0 }
+for line in pipe:lines() do
+  local c = cjson.decode(line)
+  local req = c.req
+  cases = cases + 1
+  local what = string.format("case %d (%s %s)", c.n, req.method, show(req.path))
+  if req.presign then kinds.presign = kinds.presign + 1
+  else kinds.header = kinds.header + 1 end
+  if req.credentials.session_token ~= "" then kinds.token = kinds.token + 1 end
+  if req.payload_hash == "UNSIGNED-PAYLOAD" then
+    kinds.unsigned = kinds.unsigned + 1
+  end
+
+  local canon, sts = core.sigv4_debug(req)
+  check(canon == c.canonical, "%s canonical request: expected %s, got %s",
+        what, show(c.canonical), show(canon or sts))
+  check(sts == c.string_to_sign, "%s string to sign: expected %s, got %s",
+        what, show(c.string_to_sign), show(sts or ""))
+  if req.presign then
+    local url, err = core.sigv4_presign(req)
+    local got_base, got_q = split_url(url or "")
+    local want_base, want_q = split_url(c.url)
+    check(got_base == want_base and got_q == want_q,
+          "%s presigned URL: expected %s, got %s", what, show(c.url),
+          show(url or err))
+    check(url and url:match("&X%-Amz%-Signature=(%x+)$") == c.signature,
+          "%s signature: expected %s, got %s", what, c.signature,
+          show(url or err))
+  else
+    local s, err = core.sigv4_sign(req)
+    check(s and s.authorization == c.authorization,
+          "%s Authorization: expected %s, got %s", what, c.authorization,
+          show(s and s.authorization or err))
+    check(s and s.authorization:match("Signature=(%x+)$") == c.signature,
+          "%s signature: expected %s", what, c.signature)
+  end
+end
+local ok, how, code = pipe:close()
+check(ok, "oracle %s exited %s %s (needs Debian's python3-botocore)", cmd,
+      tostring(how), tostring(code))
+check(cases == count, "oracle produced %d cases, expected %d", cases, count)
+check(kinds.presign > 20 and kinds.header > 100 and kinds.token > 20 and
+      kinds.unsigned > 5,
+      "case mix too thin: %d header, %d presign, %d with token, %d unsigned",
+      kinds.header, kinds.presign, kinds.token, kinds.unsigned)
+print(string.format("# %d requests (%d header-signed, %d presigned, %d with "
+                    .. "a session token, %d UNSIGNED-PAYLOAD), seed %d",
+                    cases, kinds.header, kinds.presign, kinds.token,
+                    kinds.unsigned, seed))
+print(string.format("%d passed, %d failed", passed, failed))
+os.exit(failed == 0 and 0 or 1)
