@@ -5,6 +5,8 @@
 #   bench_run OP TOOL ROLE RUN BYTES FILES -- CMD...
 #       time CMD (wall clock), record one row; ROLE is tdm, peer or ref.
 #       CMD's output goes to $BENCH_LOG; a non-zero exit records "fail".
+#       When BENCH_CHECK is set, it is eval'd after CMD (untimed); if it
+#       fails the run is recorded as "fail(check)" (e.g. files missing).
 #   bench_na OP TOOL ROLE NOTE   # record a row that could not run
 #   bench_rss OP TOOL ROLE RUN FILES -- CMD...   # peak RSS (KB) of CMD
 #       (OP must start with "rss ": report.py puts those in the RSS table)
@@ -60,9 +62,14 @@ bench_run() {
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
   if [ -n "$c0" ] && [ -n "$c1" ]; then
     cpu=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v s="$secs" \
-      'BEGIN { printf "%.0f", s > 0 ? 100 * c / hz / s : 0 }')
+      'BEGIN { printf "%.0f", (s > 0 ? 100 * c / hz / s : 0) }')
   fi
-  [ "$rc" -eq 0 ] || status="fail(rc=$rc)"
+  if [ "$rc" -ne 0 ]; then
+    status="fail(rc=$rc)"
+  elif [ -n "${BENCH_CHECK:-}" ] && ! eval "$BENCH_CHECK" >> "$BENCH_LOG" 2>&1
+  then
+    status="fail(check)"; rc=1
+  fi
   bench_row "$op" "$tool" "$role" "$run" "$status" "$secs" "$bytes" \
     "$files" "$cpu" "" ""
   printf '  %-26s %-24s run %s: %7.2fs  %s%s\n' "$op" "$tool" "$run" \
@@ -80,7 +87,7 @@ bench_rss() {
   shift 5; [ "${1:-}" = "--" ] && shift
   local out rc kb secs status=ok
   out=$(mktemp)
-  echo "### rss $op / $tool / run $run: $*" >> "$BENCH_LOG"
+  echo "### $op / $tool / run $run: $*" >> "$BENCH_LOG"
   /usr/bin/time -f '%M %e' -o "$out" "$@" >> "$BENCH_LOG" 2>&1
   rc=$?
   read -r kb secs < <(tail -n 1 "$out")
@@ -93,9 +100,13 @@ bench_rss() {
   return "$rc"
 }
 
-# Does `tdm-lua COMMAND` exist in this build? (0 yes, 1 no)
+# Does `tdm-lua COMMAND` exist in this build, with the S3 module it needs?
+# (0 yes, 1 no; a command whose modules do not load yet counts as not
+# built, so a half-landed feature gives "n/a", not a failure.)
 tdm_has_command() {
-  [ -f "$BENCH_ROOT/lua/tdm/commands/$1.lua" ]
+  [ -f "$BENCH_ROOT/lua/tdm/commands/$1.lua" ] &&
+    "$BENCH_ROOT/tdm-lua" -e "require 'tdm.commands.$1'; require 'tdm.s3'" \
+      > /dev/null 2>&1
 }
 
 # Read every file of a tree once, so timed runs see a warm page cache.
