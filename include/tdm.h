@@ -23,5 +23,6 @@
 #include "tdm/config.h"
 #include "tdm/manifest.h"
 #include "tdm/sigv4.h"
+#include "tdm/s3.h"
 
 #endif

@@ -1,0 +1,57 @@
+/*
+ * tdm_s3_int.h -- internals shared by the tdm_s3_*.c files (client, loop).
+ * Not installed; nothing outside src/tdm_s3_*.c includes it.
+ */
+#ifndef TDM_S3_INT_H
+#define TDM_S3_INT_H
+
+#include <curl/curl.h>
+
+#include "tdm.h"
+#include "tdm/s3.h"
+
+struct tdm_s3 {
+  char *bucket, *region, *ca_bundle;
+  char scheme[8];              /* "https" or "http" */
+  char host[512];              /* endpoint authority, or "" for AWS */
+  int path_style;
+  tdm_credentials creds;
+  int jobs, max_attempts;
+  uint64_t threshold, part_size;
+  long connect_timeout, stall_timeout;
+  double backoff_base, backoff_cap;
+  CURLM *multi;                /* one connection cache for every request */
+  CURL **pool;                 /* idle easy handles kept for reuse */
+  size_t npool, cappool;
+  int busy;                    /* a batch is running */
+  uint64_t rng;                /* xorshift state for jitter */
+};
+
+/* One request to prepare on an easy handle: everything the signer and the
+ * URL need. Strings are raw (not encoded). */
+typedef struct tdm_s3_req {
+  const char *method;
+  const char *key;             /* "" for the bucket */
+  const tdm_kv *query;
+  size_t nq;
+  const tdm_kv *headers;       /* signed and sent */
+  size_t nh;
+  const char *payload_hash;
+} tdm_s3_req;
+
+/* An easy handle from the pool (reset) or a new one; NULL when out of
+ * memory. Give it back with tdm_s3i_easy_put. */
+CURL *tdm_s3i_easy_get(tdm_s3 *c);
+void tdm_s3i_easy_put(tdm_s3 *c, CURL *e);
+
+/* Set the URL, the common options (TLS verification, CA bundle,
+ * timeouts, no signals) and the signed headers of `r` on `e`. The header
+ * list is stored in *hdrs (free with curl_slist_free_all after the
+ * transfer). `errbuf` (CURL_ERROR_SIZE) receives curl's messages. */
+int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
+                    struct curl_slist **hdrs, char *errbuf, tdm_error *err);
+
+/* Uniform [0,1) for jitter. */
+double tdm_s3i_random(tdm_s3 *c);
+
+#endif
