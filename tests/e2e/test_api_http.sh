@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# test_api_http.sh -- the HTTP server binding (core.http_serve, src/lhttp.c)
+# with a tiny handler: request table, limits, multipart, bearer token,
+# errors without leaks, access log, graceful SIGTERM.
+. "$(dirname "$0")/../lib/assert.sh"
+tmp=$(mktemp -d); pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+mkdir -p "$tmp/mods"
+cat > "$tmp/mods/tiny_handler.lua" <<'EOF'
+local M = {}
+function M.http_worker(settings)
+  local tdm = require "tdm"
+  local function q(s) return string.format("%q", s) end
+  return {
+    preflight = function(req)
+      if req.path == "/refuse" then return 405, '{"error": "no"}', { Allow = "GET" } end
+    end,
+    handle = function(req)
+      if req.path == "/boom" then error("secret /etc/passwd detail") end
+      if req.path == "/slow" then os.execute("sleep 1.5") end
+      local out = { "method=" .. req.method, "path=" .. req.path,
+                    "setting=" .. tostring(settings.greeting) }
+      local keys = {}
+      for k in pairs(req.query) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for _, k in ipairs(keys) do out[#out + 1] = "q:" .. k .. "=" .. req.query[k] end
+      for _, f in ipairs(req.files or {}) do
+        out[#out + 1] = "file:" .. f.field .. ":" .. f.filename .. ":" .. #f.data .. ":" .. tdm.md5(f.data)
+      end
+      if req.body then out[#out + 1] = "body:" .. #req.body end
+      return 200, table.concat(out, "\n"), { ["X-Handled"] = "yes" }
+    end,
+  }
+end
+return M
+EOF
+
+# start SERVER_OPTS_LUA -> sets $pid and $base
+start() {
+  : > "$tmp/log"
+  LUA_PATH="$tmp/mods/?.lua;${LUA_PATH:-;}" tdm-lua -e "
+    local core = require 'tdm.core'
+    local ok, msg = core.http_serve { listen = '127.0.0.1:0', threads = 2,
+      handler = 'tiny_handler', settings = { greeting = 'hi' },
+      max_upload = 100000, max_files = 3, $1 }
+    if not ok then io.stderr:write(msg, '\n') os.exit(1) end" 2>"$tmp/log" &
+  pid=$!
+  local i
+  for i in $(seq 1 100); do
+    base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/log")
+    [ -n "$base" ] && return 0
+    sleep 0.05
+  done
+  echo "server did not start: $(cat "$tmp/log")"; return 1
+}
+code() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
+
+start "" || { fail "server start"; finish; exit 1; }
+
+check_out "GET reaches the handler" "200" code "$base/a/b?s3=true&x=%2e%2e"
+check_grep "handler sees method, raw path and raw query" \
+  "method=GET.*path=/a/b.*setting=hi.*q:s3=true.*q:x=%2e%2e" tr '\n' ' ' < "$tmp/body"
+check_out "percent escapes stay escaped in the path" "200" code "$base/x/%00/%2e%2e"
+check_grep "path given raw" "path=/x/%00/%2e%2e" cat "$tmp/body"
+
+head -c 5000 /dev/urandom > "$tmp/f1"
+head -c 150000 /dev/urandom > "$tmp/big"
+check_out "multipart with two files and a field" "200" \
+  code -F "a=@$tmp/f1" -F "b=@$tmp/f1;filename=x.jpg" -F "c=text" "$base/up"
+md5=$(md5sum < "$tmp/f1" | cut -d' ' -f1)
+check_grep "both files received intact" "file:a:f1:5000:$md5" cat "$tmp/body"
+check_grep "second file named as sent" "file:b:x.jpg:5000:$md5" cat "$tmp/body"
+check_out "raw image body" "200" code --data-binary "@$tmp/f1" -H 'Content-Type: image/jpeg' "$base/raw"
+check_grep "raw body length" "body:5000" cat "$tmp/body"
+
+check_out "file over max_upload -> 413" "413" code -F "a=@$tmp/big" "$base/up"
+check_grep "413 names the limit" '"error": "a file is larger than the 100000-byte limit"' cat "$tmp/body"
+check_out "too many files -> 413" "413" \
+  code -F "a=@$tmp/f1" -F "b=@$tmp/f1" -F "c=@$tmp/f1" -F "d=@$tmp/f1" "$base/up"
+check_out "1 GB Content-Length refused before the body" "413" \
+  code -m 5 -X POST -H 'Content-Type: multipart/form-data; boundary=XX' \
+  -H 'Content-Length: 1073741824' "$base/up"
+printf -- '--XX\r\nContent-Disposition: form-data; name="a"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\nabcdefgh' > "$tmp/trunc"
+check_out "truncated multipart -> 400" "400" \
+  code --data-binary "@$tmp/trunc" -H 'Content-Type: multipart/form-data; boundary=XX' "$base/up"
+check_out "POST of text/plain -> 415" "415" code --data-binary "hello" -H 'Content-Type: text/plain' "$base/up"
+check_out "preflight answers before the body" "405" code -F "a=@$tmp/f1" "$base/refuse"
+check_out "preflight headers sent" "GET" sh -c "curl -s -D - -o /dev/null -F 'a=@$tmp/f1' '$base/refuse' | sed -n 's/^Allow: \([A-Z]*\).*/\1/p'"
+
+check_out "handler error -> 500" "500" code "$base/boom"
+check_out "500 body has no detail" '{"error": "internal error"}' cat "$tmp/body"
+check_grep "detail logged on the server side" "handler error: .*secret" cat "$tmp/log"
+check_grep "access log line: method path status bytes ms" \
+  "GET /a/b 200 [0-9]+ [0-9.]+ms" cat "$tmp/log"
+check "access log never shows headers" bash -c "! grep -qi 'content-type\|authorization' '$tmp/log'"
+
+# graceful stop: a slow request in flight finishes, the process exits 0
+curl -s -o "$tmp/slow" -w '%{http_code}' "$base/slow" > "$tmp/slow_code" &
+cpid=$!
+sleep 0.5
+kill -TERM "$pid"
+wait "$cpid"
+wait "$pid"; rc=$?; pid=
+check_out "in-flight request finished after SIGTERM" "200" cat "$tmp/slow_code"
+check_out "server exits 0 on SIGTERM" "0" echo "$rc"
+check_out "no new connections after stop" "000" code -m 2 "$base/a"
+
+# bearer token on mutating methods, compared in constant time
+start "token = 's3cret'" || { fail "server start (token)"; finish; exit 1; }
+check_out "GET needs no token" "200" code "$base/a"
+check_out "POST without token -> 401" "401" code -F "a=@$tmp/f1" "$base/up"
+check_out "POST with wrong token -> 401" "401" code -H 'Authorization: Bearer nope' -F "a=@$tmp/f1" "$base/up"
+check_out "DELETE with wrong token -> 401" "401" code -X DELETE -H 'Authorization: Bearer s3cre' "$base/x"
+check_out "POST with the token -> 200" "200" code -H 'Authorization: Bearer s3cret' -F "a=@$tmp/f1" "$base/up"
+check_out "DELETE with the token -> 200" "200" code -X DELETE -H 'Authorization: Bearer s3cret' "$base/x"
+check "token never logged" bash -c "! grep -q s3cret '$tmp/log'"
+kill -TERM "$pid"; wait "$pid"; pid=
+
+check_rc "listening on a bad address fails" 1 tdm-lua -e "
+  local ok = require('tdm.core').http_serve { listen = '256.1.1.1:80', quiet = true }
+  os.exit(ok and 0 or 1)"
+finish
