@@ -12,6 +12,9 @@
 --     bulk_files = 17,          -- images per bulk actor
 --     bulk_size = 300 * 1024,   -- bytes per bulk actor in total (about)
 --     upload = true,            -- put the bucket objects (tdm.s3, else aws)
+--     junk = true,              -- false: no 0008 ghost manifest, no
+--                               -- non-image files, no bad keys (a tree
+--                               -- that can end audit-clean, for the demo)
 --   }
 --
 -- Returns `fx`:
@@ -312,21 +315,25 @@ function fixture.generate(o)
     image(a, 1, "local", nil)
     image(a, 2, "s3", nil)
 
-    a = actor("0008_ghost", "manifest with no actor")
-    image(a, 0, "none", "synced")
-    image(a, 1, "none", "s3_only")
-    save_manifest(a)
-    fx.manifest_only[#fx.manifest_only + 1] = a.name
+    if o.junk ~= false then
+      a = actor("0008_ghost", "manifest with no actor")
+      image(a, 0, "none", "synced")
+      image(a, 1, "none", "s3_only")
+      save_manifest(a)
+      fx.manifest_only[#fx.manifest_only + 1] = a.name
+    end
 
     a = actor("0009_non_images", "non-image files")
     image(a, 0, "both", "synced")
     image(a, 1, "local", "local_only")
-    for _, junk in ipairs({ "notes.txt", ".DS_Store" }) do
-      local p = a.dir .. "/" .. junk
-      write(p, "not an image\n")
-      fx.non_images[#fx.non_images + 1] = p
+    if o.junk ~= false then
+      for _, junk in ipairs({ "notes.txt", ".DS_Store" }) do
+        local p = a.dir .. "/" .. junk
+        write(p, "not an image\n")
+        fx.non_images[#fx.non_images + 1] = p
+      end
+      put_object(key_of(a.name, "readme.txt"), "not an image either\n")
     end
-    put_object(key_of(a.name, "readme.txt"), "not an image either\n")
     save_manifest(a)
 
     a = actor("0010_s3_only_actor", "S3-only actor")
@@ -341,7 +348,8 @@ function fixture.generate(o)
     image(a, 5, "local", nil)
     save_manifest(a)
 
-    for _, k in ipairs({ key_of("", "stray.jpg"):gsub("//", "/"),
+    for _, k in ipairs(o.junk == false and {} or {
+                         (key_of("", "stray.jpg"):gsub("//", "/")),
                          key_of("0012_nested", "sub/0012_nested_0.jpg") }) do
       put_object(k, bytes(rand, 300))
       fx.bad_keys[#fx.bad_keys + 1] = k
