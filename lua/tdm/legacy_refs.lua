@@ -296,8 +296,11 @@ function refs.interpret(text, ctx)
     end
     local idx, ext = name:match(own)
     local e = { ref = item.ref, path = where }
-    if idx then
-      e.by, e.index, e.ext, e.filename = "name", tonumber(idx), ext, name
+    if idx and #idx > 9 then
+      return nil, string.format("%s: index too large in '%s'", where, name)
+    elseif idx then
+      e.by, e.index, e.ext, e.filename = "name", math.tointeger(tonumber(idx)),
+                                          ext, name
     else
       local other = name:match("^(%d+_.+)_%d+%.[%w]+$")
       if other then

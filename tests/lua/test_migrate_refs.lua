@@ -114,4 +114,50 @@ t.test("pure: no globals, same answer twice, misuse raises", function()
   t.ok(not pcall(refs.interpret, "[]", {}), "no actor raises")
 end)
 
+t.test("seeded mutations: never raises, entries always safe", function()
+  local core = require "tdm.core"
+  local ctx = ctxs[1]
+  local seeds = {}
+  for _, c in ipairs(lf.accepted(ctx)) do seeds[#seeds + 1] = c.text end
+  for _, c in ipairs(lf.garbled(ctx)) do seeds[#seeds + 1] = c.text end
+  local state = 12345
+  local function rand(n)
+    state = (state * 1103515245 + 12345) % 2147483648
+    return state % n
+  end
+  local alphabet = { "/", "..", "%2F", "\\", "\\u0000", "_", "0", "9", ".jpg",
+                     "\"", "[", "]", "{", "}", ",", ":", "s3://", "https://",
+                     ctx.actor_name, "0043_x_", "?", "#", "%" }
+  for _ = 1, 3000 do
+    local s = seeds[rand(#seeds) + 1]
+    for _ = 1, rand(4) + 1 do
+      local pos = rand(#s + 1)
+      local op = rand(3)
+      if op == 0 then
+        s = s:sub(1, pos) .. alphabet[rand(#alphabet) + 1] .. s:sub(pos + 1)
+      elseif op == 1 then
+        s = s:sub(1, pos) .. s:sub(pos + 2 + rand(8))
+      else
+        s = s:sub(1, pos) .. string.char(rand(256)) .. s:sub(pos + 2)
+      end
+    end
+    local ok, entries, why = pcall(refs.interpret, s, ctx)
+    t.ok(ok, "interpret raised on " .. string.format("%q", s) .. ": " .. tostring(entries))
+    if entries then
+      local seen = {}
+      for _, e in ipairs(entries) do
+        t.ok(core.check_name(e.filename), "safe filename " .. e.filename)
+        local n = e.filename:match("^" .. ctx.actor_name .. "_(%d+)%.%w+$")
+        t.ok(n and tonumber(n) == e.index and math.type(e.index) == "integer",
+             "filename/index " .. e.filename)
+        t.ok(not seen[e.index], "distinct index")
+        seen[e.index] = true
+        t.eq(e.key, ctx.prefix .. "/" .. ctx.actor_name .. "/" .. e.filename, "key")
+      end
+    else
+      t.eq(type(why), "string", "reason")
+    end
+  end
+end)
+
 return t.done()
