@@ -127,17 +127,19 @@ FUZZ_SAN = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZERS:%=$(FUZZ_B)/fuzz/fuzz_%)
 
+FUZZ_MAKE = $(MAKE) B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \
+	  SANITIZE=fuzzer-no-link,address,undefined
 fuzz-build:
-	$(MAKE) B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \
-	  SANITIZE=fuzzer-no-link,address,undefined all
-	$(MAKE) B=$(FUZZ_B) $(FUZZ_BINS)
+	$(FUZZ_MAKE) all
+	$(FUZZ_MAKE) $(FUZZ_BINS)
 
-$(FUZZ_B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_B)/libtdm.a
+$(FUZZ_B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/fuzz_lua.h \
+    $(FUZZ_B)/libtdm.a
 	mkdir -p $(FUZZ_B)/fuzz
 	$(FUZZ_CC) $(filter-out -fsanitize=%,$(ALL_CFLAGS)) -O1 $(FUZZ_SAN) \
-	  -Itests/fuzz -Isrc -o $@ $< \
+	  -DFUZZ_ROOT='"$(CURDIR)"' -Itests/fuzz -Isrc -o $@ $< \
 	  $(filter-out $(FUZZ_B)/tdm-lua.o,$(wildcard $(FUZZ_B)/l*.o)) \
-	  $(FUZZ_B)/libtdm.a $(DEP_LIBS) -lm -ldl
+	  $(FUZZ_B)/libtdm.a $(DEP_LIBS) -lm -ldl -Wl,-E
 
 fuzz: fuzz-build
 	@for f in $(FUZZERS); do \
