@@ -92,4 +92,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # --keys-only | head
+        sys.stderr.close()
+        sys.exit(0)

@@ -92,7 +92,12 @@ bench_rss() {
   rc=$?
   read -r kb secs < <(tail -n 1 "$out")
   rm -f "$out"
-  [ "$rc" -eq 0 ] || status="fail(rc=$rc)"
+  if [ "$rc" -ne 0 ]; then
+    status="fail(rc=$rc)"
+  elif [ -n "${BENCH_CHECK:-}" ] && ! eval "$BENCH_CHECK" >> "$BENCH_LOG" 2>&1
+  then
+    status="fail(check)"; rc=1
+  fi
   bench_row "$op" "$tool" "$role" "$run" "$status" "$secs" "" "$files" "" \
     "$kb" ""
   printf '  %-26s %-24s run %s: peak RSS %s KB, %ss  %s\n' "$op" "$tool" \

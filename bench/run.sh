@@ -316,6 +316,7 @@ rss_at() {
   if tdm_has_command sync-manifests; then
     fresh_tree "$d"
     export TDM_DATA_ROOT=$d
+    BENCH_CHECK="[ \$(ls $d/actor_manifests | grep -c '_manifest.json\$') -eq $n ]"
     bench_rss "rss sync-manifests cold N=$n" "tdm-lua sync-manifests" tdm \
       1 "$files" ./tdm-lua sync-manifests
   else
@@ -325,12 +326,13 @@ rss_at() {
   if tdm_has_command pull-all; then
     rm -rf "$d"; mkdir -p "$d"
     export TDM_DATA_ROOT=$d
+    BENCH_CHECK="[ \$(count_files $d) -eq $files ]"
     bench_rss "rss pull-all N=$n" "tdm-lua pull-all" tdm 1 "$files" \
       ./tdm-lua pull-all
   else
     bench_na "rss pull-all N=$n" "tdm-lua pull-all" tdm "not built"
   fi
-  unset TDM_DATA_ROOT TDM_PREFIX
+  unset TDM_DATA_ROOT TDM_PREFIX BENCH_CHECK
   rm -rf "$d"
 }
 op_rss() {
