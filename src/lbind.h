@@ -22,6 +22,7 @@ int tdm_lua_fail(lua_State *L, const tdm_error *err);
 int tdm_lua_open_hash(lua_State *L);
 int tdm_lua_open_fs(lua_State *L);
 int tdm_lua_open_config(lua_State *L);
+int tdm_lua_open_manifest(lua_State *L);
 int tdm_lua_open_sigv4(lua_State *L);
 int tdm_lua_open_http(lua_State *L);
 

@@ -400,7 +400,8 @@ static int load_document(tdm_manifest *m, tdm_error *err) {
     m->updated_ts = -1;
     return TDM_OK;
   }
-  if (tdm_manifest_parse(m->path, text, len, &root, err) != TDM_OK) {
+  if (tdm_manifest_parse(m->path, text, len, m->data_root, &root, err)
+      != TDM_OK) {
     free(text);
     return TDM_ERR;
   }
@@ -760,5 +761,29 @@ int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err) {
   m->existed = 1;
   m->updated_ts = now;
   *written = 1;
+  return TDM_OK;
+}
+
+int tdm_manifest_add_many(tdm_manifest *m, size_t n,
+                          const char *const *filenames,
+                          const tdm_fact *locals, const tdm_fact *s3s,
+                          tdm_error *err) {
+  size_t i, j, old_n = m->n;
+  int was_changed = m->changed;
+  for (i = 0; i < n; i++) {
+    if (check_new_name(m, filenames[i], err) != TDM_OK) return TDM_ERR;
+    for (j = 0; j < i; j++)
+      if (strcmp(filenames[j], filenames[i]) == 0)
+        return tdm_error_set(err, "EEXIST", "%s is listed twice",
+                             filenames[i]);
+  }
+  for (i = 0; i < n; i++) {
+    if (tdm_manifest_add(m, filenames[i], locals ? &locals[i] : NULL,
+                         s3s ? &s3s[i] : NULL, err) != TDM_OK) {
+      while (m->n > old_n) drop_entry(m, m->n - 1);
+      m->changed = was_changed;
+      return TDM_ERR;
+    }
+  }
   return TDM_OK;
 }

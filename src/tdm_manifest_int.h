@@ -38,13 +38,14 @@ int tdm_status_parse(const char *s);
 
 /* Validate a parsed document; errors "FILE: line L column C: reason". */
 int tdm_manifest_validate(json_t *root, const char *path, const char *text,
-                          size_t len, tdm_error *err);
+                          size_t len, const char *data_root,
+                          tdm_error *err);
 /* Read a whole (bounded) file into a malloc'd NUL-terminated buffer. */
 int tdm_manifest_slurp(const char *path, char **text, size_t *len,
                        tdm_error *err);
 /* Parse + validate text; *out is a new reference. */
 int tdm_manifest_parse(const char *path, const char *text, size_t len,
-                       json_t **out, tdm_error *err);
+                       const char *data_root, json_t **out, tdm_error *err);
 
 /* Replace the facts of entry i and re-derive its fields (marks the
  * manifest changed only when a stored value changes). */

@@ -108,7 +108,7 @@ static size_t locate(const char *text, size_t n, const step *path,
 }
 
 typedef struct vctx {
-  const char *path, *text;
+  const char *path, *text, *data_root;
   size_t len;
   tdm_error *err;
 } vctx;
@@ -169,14 +169,27 @@ static int check_field(vctx *c, json_t *obj, size_t i, const char *key,
   return TDM_OK;
 }
 
+/* local_path may be relative (no "..") or, when the data root is
+ * absolute, an absolute path under it (no ".." below it). */
+static int check_local_path(const char *lp, size_t len, const char *root,
+                            tdm_error *err) {
+  size_t rl = root ? strlen(root) : 0;
+  while (rl > 1 && root[rl - 1] == '/') rl--;
+  if (lp[0] == '/' && root && root[0] == '/' && len > rl + 1 &&
+      memcmp(lp, root, rl) == 0 && lp[rl] == '/')
+    return tdm_check_relpath(lp + rl + 1, len - rl - 1, "local_path", err);
+  return tdm_check_relpath(lp, len, "local_path", err);
+}
+
 int tdm_manifest_validate(json_t *root, const char *path, const char *text,
-                          size_t len, tdm_error *err) {
+                          size_t len, const char *data_root,
+                          tdm_error *err) {
   static const char *const stat_keys[] = {
     "training_images_count", "training_data_size_mb",
     "training_synced_count", "training_local_only_count",
     "training_s3_only_count", "training_out_of_sync_count",
     "training_missing_count", NULL};
-  vctx c = {path, text, len, err};
+  vctx c = {path, text, data_root, len, err};
   json_t *list, *v;
   size_t i, j, n;
   int k;
@@ -254,8 +267,8 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                    "and [%zu])", fn, j, i);
     }
     v = json_object_get(e, "local_path");
-    if (v && tdm_check_relpath(json_string_value(v), json_string_length(v),
-                               "local_path", &sub) != TDM_OK) {
+    if (v && check_local_path(json_string_value(v), json_string_length(v),
+                              data_root, &sub) != TDM_OK) {
       p[2].key = "local_path";
       return bad(&c, p, 3, "training_data[%zu]: %s", i, sub.message);
     }
@@ -323,7 +336,7 @@ int tdm_manifest_slurp(const char *path, char **text, size_t *len,
 }
 
 int tdm_manifest_parse(const char *path, const char *text, size_t len,
-                       json_t **out, tdm_error *err) {
+                       const char *data_root, json_t **out, tdm_error *err) {
   json_error_t je;
   json_t *root;
   if (len == 0)
@@ -334,7 +347,8 @@ int tdm_manifest_parse(const char *path, const char *text, size_t len,
   if (!root)
     return tdm_error_set(err, "BADMANIFEST", "%s: line %d column %d: %s",
                          path, je.line, je.column, je.text);
-  if (tdm_manifest_validate(root, path, text, len, err) != TDM_OK) {
+  if (tdm_manifest_validate(root, path, text, len, data_root, err)
+      != TDM_OK) {
     json_decref(root);
     return TDM_ERR;
   }
@@ -342,14 +356,14 @@ int tdm_manifest_parse(const char *path, const char *text, size_t len,
   return TDM_OK;
 }
 
-int tdm_manifest_read_file(const char *path, void **root_out,
-                           tdm_error *err) {
+int tdm_manifest_read_file(const char *path, const char *data_root,
+                           void **root_out, tdm_error *err) {
   char *text;
   size_t len;
   json_t *root;
   int rc;
   if (tdm_manifest_slurp(path, &text, &len, err) != TDM_OK) return TDM_ERR;
-  rc = tdm_manifest_parse(path, text, len, &root, err);
+  rc = tdm_manifest_parse(path, text, len, data_root, &root, err);
   free(text);
   if (rc == TDM_OK) *root_out = root;
   return rc;

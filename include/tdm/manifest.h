@@ -126,9 +126,11 @@ int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
 void tdm_manifest_close(tdm_manifest *m);
 
 /* Parse and validate a manifest file without locking. On success
- * *root_out is a new jansson reference (json_t *) to the document. */
-int tdm_manifest_read_file(const char *path, void **root_out,
-                           tdm_error *err);
+ * *root_out is a new jansson reference (json_t *) to the document.
+ * `data_root` (may be NULL) is the configured data root: when absolute,
+ * local_paths under it are accepted besides relative ones. */
+int tdm_manifest_read_file(const char *path, const char *data_root,
+                           void **root_out, tdm_error *err);
 
 const char *tdm_manifest_path(const tdm_manifest *m);
 const char *tdm_manifest_actor_name(const tdm_manifest *m);
@@ -160,6 +162,12 @@ int tdm_manifest_file_path(const tdm_manifest *m, const char *filename,
 int tdm_manifest_add(tdm_manifest *m, const char *filename,
                      const tdm_fact *local, const tdm_fact *s3,
                      tdm_error *err);
+/* Add `n` entries, all or nothing: every name is checked first, and a
+ * failure part-way removes what was added. `locals`/`s3s` may be NULL. */
+int tdm_manifest_add_many(tdm_manifest *m, size_t n,
+                          const char *const *filenames,
+                          const tdm_fact *locals, const tdm_fact *s3s,
+                          tdm_error *err);
 /* Update an entry's facts ("ENOENT" when absent); facts with known == 0
  * keep what the manifest knew. */
 int tdm_manifest_update(tdm_manifest *m, const char *filename,

@@ -95,7 +95,7 @@ static void test_python_to_tdm(void) {
     tdm_buf_init(&b, 64u << 20);
     snprintf(path, sizeof path, "%s/m_%04d.json", tmp, i);
     text = slurp(path, &len);
-    if (tdm_manifest_read_file(path, &root, &err) != TDM_OK) {
+    if (tdm_manifest_read_file(path, NULL, &root, &err) != TDM_OK) {
       T_CHECK(0, "%s: expected to load, got %s", path, err.message);
     } else if (tdm_json_write(root, &b, &err) != TDM_OK) {
       T_CHECK(0, "%s: expected to write, got %s", path, err.message);
