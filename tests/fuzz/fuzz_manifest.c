@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int written = 0;
 
   memset(&err, 0, sizeof err);
-  if (tdm_manifest_parse("fuzz.json", (const char *)data, size, &doc,
+  if (tdm_manifest_parse("fuzz.json", (const char *)data, size, NULL, &doc,
                          &err) != TDM_OK) {
     if (strcmp(err.code, "BADMANIFEST") != 0)
       fuzz_fail("parse refusal is not BADMANIFEST");
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   tdm_manifest_close(m);
-  if (tdm_manifest_read_file(mpath, &again, &err) != TDM_OK) {
+  if (tdm_manifest_read_file(mpath, root, &again, &err) != TDM_OK) {
     fprintf(stderr, "re-read: %s\n", err.message);
     fuzz_fail("a manifest tdm saved is refused by its own loader");
   }
