@@ -172,8 +172,8 @@ function Sync:resolve_actor(actor)
   if not s:match("^%d+$") then
     return nil, string.format("'%s' is not an actor id or name", s), "EBADNAME"
   end
-  local p = manifest_mod().paths(s, self.cfg)
-  if p and p.name then return p.name end
+  local ok, p = pcall(manifest_mod().paths, s, self.cfg)
+  if ok and type(p) == "table" and p.name then return p.name end
   local id = string.format("%04d", tonumber(s))
   local names = {}
   local ok, msg, code = self:each_listed_actor(self.list_root .. id .. "_",
@@ -525,10 +525,9 @@ function Sync:flush(o, state)
       end
     end,
   })
-  for i, res in pairs(results or {}) do
+  for _, res in pairs(results or {}) do
     state.files_done = state.files_done + 1
-    state.bytes_done = state.bytes_done + (res and res.bytes or 0)
-    local _ = i
+    state.bytes_done = state.bytes_done + (res.bytes or 0)
   end
   for actor in pairs(done) do apply(actor) end
   return true
@@ -537,6 +536,14 @@ end
 local function selected(o, name)
   if o.select then return o.select(name) end
   return true
+end
+
+-- "42" / "0042" / "00042" -> "0042": the id as manifests spell it.
+local function norm_id(id)
+  if not id then return nil end
+  local s = id:gsub("^0+", "")
+  if #s < 4 then s = string.rep("0", 4 - #s) .. s end
+  return s
 end
 
 local function manifest_ids(dir)
@@ -569,7 +576,7 @@ function Sync:run(o)
   local function process(name, objects)
     if processed[name] or core.interrupted() then return end
     processed[name] = true
-    processed_ids[name:match("^(%d+)")] = true
+    processed_ids[norm_id(name:match("^(%d+)"))] = true
     if not selected(o, name) then return end
     self:process_actor(name, objects, o, state)
     if #state.queue >= BATCH and not o.dry_run then self:flush(o, state) end
@@ -616,7 +623,7 @@ function Sync:run(o)
       end
       local mdir = self.data_root .. "/actor_manifests"
       for _, id in ipairs(manifest_ids(mdir)) do
-        if not processed_ids[id] and not core.interrupted() then
+        if not processed_ids[norm_id(id)] and not core.interrupted() then
           local path = mdir .. "/" .. id .. "_manifest.json"
           local doc, lmsg, lcode = manifest_mod().load(path)
           local name = doc and doc.character_name
@@ -626,7 +633,7 @@ function Sync:run(o)
               fail(r, id, nil, lmsg, lcode)
             end
           elseif type(name) ~= "string" or not check_actor_name(name)
-                 or name:match("^(%d+)") ~= id then
+                 or norm_id(name:match("^(%d+)")) ~= norm_id(id) then
             if selected(o, id) then
               T.actor_errors = T.actor_errors + 1
               fail(r, id, nil, string.format("%s: character_name '%s' does not name actor %s",
