@@ -19,6 +19,7 @@ static const lua_CFunction openers[] = {
   tdm_lua_open_config,
   tdm_lua_open_manifest,
   tdm_lua_open_sigv4,
+  tdm_lua_open_s3,
   tdm_lua_open_http,
   NULL
 };

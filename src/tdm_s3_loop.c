@@ -996,8 +996,9 @@ static void request_done(xfer *x, CURLcode rc) {
         snippet[k++] = (ch >= 32 && ch < 127) ? ch : '?';
       }
       snippet[k] = '\0';
-      xerr(x, &e, code, "HTTP %ld%s%s%s%s", x->status, k ? ": " : "",
-           snippet, *advice ? "; " : "", advice);
+      xerr(x, &e, code, "%sHTTP %ld%s%s%s%s%s", x->status == 404
+           ? "no such object (" : "", x->status, x->status == 404 ? ")"
+           : "", k ? ": " : "", snippet, *advice ? "; " : "", advice);
     }
     request_failed(x, &e, tdm_s3_retryable(TDM_S3_NET_OK, x->status,
                                            have ? ei.code : NULL));

@@ -1,0 +1,203 @@
+--- tdm.s3: S3 I/O for tdm (see docs/lua-api.md, "tdm.s3").
+--
+--   local c = assert(tdm.s3.client())            -- settings from tdm.config
+--   for obj, err, code in c:list("system_actors/training_data/0042_") do
+--     if not obj then error(err) end
+--     print(obj.key, obj.size, obj.md5)
+--   end
+--   local r = c:get(key, "data/actors/.../0042_x_1.jpg")  -- verified MD5
+--   local results, interrupted = c:transfer(jobs, { jobs = 16,
+--     on_complete = function(i, r) ... end })
+--
+-- Failures of the world return nil, message, code ("S3_NoSuchKey",
+-- "S3_AccessDenied", "S3_BadDigest", "ECONNREFUSED", ...); misuse raises.
+-- The transfer engine is C (src/tdm_s3_*.c): one libcurl multi loop,
+-- reused connections, retries with jittered backoff, no partial files.
+local core = require "tdm.core"
+
+local s3 = {}
+
+local Client = {}
+Client.__index = Client
+Client.__name = "tdm.s3.Client"
+
+-- Transport tuning accepted by tdm.s3.client's second argument.
+local tuning = {
+  path_style = "boolean", max_attempts = "number", part_size = "number",
+  connect_timeout = "number", stall_timeout = "number",
+  backoff_base = "number", backoff_cap = "number", jobs = "number",
+  multipart_threshold = "number",
+}
+
+-- A Config, or a plain table of overrides / nil resolved by tdm.config.
+local function resolve(cfg)
+  if cfg ~= nil and getmetatable(cfg) ~= nil then return cfg end
+  return require("tdm.config")(cfg)
+end
+
+--- tdm.s3.client([cfg [, opts]]) -> client | nil, msg, code.
+-- `opts` tunes the transport: path_style (default: path-style when an
+-- endpoint is set), max_attempts (5), part_size (8 MiB), connect_timeout
+-- (10 s), stall_timeout (30 s), backoff_base (0.1 s), backoff_cap (20 s);
+-- jobs and multipart_threshold override cfg's.
+function s3.client(cfg, opts)
+  cfg = resolve(cfg)
+  local settings = {
+    bucket = cfg.bucket, region = cfg.region, endpoint = cfg.endpoint,
+    ca_bundle = cfg.ca_bundle, profile = cfg.profile, jobs = cfg.jobs,
+    multipart_threshold = cfg.multipart_threshold,
+  }
+  for k, v in pairs(opts or {}) do
+    if not tuning[k] then
+      error("tdm.s3.client: unknown option '" .. tostring(k) .. "'", 2)
+    end
+    if type(v) ~= tuning[k] then
+      error(string.format("tdm.s3.client: option '%s' must be a %s", k,
+                          tuning[k]), 2)
+    end
+    settings[k] = v
+  end
+  local c, msg, code = core.s3_client(settings)
+  if not c then return nil, msg, code end
+  return setmetatable({ _c = c, cfg = cfg }, Client)
+end
+
+--- c:list(prefix [, { max_keys = n, start_after = key }]) -> iterator of
+-- objects { key, size, etag, md5, last_modified }. Pages (ListObjectsV2,
+-- up to max_keys, default 1000) are fetched as the previous one is
+-- consumed. A failure yields false, message, code once, then ends.
+function Client:list(prefix, opts)
+  opts = opts or {}
+  local c = self._c
+  local max_keys = opts.max_keys
+  if max_keys ~= nil and (math.type(max_keys) ~= "integer" or
+                          max_keys < 1 or max_keys > 1000) then
+    error("list: max_keys must be an integer 1..1000", 2)
+  end
+  local page, pos, token, last, failed = nil, 0, nil, false, false
+  return function()
+    while not failed do
+      if page and pos < #page then
+        pos = pos + 1
+        return page[pos]
+      end
+      if last then return nil end
+      local objs, nxt, code = c:list_page(prefix or "", max_keys, token,
+                                          token == nil and opts.start_after
+                                          or nil)
+      if not objs then
+        failed = true
+        return false, nxt, code
+      end
+      page, pos, token = objs, 0, nxt
+      if not nxt then last = true end
+    end
+    return nil
+  end
+end
+
+function Client:head(key) return self._c:head(key) end
+function Client:get(key, path) return self._c:get(key, path) end
+function Client:put(path, key, opts) return self._c:put(path, key, opts) end
+function Client:delete(key) return self._c:delete(key) end
+function Client:delete_many(keys) return self._c:delete_many(keys) end
+function Client:presign(method, key, seconds)
+  return self._c:presign(method, key, seconds)
+end
+function Client:transfer(jobs, opts) return self._c:transfer(jobs, opts) end
+function Client:bucket() return self._c:bucket() end
+function Client:close() self._c:close() end
+Client.__close = Client.close
+
+function Client:__tostring() return tostring(self._c) end
+
+-- Names that go into keys are single path components.
+local function check(name, what)
+  local ok, msg = core.check_name(name, what)
+  if not ok then error(msg, 3) end
+end
+
+--- tdm.s3.key_for(cfg, actor_name, filename) -> "{prefix}/{actor}/{file}".
+function s3.key_for(cfg, actor_name, filename)
+  cfg = resolve(cfg)
+  check(actor_name, "actor name")
+  check(filename, "filename")
+  local prefix = (cfg.prefix or ""):gsub("^/+", ""):gsub("/+$", "")
+  if prefix == "" then return actor_name .. "/" .. filename end
+  return prefix .. "/" .. actor_name .. "/" .. filename
+end
+
+--- tdm.s3.url_for(cfg, actor_name, filename) -> the public s3_url
+-- ("{public_url_base}/{key}", key URI-encoded as the manifest writes it).
+function s3.url_for(cfg, actor_name, filename)
+  cfg = resolve(cfg)
+  check(actor_name, "actor name")
+  check(filename, "filename")
+  local prefix = (cfg.prefix or ""):gsub("^/+", ""):gsub("/+$", "")
+  local parts = { cfg.public_url_base }
+  if prefix ~= "" then parts[#parts + 1] = core.uri_encode(prefix, true) end
+  parts[#parts + 1] = core.uri_encode(actor_name)
+  parts[#parts + 1] = core.uri_encode(filename)
+  return table.concat(parts, "/")
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+--- tdm.s3.parse_url(cfg, url) -> key | nil, msg. Understands the public
+-- base, virtual-hosted (bucket.s3[.-]region.amazonaws.com), path-style
+-- (s3.region.amazonaws.com/bucket, or the endpoint) and s3://bucket/key.
+function s3.parse_url(cfg, url)
+  cfg = resolve(cfg)
+  if type(url) ~= "string" then
+    error("parse_url: url must be a string", 2)
+  end
+  local bucket = cfg.bucket
+  local function fail(why)
+    return nil, string.format("parse_url: %s: %s", url, why)
+  end
+  local function done(key)
+    key = unescape((key:gsub("[?#].*$", "")))
+    if key == "" then return fail("no object key") end
+    return key
+  end
+  local b, rest = url:match("^s3://([^/]+)/(.*)$")
+  if b then
+    if b ~= bucket then
+      return fail("bucket '" .. b .. "' is not the configured '" ..
+                  bucket .. "'")
+    end
+    return done(rest)
+  end
+  local base = cfg.public_url_base
+  if base and url:sub(1, #base + 1) == base .. "/" then
+    return done(url:sub(#base + 2))
+  end
+  local host, path = url:match("^https?://([^/]+)/(.*)$")
+  if not host then return fail("not an S3 URL") end
+  host = host:lower()
+  local vb = host:match("^(.-)%.s3[%.%-][%w%.%-]*amazonaws%.com$") or
+             host:match("^(.-)%.s3%.amazonaws%.com$")
+  if vb and vb ~= "" then
+    if vb ~= bucket then
+      return fail("bucket '" .. vb .. "' is not the configured '" ..
+                  bucket .. "'")
+    end
+    return done(path)
+  end
+  local pb, key = path:match("^([^/]+)/(.*)$")
+  if pb and (host:match("^s3[%.%-][%w%.%-]*amazonaws%.com$") or
+             (cfg.endpoint and url:sub(1, #cfg.endpoint) == cfg.endpoint)) then
+    if pb ~= bucket then
+      return fail("bucket '" .. pb .. "' is not the configured '" ..
+                  bucket .. "'")
+    end
+    return done(key)
+  end
+  return fail("not a URL of bucket '" .. bucket .. "'")
+end
+
+return s3

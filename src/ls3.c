@@ -1,0 +1,616 @@
+/* ls3.c -- Lua bindings of tdm/s3.h: core.s3_client(settings) and the
+ * tdm.S3Client type (head, get, put, delete, delete_many, list_page,
+ * presign, transfer). lua/tdm/s3.lua builds the public tdm.s3 on top.
+ *
+ * Lua never runs inside a libcurl or expat callback: transfer() steps the
+ * batch and calls on_complete/on_progress under lua_pcall between steps;
+ * the first error is kept and raised once the batch has finished and its
+ * resources are released. Memory the C core allocates for a call is owned
+ * by a tdm.S3Batch userdata, so an error raised while pushing results
+ * cannot leak it. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lbind.h"
+
+#define CLIENT "tdm.S3Client"
+#define BATCH "tdm.S3Batch"
+
+typedef struct lclient {
+  tdm_s3 *c;                   /* NULL once closed */
+} lclient;
+
+/* Everything one call hands to the core: jobs, string copies, the batch.
+ * Released by lbatch_release (also __gc). */
+typedef struct lbatch {
+  tdm_s3_batch *b;
+  tdm_s3_job *jobs;
+  size_t n;
+  char **strs;
+  size_t nstrs, capstrs;
+  const char **keys;           /* DeleteObjects key arrays */
+  size_t *done;                /* indices from tdm_s3_batch_take_done */
+} lbatch;
+
+static lclient *check_client(lua_State *L, int idx) {
+  lclient *u = luaL_checkudata(L, idx, CLIENT);
+  if (!u->c) luaL_error(L, "attempt to use a closed S3 client");
+  return u;
+}
+
+/* ---- settings ----------------------------------------------------------- */
+
+static const char *opt_string(lua_State *L, int t, const char *name) {
+  const char *s = NULL;
+  int ty = lua_getfield(L, t, name);
+  if (ty == LUA_TSTRING || ty == LUA_TNUMBER) s = lua_tostring(L, -1);
+  else if (ty != LUA_TNIL)
+    luaL_error(L, "S3 client setting '%s': expected a string, got %s", name,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);   /* the table keeps the string alive */
+  return s;
+}
+
+static double opt_number(lua_State *L, int t, const char *name,
+                         double dflt) {
+  double v = dflt;
+  int ty = lua_getfield(L, t, name);
+  if (ty == LUA_TNUMBER || ty == LUA_TSTRING) {
+    int isnum;
+    v = lua_tonumberx(L, -1, &isnum);
+    if (!isnum)
+      luaL_error(L, "S3 client setting '%s': expected a number", name);
+  } else if (ty != LUA_TNIL) {
+    luaL_error(L, "S3 client setting '%s': expected a number, got %s", name,
+               luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* s3_client{ bucket=, region=, endpoint=, ca_bundle=, profile=, jobs=,
+ * multipart_threshold=, part_size=, max_attempts=, connect_timeout=,
+ * stall_timeout=, backoff_base=, backoff_cap=, path_style= (boolean) }
+ * -> client | nil, msg, code. */
+static int l_s3_client(lua_State *L) {
+  tdm_s3_config cfg;
+  tdm_error err;
+  lclient *u;
+  int ty;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  tdm_s3_config_defaults(&cfg);
+  cfg.bucket = opt_string(L, 1, "bucket");
+  cfg.region = opt_string(L, 1, "region");
+  cfg.endpoint = opt_string(L, 1, "endpoint");
+  cfg.ca_bundle = opt_string(L, 1, "ca_bundle");
+  cfg.profile = opt_string(L, 1, "profile");
+  cfg.jobs = (int)opt_number(L, 1, "jobs", cfg.jobs);
+  cfg.multipart_threshold = (uint64_t)opt_number(L, 1, "multipart_threshold",
+                                       (double)cfg.multipart_threshold);
+  cfg.part_size = (uint64_t)opt_number(L, 1, "part_size",
+                                       (double)cfg.part_size);
+  cfg.max_attempts = (int)opt_number(L, 1, "max_attempts",
+                                     cfg.max_attempts);
+  cfg.connect_timeout = (long)opt_number(L, 1, "connect_timeout",
+                                         (double)cfg.connect_timeout);
+  cfg.stall_timeout = (long)opt_number(L, 1, "stall_timeout",
+                                       (double)cfg.stall_timeout);
+  cfg.backoff_base = opt_number(L, 1, "backoff_base", cfg.backoff_base);
+  cfg.backoff_cap = opt_number(L, 1, "backoff_cap", cfg.backoff_cap);
+  ty = lua_getfield(L, 1, "path_style");
+  if (ty == LUA_TBOOLEAN) cfg.path_style = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL)
+    return luaL_error(L, "S3 client setting 'path_style': expected a "
+                      "boolean");
+  lua_pop(L, 1);
+  u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->c = NULL;
+  luaL_setmetatable(L, CLIENT);
+  if (!(u->c = tdm_s3_new(&cfg, &err))) return tdm_lua_fail(L, &err);
+  return 1;
+}
+
+/* ---- the call holder ----------------------------------------------------- */
+
+static void lbatch_release(lbatch *h) {
+  size_t i;
+  tdm_s3_batch_free(h->b);
+  h->b = NULL;
+  if (h->jobs)
+    for (i = 0; i < h->n; i++) tdm_s3_job_clear(&h->jobs[i]);
+  free(h->jobs);
+  h->jobs = NULL;
+  for (i = 0; i < h->nstrs; i++) free(h->strs[i]);
+  free(h->strs);
+  h->strs = NULL;
+  h->nstrs = h->capstrs = 0;
+  free(h->keys);
+  h->keys = NULL;
+  free(h->done);
+  h->done = NULL;
+}
+
+static int lbatch_gc(lua_State *L) {
+  lbatch_release(luaL_checkudata(L, 1, BATCH));
+  return 0;
+}
+
+/* Push a holder for `n` jobs; its user value 1 is the client at
+ * `client_idx`, so the client outlives it. */
+static lbatch *new_holder(lua_State *L, int client_idx, size_t n) {
+  lbatch *h = lua_newuserdatauv(L, sizeof *h, 1);
+  memset(h, 0, sizeof *h);
+  luaL_setmetatable(L, BATCH);
+  lua_pushvalue(L, client_idx);
+  lua_setiuservalue(L, -2, 1);
+  h->n = n;
+  h->jobs = calloc(n ? n : 1, sizeof *h->jobs);
+  h->done = calloc(n ? n : 1, sizeof *h->done);
+  if (!h->jobs || !h->done) luaL_error(L, "S3: out of memory");
+  return h;
+}
+
+/* A copy of `s` owned by the holder. */
+static const char *hold(lua_State *L, lbatch *h, const char *s) {
+  char *d;
+  if (!s) return NULL;
+  if (h->nstrs == h->capstrs) {
+    size_t cap = h->capstrs ? h->capstrs * 2 : 16;
+    char **p = realloc(h->strs, cap * sizeof *p);
+    if (!p) luaL_error(L, "S3: out of memory");
+    h->strs = p;
+    h->capstrs = cap;
+  }
+  if (!(d = strdup(s))) luaL_error(L, "S3: out of memory");
+  h->strs[h->nstrs++] = d;
+  return d;
+}
+
+static int run(lua_State *L, lclient *u, lbatch *h, int conc) {
+  tdm_error err;
+  if (tdm_s3_run(u->c, h->jobs, h->n, conc, NULL, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  return 0;
+}
+
+static int job_fail(lua_State *L, const tdm_s3_job *j) {
+  return tdm_lua_fail(L, &j->err);
+}
+
+static void set_str(lua_State *L, const char *name, const char *v) {
+  if (v && *v) {
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, name);
+  }
+}
+
+static void set_int(lua_State *L, const char *name, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, name);
+}
+
+/* Push a transfer result { ok, md5, bytes, attempts, etag, error, code,
+ * interrupted }. */
+static void push_result(lua_State *L, const tdm_s3_job *j) {
+  lua_createtable(L, 0, 8);
+  lua_pushboolean(L, j->ok);
+  lua_setfield(L, -2, "ok");
+  if (j->ok) {
+    set_str(L, "md5", j->md5);
+    set_str(L, "etag", j->etag);
+    set_int(L, "bytes", (lua_Integer)j->bytes);
+  } else {
+    set_str(L, "error", j->err.message);
+    set_str(L, "code", j->err.code);
+  }
+  set_int(L, "attempts", j->attempts);
+  if (j->interrupted) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "interrupted");
+  }
+}
+
+/* ---- single operations ---------------------------------------------------- */
+
+/* c:head(key) -> { size, etag, md5, last_modified, metadata = {} } |
+ * nil, msg, code. */
+static int l_head(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *key = luaL_checkstring(L, 2);
+  lbatch *h = new_holder(L, 1, 1);
+  tdm_s3_job *j = &h->jobs[0];
+  int i, r;
+  j->op = TDM_S3_HEAD;
+  j->key = hold(L, h, key);
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (!j->ok) return job_fail(L, j);
+  lua_createtable(L, 0, 6);
+  set_int(L, "size", (lua_Integer)j->bytes);
+  set_str(L, "etag", j->etag);
+  set_str(L, "md5", j->md5);
+  lua_pushnumber(L, j->last_modified);
+  lua_setfield(L, -2, "last_modified");
+  set_int(L, "attempts", j->attempts);
+  lua_createtable(L, 0, j->nmeta);
+  for (i = 0; i < j->nmeta; i++) {
+    lua_pushstring(L, j->meta[i].value);
+    lua_setfield(L, -2, j->meta[i].name);
+  }
+  lua_setfield(L, -2, "metadata");
+  return 1;
+}
+
+/* c:get(key, path) -> { md5, bytes, etag, attempts } | nil, msg, code. */
+static int l_get(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *key = luaL_checkstring(L, 2);
+  const char *path = luaL_checkstring(L, 3);
+  lbatch *h = new_holder(L, 1, 1);
+  tdm_s3_job *j = &h->jobs[0];
+  int r;
+  j->op = TDM_S3_GET;
+  j->key = hold(L, h, key);
+  j->path = hold(L, h, path);
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (!j->ok) return job_fail(L, j);
+  push_result(L, j);
+  return 1;
+}
+
+/* c:put(path, key [, { content_type = }]) -> { md5, bytes, etag, attempts }
+ * | nil, msg, code. */
+static int l_put(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  const char *key = luaL_checkstring(L, 3);
+  const char *ctype = NULL;
+  lbatch *h;
+  tdm_s3_job *j;
+  int r;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    ctype = opt_string(L, 4, "content_type");
+  }
+  h = new_holder(L, 1, 1);
+  j = &h->jobs[0];
+  j->op = TDM_S3_PUT;
+  j->key = hold(L, h, key);
+  j->path = hold(L, h, path);
+  j->content_type = hold(L, h, ctype);
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (!j->ok) return job_fail(L, j);
+  push_result(L, j);
+  return 1;
+}
+
+/* c:delete(key) -> true | nil, msg, code. */
+static int l_delete(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *key = luaL_checkstring(L, 2);
+  lbatch *h = new_holder(L, 1, 1);
+  tdm_s3_job *j = &h->jobs[0];
+  int r;
+  j->op = TDM_S3_DELETE;
+  j->key = hold(L, h, key);
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (!j->ok) return job_fail(L, j);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* c:list_page(prefix [, max_keys [, token [, start_after]]]) ->
+ * { {key, size, etag, md5, last_modified}, ... }, next_token|nil |
+ * nil, msg, code. */
+static int l_list_page(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *prefix = luaL_optstring(L, 2, "");
+  lua_Integer max_keys = luaL_optinteger(L, 3, 0);
+  const char *token = luaL_optstring(L, 4, NULL);
+  const char *after = luaL_optstring(L, 5, NULL);
+  lbatch *h;
+  tdm_s3_job *j;
+  size_t i;
+  int r;
+  luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 3,
+                "max_keys must be 1..1000");
+  h = new_holder(L, 1, 1);
+  j = &h->jobs[0];
+  j->op = TDM_S3_LIST;
+  j->key = hold(L, h, prefix);
+  j->max_keys = (int)max_keys;
+  j->token = hold(L, h, token);
+  j->start_after = hold(L, h, after);
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (!j->ok) return job_fail(L, j);
+  lua_createtable(L, (int)j->nobjects, 0);
+  for (i = 0; i < j->nobjects; i++) {
+    const tdm_s3_object *o = &j->objects[i];
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, o->key);
+    lua_setfield(L, -2, "key");
+    set_int(L, "size", (lua_Integer)o->size);
+    set_str(L, "etag", o->etag);
+    set_str(L, "md5", o->md5);
+    lua_pushnumber(L, o->last_modified);
+    lua_setfield(L, -2, "last_modified");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  if (j->next_token) lua_pushstring(L, j->next_token);
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* c:delete_many(keys) -> { deleted = {keys}, errors = { {key=, code=,
+ * message=} } } | nil, msg, code (when no batch could be sent at all).
+ * Batches of up to 1000 keys run concurrently. */
+static int l_delete_many(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  size_t n, nb, i, k, ok = 0;
+  lbatch *h;
+  int r;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = (size_t)luaL_len(L, 2);
+  nb = (n + TDM_S3_DELETE_BATCH - 1) / TDM_S3_DELETE_BATCH;
+  h = new_holder(L, 1, nb);
+  h->keys = calloc(n ? n : 1, sizeof *h->keys);
+  if (!h->keys) return luaL_error(L, "S3: out of memory");
+  for (i = 0; i < n; i++) {
+    lua_geti(L, 2, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "delete_many: keys[%d] is not a string",
+                        (int)i + 1);
+    h->keys[i] = hold(L, h, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  for (k = 0; k < nb; k++) {
+    h->jobs[k].op = TDM_S3_DELETE_MANY;
+    h->jobs[k].keys = h->keys + k * TDM_S3_DELETE_BATCH;
+    h->jobs[k].nkeys = n - k * TDM_S3_DELETE_BATCH < TDM_S3_DELETE_BATCH
+                       ? n - k * TDM_S3_DELETE_BATCH : TDM_S3_DELETE_BATCH;
+  }
+  if (nb > 0 && (r = run(L, u, h, 0)) != 0) return r;
+  for (k = 0; k < nb; k++) ok += h->jobs[k].ok;
+  if (nb > 0 && ok == 0) return job_fail(L, &h->jobs[0]);
+  lua_createtable(L, 0, 2);
+  lua_newtable(L);
+  for (k = 0, i = 0; k < nb; k++)
+    for (r = 0; (size_t)r < h->jobs[k].ndeleted; r++) {
+      lua_pushstring(L, h->jobs[k].deleted[r]);
+      lua_rawseti(L, -2, (lua_Integer)++i);
+    }
+  lua_setfield(L, -2, "deleted");
+  lua_newtable(L);
+  for (k = 0, i = 0; k < nb; k++) {
+    const tdm_s3_job *j = &h->jobs[k];
+    size_t e;
+    if (!j->ok) {   /* the whole batch failed: every key in it did */
+      for (e = 0; e < j->nkeys; e++) {
+        lua_createtable(L, 0, 3);
+        set_str(L, "key", j->keys[e]);
+        set_str(L, "code", j->err.code);
+        set_str(L, "message", j->err.message);
+        lua_rawseti(L, -2, (lua_Integer)++i);
+      }
+      continue;
+    }
+    for (e = 0; e < j->nerrors; e++) {
+      lua_createtable(L, 0, 3);
+      set_str(L, "key", j->errors[e].key);
+      set_str(L, "code", j->errors[e].code);
+      set_str(L, "message", j->errors[e].message);
+      lua_rawseti(L, -2, (lua_Integer)++i);
+    }
+  }
+  lua_setfield(L, -2, "errors");
+  return 1;
+}
+
+/* c:presign(method, key, seconds) -> url | nil, msg, code. */
+static int l_presign(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *method = luaL_checkstring(L, 2);
+  const char *key = luaL_checkstring(L, 3);
+  lua_Integer secs = luaL_checkinteger(L, 4);
+  lbatch *h = new_holder(L, 1, 0);
+  tdm_buf url;
+  tdm_error err;
+  size_t len;
+  char *s;
+  hold(L, h, "");                 /* a slot the URL will own */
+  tdm_buf_init(&url, 64 * 1024);
+  if (tdm_s3_presign(u->c, method, key, (long)secs, &url, &err) != TDM_OK) {
+    tdm_buf_free(&url);
+    return tdm_lua_fail(L, &err);
+  }
+  if (!(s = tdm_buf_take(&url, &len, &err))) return tdm_lua_fail(L, &err);
+  free(h->strs[h->nstrs - 1]);
+  h->strs[h->nstrs - 1] = s;      /* owned by the holder from here */
+  lua_pushlstring(L, s, len);
+  return 1;
+}
+
+/* ---- transfer ----------------------------------------------------------- */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run `fn` (at stack index fn) with nargs pushed values under pcall; on
+ * the first error keep it in slot `errslot`. */
+static void call_cb(lua_State *L, int nargs, int errslot, int *have_err) {
+  if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
+    if (!*have_err) {
+      lua_replace(L, errslot);
+      *have_err = 1;
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
+/* c:transfer(jobs [, { jobs = n, on_progress = f, on_complete = g }])
+ * -> results, interrupted. */
+static int l_transfer(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  size_t n, i, files = 0, last_files = (size_t)-1;
+  uint64_t bytes = 0, last_bytes = 0;
+  int conc = 0, have_err = 0, more, interrupted;
+  const int ON_PROGRESS = 5, ON_COMPLETE = 6, ERRSLOT = 7;
+  double last_t = 0;
+  lbatch *h;
+  tdm_error err;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  n = (size_t)luaL_len(L, 2);
+  h = new_holder(L, 1, n);                       /* 4 */
+  if (lua_istable(L, 3)) {
+    conc = (int)opt_number(L, 3, "jobs", 0);
+    lua_getfield(L, 3, "on_progress");           /* 5 */
+    lua_getfield(L, 3, "on_complete");           /* 6 */
+  } else {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  }
+  if (!lua_isnil(L, ON_PROGRESS)) luaL_checktype(L, ON_PROGRESS,
+                                                 LUA_TFUNCTION);
+  if (!lua_isnil(L, ON_COMPLETE)) luaL_checktype(L, ON_COMPLETE,
+                                                 LUA_TFUNCTION);
+  lua_pushnil(L);                                /* 7: first error */
+  for (i = 0; i < n; i++) {
+    tdm_s3_job *j = &h->jobs[i];
+    const char *op;
+    if (lua_geti(L, 2, (lua_Integer)i + 1) != LUA_TTABLE)
+      return luaL_error(L, "transfer: jobs[%d] is not a table", (int)i + 1);
+    op = opt_string(L, -1, "op");
+    if (op && strcmp(op, "get") == 0) j->op = TDM_S3_GET;
+    else if (op && strcmp(op, "put") == 0) j->op = TDM_S3_PUT;
+    else
+      return luaL_error(L, "transfer: jobs[%d].op must be \"get\" or "
+                        "\"put\"", (int)i + 1);
+    j->key = hold(L, h, opt_string(L, -1, "key"));
+    j->path = hold(L, h, opt_string(L, -1, "path"));
+    j->content_type = hold(L, h, opt_string(L, -1, "content_type"));
+    if (!j->key || !j->path)
+      return luaL_error(L, "transfer: jobs[%d] needs key and path",
+                        (int)i + 1);
+    lua_pop(L, 1);
+  }
+  if (!(h->b = tdm_s3_batch_new(u->c, h->jobs, n, conc, &err)))
+    return tdm_lua_fail(L, &err);
+  do {
+    size_t k, m;
+    more = tdm_s3_batch_step(h->b, 100);
+    m = tdm_s3_batch_take_done(h->b, h->done, n);
+    for (k = 0; k < m && !have_err; k++) {
+      if (lua_isnil(L, ON_COMPLETE)) break;
+      lua_pushvalue(L, ON_COMPLETE);
+      lua_pushinteger(L, (lua_Integer)h->done[k] + 1);
+      push_result(L, &h->jobs[h->done[k]]);
+      call_cb(L, 2, ERRSLOT, &have_err);
+    }
+    tdm_s3_batch_progress(h->b, &files, &bytes);
+    if (!lua_isnil(L, ON_PROGRESS) && !have_err &&
+        (files != last_files || (bytes != last_bytes &&
+                                 (now_s() - last_t >= 0.2 || !more)))) {
+      last_files = files;
+      last_bytes = bytes;
+      last_t = now_s();
+      lua_pushvalue(L, ON_PROGRESS);
+      lua_pushinteger(L, (lua_Integer)files);
+      lua_pushinteger(L, (lua_Integer)n);
+      lua_pushinteger(L, (lua_Integer)bytes);
+      call_cb(L, 3, ERRSLOT, &have_err);
+    }
+  } while (more);
+  interrupted = tdm_s3_batch_interrupted(h->b);
+  tdm_s3_batch_free(h->b);
+  h->b = NULL;
+  if (have_err) {
+    lbatch_release(h);
+    lua_pushvalue(L, ERRSLOT);
+    return lua_error(L);
+  }
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    push_result(L, &h->jobs[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lbatch_release(h);
+  lua_pushboolean(L, interrupted);
+  return 2;
+}
+
+/* ---- the client type ------------------------------------------------------ */
+
+static int l_bucket(lua_State *L) {
+  lua_pushstring(L, tdm_s3_bucket(check_client(L, 1)->c));
+  return 1;
+}
+
+/* close(), __gc, __close: free the client; safe to call twice. */
+static int l_close(lua_State *L) {
+  lclient *u = luaL_checkudata(L, 1, CLIENT);
+  tdm_s3_free(u->c);
+  u->c = NULL;
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  lclient *u = luaL_checkudata(L, 1, CLIENT);
+  if (u->c) lua_pushfstring(L, "tdm.S3Client (s3://%s)", tdm_s3_bucket(u->c));
+  else lua_pushliteral(L, "tdm.S3Client (closed)");
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"head", l_head},
+  {"get", l_get},
+  {"put", l_put},
+  {"delete", l_delete},
+  {"delete_many", l_delete_many},
+  {"list_page", l_list_page},
+  {"presign", l_presign},
+  {"transfer", l_transfer},
+  {"bucket", l_bucket},
+  {"close", l_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg metamethods[] = {
+  {"__gc", l_close},
+  {"__close", l_close},
+  {"__tostring", l_tostring},
+  {"__index", NULL},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"s3_client", l_s3_client},
+  {NULL, NULL}
+};
+
+static void createmeta(lua_State *L) {
+  luaL_newmetatable(L, CLIENT);
+  luaL_setfuncs(L, metamethods, 0);
+  luaL_newlibtable(L, methods);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, BATCH);
+  lua_pushcfunction(L, lbatch_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
+int tdm_lua_open_s3(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  createmeta(L);
+  luaL_setfuncs(L, funcs, 0);
+  return 0;
+}
