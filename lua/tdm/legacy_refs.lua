@@ -18,9 +18,10 @@
 --     preferred, then image_url, url, output, images, urls, training_data);
 --     other fields are searched for such objects but their strings are
 --     not references;
---   * a reference is an S3 URL (virtual-hosted https://B.s3[.R].amazonaws.com
---     /KEY, path-style https://s3[.R].amazonaws.com/B/KEY, s3://B/KEY, or
---     the configured public URL base), any other http(s) URL, or a relative
+--   * a reference is an S3 URL of the configured bucket (virtual-hosted
+--     https://B.s3[.R].amazonaws.com/KEY, path-style
+--     https://s3[.R].amazonaws.com/B/KEY, s3://B/KEY, the configured public
+--     URL base or endpoint; tdm.s3.parse_url), any other http(s) URL, or a relative
 --     path / file name; query strings and fragments are dropped, %XX
 --     decoded. Only strings whose last path component has an image
 --     extension (.jpg .jpeg .png .webp) are references; other strings in
@@ -189,52 +190,41 @@ local function unescape(s)
   end))
 end
 
+local function one_line(s)
+  return (tostring(s):gsub("[%c]+", " "))
+end
+
 local function escape_pattern(s)
   return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
---- Parse an S3 or other URL: { bucket =, key = } for S3 forms,
--- { foreign = true, path = } for any other http(s) URL, { path = } for a
--- string with no scheme; nil, reason for an unsupported scheme. `ctx`
--- gives bucket and public_url_base. Query and fragment are dropped and
--- %XX decoded in the path/key.
-function refs.parse_url(url, ctx)
-  ctx = ctx or {}
-  local base = ctx.public_url_base
-  if base and base ~= "" then
-    base = base:gsub("/+$", "")
-    if url:sub(1, #base + 1) == base .. "/" then
-      local key = url:sub(#base + 2):gsub("[?#].*$", "")
-      return { bucket = ctx.bucket, key = unescape(key) }
+-- tdm.s3.parse_url wants a Config; any table with a metatable is taken
+-- as one, so a plain description of the bucket keeps this pure.
+local CtxConfig = { __name = "tdm.legacy_refs.config" }
+
+--- Classify a reference: { key = } for a URL of the configured bucket
+-- (parsed by tdm.s3.parse_url: virtual-hosted, path-style, s3://, the
+-- public URL base, the endpoint), { foreign = true, path = } for any other
+-- http(s) URL (query and fragment dropped, %XX decoded), { path = } for a
+-- string with no scheme; nil, reason for another bucket or an unsupported
+-- scheme.
+function refs.classify(ref, scfg)
+  local scheme, rest = ref:match("^([%a][%w+.-]*)://(.*)$")
+  if scheme then
+    scheme = scheme:lower()
+    if scheme ~= "s3" and scheme ~= "http" and scheme ~= "https" then
+      return nil, "unsupported URL scheme '" .. scheme .. "'"
     end
   end
-  local scheme, rest = url:match("^([%a][%w+.-]*)://(.*)$")
-  if not scheme then return { path = url } end
-  scheme = scheme:lower()
+  local key, why = require("tdm.s3").parse_url(scfg, ref)
+  if key then return { key = key } end
+  if not scheme then return { path = ref } end
   local host, path = rest:match("^([^/?#]*)(.*)$")
-  path = path:gsub("[?#].*$", "")
   host = host:lower():gsub(":%d+$", "")
-  if scheme == "s3" then
-    if host == "" then return nil, "s3:// URL without a bucket" end
-    return { bucket = host, key = unescape((path:gsub("^/", ""))) }
+  if scheme == "s3" or host:match("amazonaws%.com$") then
+    return nil, why   -- an S3 URL, but not of this bucket
   end
-  if scheme ~= "http" and scheme ~= "https" then
-    return nil, "unsupported URL scheme '" .. scheme .. "'"
-  end
-  -- Virtual-hosted: BUCKET.s3.amazonaws.com, BUCKET.s3.REGION.amazonaws.com,
-  -- BUCKET.s3-REGION.amazonaws.com.
-  local vb = host:match("^(.-)%.s3%.amazonaws%.com$")
-          or host:match("^(.-)%.s3[%.-][%w-]+%.amazonaws%.com$")
-  if vb and vb ~= "" then
-    return { bucket = vb, key = unescape((path:gsub("^/", ""))) }
-  end
-  -- Path-style: s3.amazonaws.com/BUCKET/KEY, s3.REGION..., s3-REGION...
-  if host == "s3.amazonaws.com" or host:match("^s3[%.-][%w-]+%.amazonaws%.com$") then
-    local b, key = path:match("^/([^/]+)/(.*)$")
-    if not b then return nil, "path-style S3 URL without a key" end
-    return { bucket = b, key = unescape(key) }
-  end
-  return { foreign = true, path = unescape(path) }
+  return { foreign = true, path = unescape((path:gsub("[?#].*$", ""))) }
 end
 
 -- Refuse what could escape the data root or smuggle bytes.
@@ -250,7 +240,8 @@ end
 
 --- The manifest entries a legacy document stands for:
 -- entries, ignored | nil, reason. ctx = { actor_name, bucket, prefix,
--- public_url_base }. entries (sorted by index) = { filename, index, by =
+-- public_url_base, endpoint } (or ctx.cfg, a tdm.config, for the URL
+-- parsing). entries (sorted by index) = { filename, index, by =
 -- "name"|"position", ref, path (in the document), key (the S3 key tdm uses
 -- for the file), ext }.
 function refs.interpret(text, ctx)
@@ -258,6 +249,9 @@ function refs.interpret(text, ctx)
          "legacy_refs.interpret: ctx.actor_name required")
   local actor = ctx.actor_name
   local prefix = (ctx.prefix or ""):gsub("^/+", ""):gsub("/+$", "")
+  local scfg = ctx.cfg or setmetatable({ bucket = ctx.bucket,
+    public_url_base = ctx.public_url_base, endpoint = ctx.endpoint },
+    CtxConfig)
   local list, ignored = refs.extract(text)
   if not list then return nil, ignored end
   if #list == 0 then
@@ -268,17 +262,13 @@ function refs.interpret(text, ctx)
   local entries, by_index, by_name = {}, {}, {}
   for pos, item in ipairs(list) do
     local where = item.path
-    local u, err = refs.parse_url(item.ref, ctx)
-    if not u then return nil, where .. ": " .. err end
+    local u, err = refs.classify(item.ref, scfg)
+    if not u then return nil, where .. ": " .. one_line(err) end
     local path = u.key or u.path
     local bad = hostile(item.ref) or hostile(path)
     if bad then
       return nil, string.format("%s: %s in reference %q", where, bad,
                                 item.ref:sub(1, 200))
-    end
-    if u.bucket and ctx.bucket and u.bucket ~= ctx.bucket then
-      return nil, string.format("%s: references bucket '%s', not '%s'",
-                                where, u.bucket, ctx.bucket)
     end
     local comps = {}
     for c in path:gmatch("[^/]+") do comps[#comps + 1] = c end

@@ -158,7 +158,7 @@ function lf.garbled(ctx)
   case("another actor's file name", list({ other .. "_1.jpg" }),
        "another actor")
   case("another bucket", list({ "s3://some-other-bucket/" .. key(ctx, a, fn(0)) }),
-       "references bucket 'some-other-bucket'")
+       "bucket 'some-other-bucket' is not the configured")
   case("dot-dot in a path", list({ "../../../../etc/" .. fn(0) }), "'..'")
   case("encoded dot-dot in a key",
        list({ base(ctx) .. "/" .. key(ctx, a, "..%2F..%2F" .. fn(0)) }), "'..'")

@@ -57,27 +57,30 @@ t.test("extract returns raw references in document order", function()
   t.eq(ignored, 1, "ignored strings")
 end)
 
-t.test("parse_url forms", function()
-  local ctx = ctxs[1]
+t.test("classify: S3 forms (tdm.s3.parse_url), foreign URLs, plain paths", function()
+  local scfg = setmetatable({ bucket = "b", public_url_base = "https://cdn.example.org/pub" }, {})
   local cases = {
-    { "https://b.s3.us-west-1.amazonaws.com/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
-    { "https://b.s3.amazonaws.com/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
-    { "https://b.s3-eu-west-1.amazonaws.com/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
-    { "https://s3.us-west-1.amazonaws.com/b/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
-    { "https://s3.amazonaws.com/b/k/x.jpg?v=1#f", { bucket = "b", key = "k/x.jpg" } },
-    { "s3://b/k/a%20b.jpg", { bucket = "b", key = "k/a b.jpg" } },
-    { "HTTPS://B.S3.AMAZONAWS.COM:443/k/x.jpg", { bucket = "b", key = "k/x.jpg" } },
-    { "https://cdn.example.com/x/y.jpg", { foreign = true, path = "/x/y.jpg" } },
+    { "https://b.s3.us-west-1.amazonaws.com/k/x.jpg", { key = "k/x.jpg" } },
+    { "https://b.s3.amazonaws.com/k/x.jpg", { key = "k/x.jpg" } },
+    { "https://b.s3-eu-west-1.amazonaws.com/k/x.jpg", { key = "k/x.jpg" } },
+    { "https://s3.us-west-1.amazonaws.com/b/k/x.jpg", { key = "k/x.jpg" } },
+    { "https://s3.amazonaws.com/b/k/x.jpg?v=1#f", { key = "k/x.jpg" } },
+    { "s3://b/k/a%20b.jpg", { key = "k/a b.jpg" } },
+    { "https://cdn.example.org/pub/k/x.jpg", { key = "k/x.jpg" } },
+    { "https://cdn.example.com/x/y%5F1.jpg?sig=1", { foreign = true, path = "/x/y_1.jpg" } },
     { "x/y.jpg", { path = "x/y.jpg" } },
-    { ctx.public_url_base .. "/sys/a.jpg", { bucket = ctx.bucket, key = "sys/a.jpg" } },
   }
   for _, c in ipairs(cases) do
-    t.eq(refs.parse_url(c[1], ctx), c[2], c[1])
+    t.eq(refs.classify(c[1], scfg), c[2], c[1])
   end
-  local r, why = refs.parse_url("ftp://h/x.jpg", ctx)
-  t.eq(r, nil, "ftp refused")
-  t.ok(why:find("unsupported", 1, true), "ftp reason")
-  t.eq(refs.parse_url("s3:///x.jpg", ctx), nil, "s3 without bucket")
+  for _, c in ipairs({ { "ftp://h/x.jpg", "unsupported URL scheme" },
+                       { "s3://other/k/x.jpg", "bucket 'other'" },
+                       { "https://other.s3.amazonaws.com/k/x.jpg", "bucket 'other'" },
+                       { "https://s3.amazonaws.com/other/k/x.jpg", "bucket 'other'" } }) do
+    local r, why = refs.classify(c[1], scfg)
+    t.eq(r, nil, c[1] .. " refused")
+    t.ok(tostring(why):find(c[2], 1, true), c[1] .. ": reason " .. tostring(why))
+  end
 end)
 
 t.test("limits", function()
