@@ -222,7 +222,7 @@ t.test("bad manifests: nil, message, BADMANIFEST; file unchanged", function()
              { path })
   t.write(path, '{"character_id": "0042", "chara')
   t.checkerr(function() return M.open(ACTOR, cfg) end,
-             path .. ": line 1 column 32:", { path })
+             path .. ": line 1 column 31: premature end of input", { path })
 end)
 
 return t.done()
