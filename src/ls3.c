@@ -589,8 +589,24 @@ static const luaL_Reg metamethods[] = {
   {NULL, NULL}
 };
 
+/* etag_match(path, etag [, md5hex]) -> true|false | nil, msg, code:
+ * whether the local file has S3 ETag `etag` (plain, or multipart for the
+ * part sizes clients use). */
+static int l_etag_match(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *etag = luaL_checkstring(L, 2);
+  const char *md5 = luaL_optstring(L, 3, NULL);
+  tdm_error err;
+  int match = 0;
+  if (tdm_etag_match_file(path, etag, md5, &match, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  lua_pushboolean(L, match);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"s3_client", l_s3_client},
+  {"etag_match", l_etag_match},
   {NULL, NULL}
 };
 

@@ -141,6 +141,11 @@ function s3.url_for(cfg, actor_name, filename)
   return table.concat(parts, "/")
 end
 
+--- tdm.s3.etag_match(path, etag [, md5]) -> bool | nil, msg, code: does
+-- the local file have this S3 ETag (plain MD5, or a multipart ETag for the
+-- part sizes clients use: 5, 8, 16, 64 MiB, ...)?
+s3.etag_match = core.etag_match
+
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h)
     return string.char(tonumber(h, 16))
