@@ -780,7 +780,11 @@ static void finish_get(xfer *x) {
     xerr(x, &e, "S3_BadDigest", "MD5 mismatch: received data has MD5 %s "
          "but the object's %s is %s; the object may be corrupt in S3 -- "
          "nothing written to %s", md5hex, what, want, j->path);
-    job_failed(x, &e);
+    /* The body may have been damaged in transit: drop it and retry like a
+     * truncated body; only a mismatch on every attempt fails the job. */
+    unlink(x->tmp);
+    x->tmp[0] = '\0';
+    request_failed(x, &e, 1);
     return;
   }
   if (rename(x->tmp, j->path) != 0) {
