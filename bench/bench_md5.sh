@@ -8,7 +8,8 @@
 # $TDM_BENCH_DIR/md5set, /tmp/tdm-bench by default; --tree DIR hashes every
 # file under DIR instead) with, alternating, in each of N runs (default 5):
 #   tdm        one tdm-lua process calling tdm.md5_file on each file
-#              (bench/md5_files.lua)
+#              (bench/md5_files.lua; a copy of the built tdm-lua, see
+#              tdm_snapshot in bench/lib.sh, or $TDM_LUA when set)
 #   md5sum     one md5sum process over all files
 #   md5sum -P2 xargs -P2 md5sum (both cores)
 # and reports `openssl speed -evp md5 -bytes 16384` (one core, 16 KB
@@ -39,6 +40,7 @@ done
 [ -x ./tdm-lua ] || { echo "bench_md5.sh: build first (make)" >&2; exit 1; }
 WORK=${TDM_BENCH_DIR:-/tmp/tdm-bench}
 mkdir -p "$WORK"
+[ -n "${TDM_LUA:-}" ] || tdm_snapshot "$WORK/tdm-md5" || exit 1
 if [ -z "$TREE" ]; then
   # 17 files of 325 KB on average per actor.
   actors=$(( (SIZE_MB * 1048576 + 17 * 332800 - 1) / (17 * 332800) ))
@@ -61,13 +63,13 @@ fi
 
 # Correctness first (this also warms the page cache).
 warm_cache "$TREE"
-if ! diff -q <(./tdm-lua bench/md5_files.lua "$LIST" --print) \
+if ! diff -q <("$TDM_LUA" bench/md5_files.lua "$LIST" --print) \
              <(tr '\n' '\0' < "$LIST" | xargs -0 md5sum) > /dev/null; then
   echo "bench_md5: tdm's digests differ from md5sum's" >&2
   exit 1
 fi
 
-run_tdm() { ./tdm-lua bench/md5_files.lua "$LIST"; }
+run_tdm() { "$TDM_LUA" bench/md5_files.lua "$LIST"; }
 run_md5sum() { tr '\n' '\0' < "$LIST" | xargs -0 md5sum > /dev/null; }
 run_md5sum_p2() {
   tr '\n' '\0' < "$LIST" | xargs -0 -P2 -n 64 md5sum > /dev/null

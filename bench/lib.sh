@@ -17,6 +17,7 @@
 #
 # Rows are tab-separated:
 #   op tool role run status seconds bytes files srv_cpu_pct rss_kb note
+#   client_cpu_s (user + system CPU seconds of CMD and its children)
 # bench/report.py turns them into Markdown.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,21 +44,34 @@ proc_ticks() {
 
 now_ns() { date +%s%N; }
 
+# CPU seconds (user + system) of this shell's reaped children, as saved
+# by `times > "$BENCH_TIMES"` (which must run in the current shell: a
+# subshell starts from zero). Prints seconds.
+times_secs() {
+  awk 'NR == 2 { t = 0
+         for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2])
+                                    t += p[1] * 60 + p[2] }
+         printf "%.3f", t }' "$BENCH_TIMES"
+}
+
 bench_row() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" \
     >> "$BENCH_RESULTS"
 }
 
 bench_run() {
   local op=$1 tool=$2 role=$3 run=$4 bytes=$5 files=$6
   shift 6; [ "${1:-}" = "--" ] && shift
-  local t0 t1 c0 c1 rc secs cpu= status=ok
+  local t0 t1 c0 c1 u0 u1 rc secs cpu= status=ok
   echo "### $op / $tool / run $run: $*" >> "$BENCH_LOG"
+  BENCH_TIMES=${BENCH_TIMES:-$(mktemp)}
   c0=$(proc_ticks "${S3RVER_PID:-}")
+  times > "$BENCH_TIMES"; u0=$(times_secs)
   t0=$(now_ns)
   "$@" >> "$BENCH_LOG" 2>&1
   rc=$?
   t1=$(now_ns)
+  times > "$BENCH_TIMES"; u1=$(times_secs)
   c1=$(proc_ticks "${S3RVER_PID:-}")
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
   if [ -n "$c0" ] && [ -n "$c1" ]; then
@@ -71,7 +85,8 @@ bench_run() {
     status="fail(check)"; rc=1
   fi
   bench_row "$op" "$tool" "$role" "$run" "$status" "$secs" "$bytes" \
-    "$files" "$cpu" "" ""
+    "$files" "$cpu" "" "" "$(awk -v a="$u0" -v b="$u1" \
+      'BEGIN { printf "%.2f", b - a }')"
   printf '  %-26s %-24s run %s: %7.2fs  %s%s\n' "$op" "$tool" "$run" \
     "$secs" "$status" "${cpu:+  (s3rver ${cpu}% CPU)}" >&2
   return "$rc"
@@ -85,12 +100,12 @@ bench_na() {
 bench_rss() {
   local op=$1 tool=$2 role=$3 run=$4 files=$5
   shift 5; [ "${1:-}" = "--" ] && shift
-  local out rc kb secs status=ok
+  local out rc kb secs us ss status=ok
   out=$(mktemp)
   echo "### $op / $tool / run $run: $*" >> "$BENCH_LOG"
-  /usr/bin/time -f '%M %e' -o "$out" "$@" >> "$BENCH_LOG" 2>&1
+  /usr/bin/time -f '%M %e %U %S' -o "$out" "$@" >> "$BENCH_LOG" 2>&1
   rc=$?
-  read -r kb secs < <(tail -n 1 "$out")
+  read -r kb secs us ss < <(tail -n 1 "$out")
   rm -f "$out"
   if [ "$rc" -ne 0 ]; then
     status="fail(rc=$rc)"
@@ -99,18 +114,39 @@ bench_rss() {
     status="fail(check)"; rc=1
   fi
   bench_row "$op" "$tool" "$role" "$run" "$status" "$secs" "" "$files" "" \
-    "$kb" ""
+    "$kb" "" "$(awk -v a="$us" -v b="$ss" 'BEGIN { printf "%.2f", a + b }')"
   printf '  %-26s %-24s run %s: peak RSS %s KB, %ss  %s\n' "$op" "$tool" \
     "$run" "$kb" "$secs" "$status" >&2
   return "$rc"
+}
+
+# tdm_snapshot DIR: copy the built tdm-lua and lua/ into DIR and point
+# TDM_LUA at the copy, so a rebuild in the tree (others work in it) cannot
+# change or break the binary in the middle of a benchmark. Retries while
+# the binary is being relinked.
+tdm_snapshot() {
+  local dir=$1 i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    rm -rf "$dir"; mkdir -p "$dir"
+    if cp "$BENCH_ROOT/tdm-lua" "$dir/tdm-lua" 2>/dev/null &&
+       cp -r "$BENCH_ROOT/lua" "$dir/lua" &&
+       "$dir/tdm-lua" -e 'require "tdm"' > /dev/null 2>&1; then
+      TDM_LUA=$dir/tdm-lua
+      TDM_SNAP=$dir
+      return 0
+    fi
+    sleep 3
+  done
+  echo "bench: cannot snapshot a working tdm-lua from $BENCH_ROOT" >&2
+  return 1
 }
 
 # Does `tdm-lua COMMAND` exist in this build, with the S3 module it needs?
 # (0 yes, 1 no; a command whose modules do not load yet counts as not
 # built, so a half-landed feature gives "n/a", not a failure.)
 tdm_has_command() {
-  [ -f "$BENCH_ROOT/lua/tdm/commands/$1.lua" ] &&
-    "$BENCH_ROOT/tdm-lua" -e "require 'tdm.commands.$1'; require 'tdm.s3'" \
+  [ -f "$TDM_SNAP/lua/tdm/commands/$1.lua" ] &&
+    "$TDM_LUA" -e "require 'tdm.commands.$1'; require 'tdm.s3'" \
       > /dev/null 2>&1
 }
 

@@ -19,11 +19,11 @@ def load(path):
     with open(path) as f:
         for line in f:
             p = line.rstrip("\n").split("\t")
-            if len(p) < 11:
-                p += [""] * (11 - len(p))
+            if len(p) < 12:
+                p += [""] * (12 - len(p))
             rows.append(dict(zip(["op", "tool", "role", "run", "status",
                                   "secs", "bytes", "files", "cpu", "rss",
-                                  "note"], p)))
+                                  "note", "ucpu"], p)))
     return rows
 
 
@@ -55,6 +55,8 @@ def summary(runs):
         s["files"] = int(fl) if fl else None
         cpu = [float(r["cpu"]) for r in ok if r["cpu"] != ""]
         s["cpu"] = statistics.median(cpu) if cpu else None
+        ucpu = [float(r["ucpu"]) for r in ok if r["ucpu"] != ""]
+        s["ucpu"] = statistics.median(ucpu) if ucpu else None
         rss = [int(r["rss"]) for r in ok if r["rss"] != ""]
         if rss:
             s.update(rmed=statistics.median(rss), rlo=min(rss), rhi=max(rss))
@@ -63,9 +65,10 @@ def summary(runs):
 
 def time_table(rows):
     out = ["| operation | tool | runs | median s | min–max s | MB/s | "
-           "ms/file | s3rver CPU | tdm ÷ best peer | tdm ÷ ref |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | "
-           "--- |"]
+           "ms/file | client CPU s | s3rver CPU | tdm ÷ best peer | "
+           "tdm ÷ ref |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+           "--- | --- |"]
     for op, tools in group(rows, False).items():
         sums = {k: summary(v) for k, v in tools.items()}
         peers = [(s["med"], k[0]) for k, s in sums.items()
@@ -80,13 +83,14 @@ def time_table(rows):
                 what = ("n/a (" + s["note"] + ")") if s["status"] == "n/a" \
                     else f"failed ({s['status']})"
                 out.append(f"| {op} | {name} | {s['n']} | {what} | | | | | "
-                           "| |")
+                           "| | |")
                 continue
             runs = str(s["n"]) if s["ok"] == s["n"] else \
                 f"{s['ok']}/{s['n']} ok"
             mbs = fnum(s["bytes"] / s["med"] / 1e6, 0) if s["bytes"] else ""
             msf = fnum(s["med"] * 1000 / s["files"], 3) if s["files"] else ""
             cpu = f"{s['cpu']:.0f} %" if s["cpu"] is not None else ""
+            ucpu = fnum(s["ucpu"]) if s["ucpu"] is not None else ""
             rp = rr = ""
             if role == "tdm" and best:
                 rp = f"**{best[0] / s['med']:.2f}×** (vs {best[1]})"
@@ -94,26 +98,28 @@ def time_table(rows):
                 rr = f"{ref[0] / s['med']:.2f}× (vs {ref[1]})"
             out.append(f"| {op} | {name} | {runs} | {fnum(s['med'])} | "
                        f"{fnum(s['lo'])}–{fnum(s['hi'])} | {mbs} | {msf} | "
-                       f"{cpu} | {rp} | {rr} |")
+                       f"{ucpu} | {cpu} | {rp} | {rr} |")
     return out
 
 
 def rss_table(rows):
     out = ["| measurement | tool | runs | files/objects | median peak RSS "
-           "MB | min–max MB | median s | ms/file |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "MB | min–max MB | median s | ms/file | client CPU s |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for op, tools in group(rows, True).items():
         for (tool, role), runs in tools.items():
             s = summary(runs)
             if "rmed" not in s:
                 what = ("n/a (" + s["note"] + ")") if s["status"] == "n/a" \
                     else f"failed ({s['status']})"
-                out.append(f"| {op} | {tool} | {s['n']} | | {what} | | | |")
+                out.append(f"| {op} | {tool} | {s['n']} | | {what} | | | | "
+                           "|")
                 continue
             msf = fnum(s["med"] * 1000 / s["files"], 3) if s["files"] else ""
             out.append(f"| {op} | {tool} | {s['n']} | {s['files'] or ''} | "
                        f"{s['rmed'] / 1024:.1f} | {s['rlo'] / 1024:.1f}–"
-                       f"{s['rhi'] / 1024:.1f} | {fnum(s['med'])} | {msf} |")
+                       f"{s['rhi'] / 1024:.1f} | {fnum(s['med'])} | {msf} | "
+                       f"{fnum(s['ucpu']) if s['ucpu'] is not None else ''} |")
     return out
 
 

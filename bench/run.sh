@@ -58,6 +58,10 @@ fi
 make -s -j2 >/dev/null || { echo "bench/run.sh: build failed" >&2; exit 1; }
 
 . bench/lib.sh
+WORK=${TDM_BENCH_DIR:-/tmp/tdm-bench}
+mkdir -p "$WORK"
+tdm_snapshot "$WORK/tdm" || exit 1
+export TDM_LUA
 . tests/lib/s3rver.sh
 BUCKET=story-boards-assets
 s3rver_start "$BUCKET" || exit 1
@@ -67,8 +71,7 @@ export PATH="$ROOT:$PATH"
 unset TDM_CONFIG TDM_JOBS
 EP=$AWS_ENDPOINT_URL
 
-WORK=${TDM_BENCH_DIR:-/tmp/tdm-bench}
-mkdir -p "$WORK" "$OUT"
+mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
 bench_init "$RESULTS"
 PEERS=$WORK/peers; rm -rf "$PEERS"; mkdir -p "$PEERS"
@@ -162,9 +165,10 @@ tdm_row() {        # tdm_row OP RUN BYTES FILES COMMAND ARGS...
     return 0
   fi
   bench_run "$op" "tdm-lua $cmd" tdm "$run" "$bytes" "$files" \
-    ./tdm-lua "${@:5}"
+    "$TDM_LUA" "${@:5}"
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 PREFIX=bench$ACTORS/training_data
 dataset "$ACTORS" "$PREFIX"
 N_FILES=$NFILES N_BYTES=$NBYTES N_SRC=$SRC
@@ -215,7 +219,7 @@ op_pull() {
 tdm_push_all() {   # push every actor of $TDM_DATA_ROOT, one command each
   local a
   for a in $(ls "$TDM_DATA_ROOT/actors"); do
-    ./tdm-lua push "$a" || return 1
+    "$TDM_LUA" push "$a" || return 1
   done
 }
 op_push() {
@@ -318,7 +322,7 @@ rss_at() {
     export TDM_DATA_ROOT=$d
     BENCH_CHECK="[ \$(ls $d/actor_manifests | grep -c '_manifest.json\$') -eq $n ]"
     bench_rss "rss sync-manifests cold N=$n" "tdm-lua sync-manifests" tdm \
-      1 "$files" ./tdm-lua sync-manifests
+      1 "$files" "$TDM_LUA" sync-manifests
   else
     bench_na "rss sync-manifests cold N=$n" "tdm-lua sync-manifests" tdm \
       "not built"
@@ -328,7 +332,7 @@ rss_at() {
     export TDM_DATA_ROOT=$d
     BENCH_CHECK="[ \$(count_files $d) -eq $files ]"
     bench_rss "rss pull-all N=$n" "tdm-lua pull-all" tdm 1 "$files" \
-      ./tdm-lua pull-all
+      "$TDM_LUA" pull-all
   else
     bench_na "rss pull-all N=$n" "tdm-lua pull-all" tdm "not built"
   fi
@@ -357,10 +361,10 @@ for key in open(keys):
         f.write(meta)
 EOF
   local op="rss list $LISTK objects"
-  if ./tdm-lua -e "require 'tdm.s3'" > /dev/null 2>&1; then
+  if "$TDM_LUA" -e "require 'tdm.s3'" > /dev/null 2>&1; then
     BENCH_CHECK="grep -qx 'listed $LISTK' $SCRATCH/list.out"
     bench_rss "$op" "tdm s3 client:list" tdm 1 "$LISTK" \
-      sh -c "./tdm-lua bench/list_objects.lua '$lp/' | tee $SCRATCH/list.out"
+      sh -c "$TDM_LUA bench/list_objects.lua '$lp/' | tee $SCRATCH/list.out"
     unset BENCH_CHECK
   else
     bench_na "$op" "tdm s3 client:list" tdm "not built"
@@ -391,7 +395,9 @@ want scale && op_scale
 
 {
   echo "<!-- bench/run.sh --actors $ACTORS --runs $RUNS --ops $OPS;" \
-    "$(date -u +%Y-%m-%dT%H:%MZ); tdm $(git rev-parse --short HEAD) -->"
+    "$(date -u +%Y-%m-%dT%H:%MZ); tdm $(git rev-parse --short HEAD)" \
+    "(+ working tree); load average $LOAD_START at start," \
+    "$(cut -d' ' -f1-3 /proc/loadavg) at end -->"
   echo
   python3 bench/report.py "$RESULTS"
 } > "$OUT/report.md"
