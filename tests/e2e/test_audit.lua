@@ -1,0 +1,261 @@
+-- test_audit.lua -- `tdm-lua audit` end to end on the generated fixture
+-- (every sync state) plus a few more problems, against a real s3rver (run
+-- through tests/run.sh): every finding kind is reported once with the
+-- right kind, --json parses, audit without --fix changes nothing, --fix
+-- adds and records without deleting, and once the rest is resolved the
+-- audit is clean (exit 0); --verify finds what size+mtime hide.
+local t = require "t"
+local tdm = require "tdm"
+local core = require "tdm.core"
+local cjson = require "cjson"
+local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+
+assert(os.getenv("AWS_ENDPOINT_URL"), "run through tests/run.sh (needs s3rver)")
+
+local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local PREFIX = string.format("t/audit-%d-%d", os.time(), math.floor(core.now() * 1e6) % 1000000)
+local tmp = t.tmpdir()
+local DATA = tmp .. "/data"
+local fx = fixture.generate { data_root = DATA, prefix = PREFIX, seed = 11 }
+local cfg = tdm.config { data_root = DATA, prefix = PREFIX }
+local client = assert(tdm.s3.client(cfg))
+
+local function key_of(name, fn) return PREFIX .. "/" .. name .. "/" .. fn end
+local function tdir(name) return DATA .. "/actors/" .. name .. "/training_data" end
+local function mpath(id) return DATA .. "/actor_manifests/" .. id .. "_manifest.json" end
+
+local function run(args)
+  local out, err = tmp .. "/out", tmp .. "/err"
+  local cmd = "tdm-lua " .. args .. " --data-root " .. sh_quote(DATA) ..
+              " --prefix " .. sh_quote(PREFIX) .. " >" .. out .. " 2>" .. err
+  local _, _, rc = os.execute(cmd)
+  return rc, t.read(out) or "", t.read(err) or ""
+end
+
+local function snapshot()
+  local snap = {}
+  local p = io.popen("cd " .. sh_quote(DATA) .. " && find . -type f ! -name '*.lock' | sort")
+  for rel in p:lines() do snap["file " .. rel] = core.md5_file(DATA .. "/" .. rel:sub(3)) end
+  p:close()
+  for obj, err in client:list(PREFIX .. "/") do
+    assert(obj, err)
+    snap["object " .. obj.key] = obj.etag
+  end
+  return snap
+end
+
+-- Findings of a --json run: "kind actor/file" -> count, and the summary.
+local function findings(out)
+  local got, summary = {}, nil
+  for line in out:gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    t.ok(ok, "--json line parses: " .. line)
+    if ev.summary then
+      summary = ev.summary
+    elseif ev.kind then
+      local k = string.format("%s %s/%s", ev.kind, tostring(ev.actor), tostring(ev.file))
+      got[k] = (got[k] or 0) + 1
+    end
+  end
+  return got, summary
+end
+
+-- More problems on top of the fixture's.
+local A1 = "0001_all_synced"
+t.write(tdir(A1) .. "/" .. A1 .. "_1.jpg", "changed behind tdm's back")   -- hash_mismatch
+assert(client:delete(key_of(A1, A1 .. "_2.jpg")))                          -- synced -> local_only
+local m2 = t.read(mpath("0002"))
+t.write(mpath("0002"), (m2:gsub('"training_images_count": 3', '"training_images_count": 99')))
+t.write(tdir("0006_orphans") .. "/response.json", '["0006_orphans_0.jpg"]')
+assert(core.mkdirs(tdir("0013_bad_manifest")))
+t.write(tdir("0013_bad_manifest") .. "/0013_bad_manifest_0.jpg", "an image")
+t.write(mpath("0013"), '{"character_id": "0013", "training_data": [')
+
+local expected = {
+  ["hash_mismatch 0001_all_synced/0001_all_synced_1.jpg"] = 1,
+  ["stale_manifest 0001_all_synced/0001_all_synced_2.jpg"] = 1,
+  ["stale_manifest 0002_local_only/0002_manifest.json"] = 1,
+  ["out_of_sync 0004_out_of_sync/0004_out_of_sync_0.jpg"] = 1,
+  ["out_of_sync 0004_out_of_sync/0004_out_of_sync_1.jpg"] = 1,
+  ["missing 0005_missing/0005_missing_1.jpg"] = 1,
+  ["missing 0005_missing/0005_missing_2.jpg"] = 1,
+  ["orphan 0006_orphans/0006_orphans_1.jpg"] = 1,
+  ["orphan 0006_orphans/0006_orphans_2.jpg"] = 1,
+  ["legacy_file 0006_orphans/response.json"] = 1,
+  ["orphan 0007_no_manifest/0007_no_manifest_0.jpg"] = 1,
+  ["orphan 0007_no_manifest/0007_no_manifest_1.jpg"] = 1,
+  ["untracked_s3 0007_no_manifest/0007_no_manifest_2.jpg"] = 1,
+  ["no_actor 0008_ghost/0008_manifest.json"] = 1,
+  ["stray_file 0009_non_images/notes.txt"] = 1,
+  ["stray_file 0009_non_images/.DS_Store"] = 1,
+  ["bad_key 0009_non_images/readme.txt"] = 1,
+  ["untracked_s3 0010_s3_only_actor/0010_s3_only_actor_0.jpg"] = 1,
+  ["untracked_s3 0010_s3_only_actor/0010_s3_only_actor_1.jpg"] = 1,
+  ["untracked_s3 0010_s3_only_actor/0010_s3_only_actor_2.jpg"] = 1,
+  ["out_of_sync 0011_mixed_state/0011_mixed_state_3.jpg"] = 1,
+  ["missing 0011_mixed_state/0011_mixed_state_4.jpg"] = 1,
+  ["orphan 0011_mixed_state/0011_mixed_state_5.jpg"] = 1,
+  ["bad_key nil/" .. PREFIX .. "/stray.jpg"] = 1,
+  ["bad_key nil/" .. key_of("0012_nested", "sub/0012_nested_0.jpg")] = 1,
+  ["bad_manifest 0013_bad_manifest/0013_manifest.json"] = 1,
+}
+
+local function diff(got, want)
+  local lines = {}
+  for k, n in pairs(got) do
+    if want[k] ~= n then lines[#lines + 1] = "unexpected: " .. k .. " x" .. n end
+  end
+  for k in pairs(want) do
+    if not got[k] then lines[#lines + 1] = "not reported: " .. k end
+  end
+  table.sort(lines)
+  return table.concat(lines, "; ")
+end
+
+local before = snapshot()
+
+t.test("--json: every finding once, with the right kind; exit 1", function()
+  local rc, out, err = run("audit --json")
+  t.eq(rc, 1, "exit code; stderr: " .. err:sub(1, 300))
+  local got, summary = findings(out)
+  t.eq(diff(got, expected), "", "findings")
+  t.ok(summary, "summary line")
+  t.eq(summary and summary.findings, 26, "summary.findings")
+  t.eq(summary and summary.orphan, 5, "summary.orphan")
+  t.eq(summary and summary.bad_key, 3, "summary.bad_key")
+  t.eq(summary and summary.fixed, 0, "summary.fixed")
+end)
+
+t.test("audit without --fix (and --dry-run --fix) changes nothing", function()
+  t.eq(snapshot(), before, "data root and bucket after audit")
+  local rc = run("audit --fix --dry-run --quiet")
+  t.eq(rc, 1, "exit code of --dry-run --fix")
+  t.eq(snapshot(), before, "data root and bucket after audit --fix --dry-run")
+end)
+
+t.test("human report: one line per finding, summary on stderr", function()
+  local rc, out, err = run("audit")
+  t.eq(rc, 1, "exit code")
+  t.ok(out:find("0006_orphans/0006_orphans_1.jpg: orphan ", 1, true), "orphan line in:\n" .. out)
+  t.ok(out:find("0008_ghost/0008_manifest.json: no_actor ", 1, true), "no_actor line")
+  local n = 0
+  for _ in out:gmatch("[^\n]+") do n = n + 1 end
+  t.eq(n, 26, "lines on stdout")
+  t.ok(err:find("audit: ", 1, true) and err:find("findings=26", 1, true), "summary: " .. err)
+end)
+
+t.test("--actor and --shard select actors", function()
+  local rc, out = run("audit --json --actor 6")
+  t.eq(rc, 1, "exit code")
+  local got = findings(out)
+  local want = {
+    ["orphan 0006_orphans/0006_orphans_1.jpg"] = 1,
+    ["orphan 0006_orphans/0006_orphans_2.jpg"] = 1,
+    ["legacy_file 0006_orphans/response.json"] = 1 }
+  t.eq(diff(got, want), "", "findings for --actor 6")
+  local all = {}
+  for k = 1, 3 do
+    local _, o = run("audit --json --shard " .. k .. "/3")
+    for f, n in pairs(findings(o)) do all[f] = (all[f] or 0) + n end
+  end
+  -- keys with no actor are reported only by an unfiltered run
+  local want_all = {}
+  for k, n in pairs(expected) do if not k:find(" nil/", 1, true) then want_all[k] = n end end
+  t.eq(diff(all, want_all), "", "shards 1/3..3/3 together")
+end)
+
+t.test("--fix adds and records, never deletes", function()
+  local rc, out = run("audit --fix --json")
+  t.eq(rc, 1, "exit code")
+  local got, summary = findings(out)
+  t.eq(diff(got, expected), "", "findings of the --fix run")
+  -- orphans 5, untracked 4, stale 2
+  t.eq(summary and summary.fixed, 11, "summary.fixed")
+  local after = snapshot()
+  for k, v in pairs(before) do
+    if not k:find("^file %./actor_manifests/") then
+      t.eq(after[k], v, "unchanged: " .. k)
+    end
+  end
+  local doc = assert(tdm.Manifest.load(mpath("0007"), cfg))
+  t.eq(#doc.training_data, 3, "0007's new manifest lists its 3 files")
+  doc = assert(tdm.Manifest.load(mpath("0010"), cfg))
+  t.eq(#doc.training_data, 3, "0010's new manifest lists its 3 objects")
+  doc = assert(tdm.Manifest.load(mpath("0005"), cfg))
+  t.eq(#doc.training_data, 3, "0005 keeps its missing entries")
+  t.eq(t.read(mpath("0013")), '{"character_id": "0013", "training_data": [',
+       "bad manifest left alone")
+  rc, out = run("audit --json")
+  t.eq(rc, 1, "exit code after --fix")
+  got = findings(out)
+  local want = {}
+  for k, n in pairs(expected) do
+    local kind = k:match("^(%S+)")
+    if kind ~= "orphan" and kind ~= "untracked_s3" and kind ~= "stale_manifest"
+       and kind ~= "hash_mismatch" then
+      want[k] = n
+    end
+  end
+  -- the changed file is now recorded: local and S3 differ
+  want["out_of_sync 0001_all_synced/0001_all_synced_1.jpg"] = 1
+  t.eq(diff(got, want), "", "what --fix leaves")
+end)
+
+t.test("resolved by hand (prune, upload, remove leftovers): exit 0", function()
+  for _, spec in ipairs({ { "0005_missing", { 1, 2 } }, { "0011_mixed_state", { 4 } } }) do
+    local m = assert(tdm.Manifest.open(spec[1], cfg))
+    for _, i in ipairs(spec[2]) do assert(m:remove_image(string.format("%s_%d.jpg", spec[1], i))) end
+    assert(m:save())
+    m:close()
+  end
+  for _, f in ipairs({ { A1, 1 }, { "0004_out_of_sync", 0 }, { "0004_out_of_sync", 1 },
+                       { "0011_mixed_state", 3 } }) do
+    local fn = string.format("%s_%d.jpg", f[1], f[2])
+    assert(client:put(tdir(f[1]) .. "/" .. fn, key_of(f[1], fn)))
+  end
+  os.remove(mpath("0008"))
+  os.remove(mpath("0013"))
+  os.remove(tdir("0006_orphans") .. "/response.json")
+  os.remove(tdir("0009_non_images") .. "/notes.txt")
+  os.remove(tdir("0009_non_images") .. "/.DS_Store")
+  for _, k in ipairs({ key_of("0009_non_images", "readme.txt"), PREFIX .. "/stray.jpg",
+                       key_of("0012_nested", "sub/0012_nested_0.jpg") }) do
+    assert(client:delete(k))
+  end
+  local rc, out = run("audit --fix --json")
+  t.eq(rc, 1, "the uploads are recorded (stale statuses fixed)")
+  local got = findings(out)
+  for k in pairs(got) do t.ok(k:find("^stale_manifest") or k:find("^orphan 0013"), "fixable: " .. k) end
+  rc, out = run("audit --json")
+  t.eq(rc, 0, "exit code on a clean tree; got " .. out:sub(1, 400))
+  got = findings(out)
+  t.eq(diff(got, {}), "", "no findings")
+end)
+
+t.test("--verify re-hashes what size+mtime vouch for", function()
+  local name = "0002_local_only"
+  local path = tdir(name) .. "/" .. name .. "_0.jpg"
+  os.execute("touch -d '2024-01-01 00:00:00' " .. sh_quote(path))
+  local rc = run("audit --fix --quiet")   -- records the old mtime
+  rc = run("audit --quiet")
+  t.eq(rc, 0, "clean before the change")
+  local data = t.read(path)
+  local flipped = string.char((data:byte(10) + 1) % 256)
+  t.write(path, data:sub(1, 9) .. flipped .. data:sub(11))
+  os.execute("touch -d '2024-01-01 00:00:00' " .. sh_quote(path))
+  rc = run("audit --quiet")
+  t.eq(rc, 0, "same size and mtime: the stored MD5 is reused")
+  local out
+  rc, out = run("audit --verify --json")
+  t.eq(rc, 1, "--verify finds the change")
+  t.eq(diff(findings(out), { ["hash_mismatch " .. name .. "/" .. name .. "_0.jpg"] = 1 }), "",
+       "findings with --verify")
+end)
+
+local keys = {}
+for obj in client:list(PREFIX .. "/") do if obj then keys[#keys + 1] = obj.key end end
+if #keys > 0 then client:delete_many(keys) end
+
+return t.done()
