@@ -16,8 +16,9 @@
 --                  recorded for it (the file changed behind tdm's back)
 --   out_of_sync    local file and S3 object both exist, MD5s differ
 --   stale_manifest stored values differ from what the core derives: the
---                  statistics, or an entry's status given what is really
---                  on disk and in the bucket
+--                  statistics, an entry's status given what is really on
+--                  disk and in the bucket, or (facts unchanged) its
+--                  size_mb, modified_date, local_path or s3_url
 --   no_actor       a manifest with no local actor folder and no objects
 --   legacy_file    a leftover training_data/response.json (tdm-lua migrate)
 --   stray_file     a non-image file (or a non-file named like an image) in
@@ -161,6 +162,25 @@ local function recorded_local_md5(b, raw_status)
   return nil
 end
 
+-- Fields the core derives from an entry's facts. When the facts did not
+-- change (same MD5, size and time), a stored value that differs from the
+-- one the core derives now is stale. Returns a list of descriptions.
+local DERIVED = { "size_mb", "modified_date", "local_path", "s3_url" }
+local function stale_fields(b, e)
+  local out = {}
+  if b.md5_hash ~= e.md5_hash or b.size_bytes ~= e.size_bytes
+     or b.modified_timestamp ~= e.modified_timestamp then
+    return out
+  end
+  for _, k in ipairs(DERIVED) do
+    if b[k] ~= e[k] then
+      out[#out + 1] = string.format("%s %s stored, %s derived", k,
+                                    tostring(b[k]), tostring(e[k]))
+    end
+  end
+  return out
+end
+
 --- Audit one actor: its folder, its manifest and its objects (filename ->
 -- listing object, the actor's complete listing).
 function Run:audit_actor(name, objects)
@@ -245,9 +265,14 @@ function Run:judge_manifest(m, name, mfile, objects, raw_status)
       elseif st == "out_of_sync" then
         note("out_of_sync", f, string.format("local MD5 %s, S3 MD5 %s",
              tostring(e.local_md5), tostring(e.s3_md5 or e.s3_etag)))
-      elseif was ~= st then
-        note("stale_manifest", f, string.format(
-             "status '%s' in the manifest, really '%s'", tostring(was), st))
+      else
+        local why = {}
+        if was ~= st then
+          why[#why + 1] = string.format("status '%s' in the manifest, really '%s'",
+                                        tostring(was), st)
+        end
+        for _, d in ipairs(stale_fields(b, e)) do why[#why + 1] = d end
+        if #why > 0 then note("stale_manifest", f, table.concat(why, "; ")) end
       end
     end
   end

@@ -234,6 +234,26 @@ t.test("resolved by hand (prune, upload, remove leftovers): exit 0", function()
   t.eq(diff(got, {}), "", "no findings")
 end)
 
+t.test("stale derived fields: reported once, fixed by --fix", function()
+  local path = mpath("0003")
+  local text = t.read(path)
+  local changed, n = text:gsub('"size_mb": [%d.]+', '"size_mb": 9.99', 1)
+  t.eq(n, 1, "size_mb replaced")
+  t.write(path, changed)
+  local rc, out = run("audit --json")
+  t.eq(rc, 1, "exit code")
+  local got = findings(out)
+  local key = next(got)
+  t.ok(key and key:find("^stale_manifest 0003_s3_only/0003_s3_only_%d%.jpg$"),
+       "one stale_manifest entry finding: " .. tostring(key))
+  t.eq(next(got, key), nil, "only that finding")
+  t.ok(out:find("size_mb 9.99 stored", 1, true), "detail names the field")
+  rc = run("audit --fix --quiet")
+  t.eq(rc, 1, "--fix run reports it")
+  rc = run("audit --quiet")
+  t.eq(rc, 0, "clean after --fix")
+end)
+
 t.test("--verify re-hashes what size+mtime vouch for", function()
   local name = "0002_local_only"
   local path = tdir(name) .. "/" .. name .. "_0.jpg"
