@@ -27,7 +27,7 @@ local garbled = lf.garbled({ actor_name = "X", bucket = "story-boards-assets",
                              prefix = PREFIX, region = "us-west-1" })
 local N_SHAPES, N_GARBLED = #accepted, #garbled
 local N_KILL = 12
-local nbulk = N_SHAPES + N_GARBLED + 3 + N_KILL
+local nbulk = N_SHAPES + N_GARBLED + 4 + N_KILL
 
 local fx = fixture.generate { data_root = DATA, prefix = PREFIX, seed = 7,
                               scenarios = false, bulk = nbulk, bulk_files = 4,
@@ -124,7 +124,7 @@ for k in ipairs(garbled) do
   lf.write(DATA, name, lf.garbled({ actor_name = name, bucket = "story-boards-assets",
                                     prefix = PREFIX, region = "us-west-1" })[k].text)
 end
-local merge_actor, keep_actor, dry_actor = next_actor(), next_actor(), next_actor()
+local merge_actor, keep_actor, dry_actor, link_actor = next_actor(), next_actor(), next_actor(), next_actor()
 local kill_actors = {}
 for _ = 1, N_KILL do kill_actors[#kill_actors + 1] = next_actor() end
 
@@ -305,12 +305,27 @@ t.test("--keep-legacy keeps response.json", function()
   t.ok(entries[keep_actor .. "_0.jpg"], "earlier entry _0 kept")
 end)
 
-t.test("a second run on the garbled leftovers changes nothing", function()
+t.test("a second run on the leftovers changes nothing; one stderr line each", function()
   os.remove(legacy(keep_actor))
+  -- a symlinked response.json is refused too (and left as it is)
+  t.write(tmp .. "/elsewhere.json", cjson.encode({ link_actor .. "_0.jpg" }))
+  os.remove(mpath(link_actor))
+  assert(os.execute("ln -s " .. sh_quote(tmp .. "/elsewhere.json") .. " " ..
+                    sh_quote(legacy(link_actor))))
   local before = snapshot()
-  local rc2 = run("migrate")
+  local rc2, out2, err2 = run("migrate")
   t.eq(rc2, 1, "exit code")
   t.eq(snapshot(), before, "data root and bucket")
+  t.eq(out2, "", "nothing migrated")
+  local lines = {}
+  for line in err2:gmatch("[^\n]+") do
+    if line:find("^tdm%-lua: migrate: /") then lines[#lines + 1] = line end
+  end
+  t.eq(#lines, N_GARBLED + 1, "error lines on stderr:\n" .. err2)
+  t.ok(err2:find(legacy(link_actor) .. ": not a regular file (link)", 1, true),
+       "symlink refused: " .. err2)
+  t.ok(core.stat(legacy(link_actor)).type == "link", "symlink left in place")
+  t.eq(core.stat(mpath(link_actor)), nil, "no manifest for the symlinked one")
 end)
 
 -- Clean up this prefix's objects.
