@@ -261,6 +261,7 @@ static void test_session_token(void) {
 /* Every failure path: an error (not a crash), the expected code, and a
  * message that never contains the secret or the token. */
 static void test_failures(void) {
+  size_t i;
   tdm_kv bad_hdr[] = { { "Host", "evil" } };
   tdm_kv crlf[] = { { "x-amz-meta-a", "v\r\nInjected: 1" } };
   tdm_kv badname[] = { { "a b", "v" } };
@@ -280,8 +281,23 @@ static void test_failures(void) {
     { "NULL path", 11, "EINVAL" },
     { "query without name", 12, "EINVAL" },
     { "no access key", 13, "ENOCREDS" },
+    { "empty header name", 14, "EINVAL" },
+    { "access key with '/'", 15, "EINVAL" },
+    { "header count without headers", 16, "EINVAL" },
+    { "service with space", 17, "EINVAL" },
+    { "Authorization over 1023 bytes", 18, "E2BIG" },
+    { "x-amz-security-token given as a header", 19, "EINVAL" },
+    { "year 10000", 20, "EINVAL" },
   };
-  size_t i;
+  tdm_kv empty_name[] = { { "", "v" } };
+  tdm_kv token_hdr[] = { { "X-Amz-Security-Token", "FAKETOKENSECRET" } };
+  static char names[40][40];
+  tdm_kv many[40];
+  for (i = 0; i < 40; i++) {
+    snprintf(names[i], sizeof names[i], "x-amz-meta-long-header-name-%02zu", i);
+    many[i].name = names[i];
+    many[i].value = "v";
+  }
   for (i = 0; i < sizeof v / sizeof v[0]; i++) {
     tdm_sigv4_request r = example_req("GET", "/k");
     tdm_credentials c = example_creds();
@@ -307,6 +323,13 @@ static void test_failures(void) {
     case 11: r.path = NULL; break;
     case 12: r.headers = noname; r.nheaders = 1; break;
     case 13: c.access_key[0] = '\0'; break;
+    case 14: r.headers = empty_name; r.nheaders = 1; break;
+    case 15: snprintf(c.access_key, sizeof c.access_key, "AK/X"); break;
+    case 16: r.nheaders = 2; break;
+    case 17: r.service = "s 3"; break;
+    case 18: r.headers = many; r.nheaders = 40; break;
+    case 19: r.headers = token_hdr; r.nheaders = 1; break;
+    case 20: r.when = (time_t)253402300800LL; break;
     }
     tdm_error_clear(&err);
     rc = tdm_sigv4_sign(&r, &c, &out, &err);
@@ -332,6 +355,14 @@ static void test_failures(void) {
              TDM_OK, "presign expiry of exactly 7 days");
     T_EQ_INT(tdm_sigv4_presign(&r, &c, "ftp", 60, &url, &err), TDM_ERR,
              "presign with scheme ftp");
+    {
+      /* A failed presign leaves the buffer as it was. */
+      size_t len = url.len;
+      r.region = "";
+      T_EQ_INT(tdm_sigv4_presign(&r, &c, "https", 60, &url, &err), TDM_ERR,
+               "presign with empty region");
+      T_EQ_INT(url.len, len, "url length after a failed presign");
+    }
     tdm_buf_free(&url);
   }
 }

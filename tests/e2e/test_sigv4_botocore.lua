@@ -39,6 +39,48 @@ local function split_url(url)
   return base or url, table.concat(items, "&")
 end
 
+-- The binding itself: argument forms, caller mistakes raise, failures of
+-- the signer return nil, message, code.
+do
+  local base = { method = "GET", host = "h.example", path = "/a b",
+    region = "us-east-1", when = 1369353600,
+    payload_hash = "UNSIGNED-PAYLOAD",
+    credentials = { access_key = "AK", secret_key = "FAKESECRETKEY" } }
+  local function with(t)
+    local r = {}
+    for k, v in pairs(base) do r[k] = v end
+    for k, v in pairs(t) do r[k] = v end
+    return r
+  end
+  check(core.uri_encode("a b/ü+~", true) == "a%20b/%C3%BC%2B~",
+        "uri_encode keep_slash: got %s", core.uri_encode("a b/ü+~", true))
+  check(core.uri_encode("a/b") == "a%2Fb", "uri_encode without keep_slash")
+  local a = core.sigv4_debug(with { query = { { "b", "2" }, { "a", "1" } } })
+  local b = core.sigv4_debug(with { query = { a = "1", b = "2" } })
+  check(a == b and a:find("\na=1&b=2\n", 1, true),
+        "query as pairs and as a map: got %s / %s", show(a), show(b))
+  local ok, err = pcall(core.sigv4_sign, with { host = false })
+  check(not ok and tostring(err):find("host", 1, true),
+        "non-string host raises: got %s", tostring(err))
+  ok, err = pcall(core.sigv4_sign, { method = "GET", region = "r" })
+  check(not ok and tostring(err):find("'host' is required", 1, true),
+        "missing host raises: got %s", tostring(err))
+  local r, msg, code = core.sigv4_presign(with { expires = 604801 })
+  check(r == nil and code == "EINVAL" and msg:find("604800", 1, true),
+        "expiry over 7 days: nil, message, EINVAL; got %s %s %s",
+        tostring(r), tostring(msg), tostring(code))
+  r, msg, code = core.sigv4_sign(with { headers = { Host = "x" } })
+  check(r == nil and code == "EINVAL" and not msg:find("FAKESECRET"),
+        "Host given as a header: got %s %s", tostring(msg), tostring(code))
+  local now = with {}
+  now.when = nil
+  local s = core.sigv4_sign(now)
+  local t1 = os.time()
+  check(s and (s.amz_date == os.date("!%Y%m%dT%H%M%SZ", t1) or
+               s.amz_date == os.date("!%Y%m%dT%H%M%SZ", t1 - 1)),
+        "default signing time is now: got %s", s and s.amz_date)
+end
+
 local cmd = string.format("/usr/bin/python3 %s/tests/oracle/sigv4_botocore.py %d %d",
                           root, count, seed)
 local pipe = assert(io.popen(cmd, "r"))
