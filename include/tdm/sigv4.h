@@ -28,7 +28,11 @@ typedef struct tdm_credentials {
  * $AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), then in
  * $AWS_CONFIG_FILE (default ~/.aws/config, section "[profile NAME]" or
  * "[default]"). No credentials anywhere is an error "ENOCREDS" whose
- * message says where it looked. */
+ * message says where it looked. A partial set (key id without secret or
+ * the reverse, in the environment or in a profile), a value too long for
+ * its field or a malformed file is "EBADCREDS" naming the variable, or
+ * the file, line and key -- never a value. The environment wins even over
+ * an explicit `profile` (the order above). */
 int tdm_credentials_resolve(tdm_credentials *out, const char *profile,
                             tdm_error *err);
 
@@ -77,14 +81,24 @@ typedef struct tdm_sigv4_signed {
   /* x-amz-security-token: send creds->session_token when it is not "". */
 } tdm_sigv4_signed;
 
-/* Sign `req` with `creds` into *out. */
+/* Sign `req` with `creds` into *out. Canonical form: method; the path
+ * with every byte but unreserved and '/' %XX-encoded once ("" -> "/"); the
+ * query encoded and sorted by name then value ("acl" -> "acl="); header
+ * names lower-cased, values trimmed with inner runs of spaces/tabs
+ * collapsed, sorted, a repeated name's values joined with ',' in the
+ * given order. Refused (EINVAL, message naming the part, never a secret):
+ * a header the signer adds, a control character in a header value or the
+ * token, a payload hash that is not 64 lower-case hex digits or
+ * UNSIGNED-PAYLOAD, an empty or malformed method/host/region/service.
+ * Missing access key or secret: ENOCREDS. */
 int tdm_sigv4_sign(const tdm_sigv4_request *req,
                    const tdm_credentials *creds, tdm_sigv4_signed *out,
                    tdm_error *err);
 
 /* The canonical request and the string to sign that tdm_sigv4_sign uses,
  * appended to `canonical` / `to_sign` (either may be NULL); for tests
- * against AWS's examples and botocore. */
+ * against AWS's examples and botocore. The canonical request contains the
+ * session token (x-amz-security-token) when there is one: never log it. */
 int tdm_sigv4_debug(const tdm_sigv4_request *req,
                     const tdm_credentials *creds, tdm_buf *canonical,
                     tdm_buf *to_sign, tdm_error *err);
