@@ -160,6 +160,26 @@ print(string.format("interrupted=%%s ok=%%d intr=%%d %%s", interrupted, ok,
        "only the completed files, no temp or partial file")
 end)
 
+t.test("a failed multipart upload is aborted", function()
+  local mp = assert(tdm.s3.client({ endpoint = ENDPOINT, bucket = "flaky" },
+                                  { backoff_base = 0.01, backoff_cap = 0.05,
+                                    max_attempts = 2,
+                                    multipart_threshold = 5 * 1048576,
+                                    part_size = 5 * 1048576 }))
+  local src = dir .. "/mp-src"
+  t.write(src, string.rep("m", 6 * 1048576))
+  local key = "mpfail-0-" .. RUN
+  local r, msg, code = mp:put(src, key)
+  t.eq(r, nil, "failed")
+  t.eq(code, "S3_InternalError", "the part's failure is reported")
+  t.ok(msg:find("gave up after 2 attempts", 1, true), msg)
+  local st = stats()
+  t.eq(st["POST:/flaky/" .. key], 1, "initiated once")
+  t.eq(st["PUT:/flaky/" .. key], 2, "part 1 tried max_attempts times")
+  t.eq(st["DELETE:/flaky/" .. key], 1, "the upload was aborted")
+  mp:close()
+end)
+
 c:close()
 os.execute("kill " .. pid)
 srv:close()

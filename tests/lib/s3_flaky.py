@@ -16,10 +16,12 @@ serves object requests whose key says how to misbehave:
         e403   403 SignatureDoesNotMatch (always, N ignored)
         slow   200, headers and 1 byte, then a 60 s stall (always)
         ok     answer at once
+        mpfail multipart: initiate works, every part upload gets a 500,
+               abort (DELETE ?uploadId) is answered 204
 
 A good GET answers "payload of PATH" with its MD5 as ETag; a good PUT
 answers the MD5 of what it received as ETag. GET /__stats returns
-"PATH COUNT" lines. Stops on SIGTERM or when its parent exits.
+"PATH COUNT" lines ("METHOD:PATH COUNT" too). Stops on SIGTERM or when its parent exits.
 """
 import hashlib
 import os
@@ -62,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         data = self.rfile.read(length) if length else b""
         with lock:
             counts[path] = counts.get(path, 0) + 1
+            mkey = self.command + ":" + path
+            counts[mkey] = counts.get(mkey, 0) + 1
             n = counts[path]
         key = path.rsplit("/", 1)[-1]
         parts = key.split("-", 2)
@@ -73,6 +77,16 @@ class Handler(BaseHTTPRequestHandler):
                 "SignatureDoesNotMatch", "The request signature we calculated "
                 "does not match the signature you provided."),
                 [("Content-Type", "application/xml")])
+        if mode == "mpfail":
+            if self.command == "POST" and "uploads" in self.path:
+                return self.send(200, b"<InitiateMultipartUploadResult>"
+                                 b"<UploadId>UPLOAD1</UploadId>"
+                                 b"</InitiateMultipartUploadResult>")
+            if self.command == "PUT":
+                return self.send(500, xml_error("InternalError", "part "
+                                                "failed"))
+            if self.command == "DELETE":
+                return self.send(204)
         if mode == "slow" and self.command == "GET":
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
