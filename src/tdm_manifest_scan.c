@@ -234,6 +234,13 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       if (tdm_manifest_set_facts(m, (size_t)f->entry, &loc, NULL, err)
           != TDM_OK)
         goto out;
+      /* A racily clean file (mtime within a second of the last save) was
+       * re-hashed and is unchanged: save again, so that a later
+       * training_data_updated vouches for it and the next scan reuses
+       * its MD5 instead of re-hashing it on every run. */
+      if (!differs && f->need_hash && !verify &&
+          (m->updated_ts < 0 || f->mtime >= m->updated_ts - 1.0))
+        m->changed = 1;
       if (differs && push_item(&rep->changed, &rep->n_changed, f->name, NULL,
                                err) != TDM_OK)
         goto out;

@@ -267,7 +267,7 @@ function Sync:plan(m, name, objects, o)
       local path = self:local_path(name, fn)
       if pull and (st == "s3_only" or (st == "out_of_sync" and o.repair
                                         and o.direction == "pull")) then
-        jobs[#jobs + 1] = { op = "get", file = fn, key = key, path = path,
+        jobs[#jobs + 1] = { op = "get", file = fn, key = key, path = path, obj = objects[fn],
                             size = objects[fn] and objects[fn].size or e.size_bytes, why = st }
       elseif push and (st == "local_only" or (st == "out_of_sync" and o.overwrite
                                                and o.direction == "push")) then
@@ -422,15 +422,21 @@ function Sync:apply_results(name, done)
   local ok, res = pcall(function()
     for _, d in ipairs(done) do
       local j, res = d[1], d[2]
-      local facts
+      -- Both sides are facts now: the bytes just moved are on both, with
+      -- the MD5 the transfer verified (a reopened manifest knows an
+      -- out_of_sync entry's S3 MD5 only from this report).
+      local st = core.stat(j.path)
+      local loc = { md5 = res.md5, size = res.bytes,
+                    mtime = st and st.mtime or core.now() }
+      local s3f
       if j.op == "get" then
-        local st = core.stat(j.path)
-        facts = { ["local"] = { md5 = res.md5, size = res.bytes,
-                                mtime = st and st.mtime or core.now() } }
+        s3f = j.obj and s3_fact(j.obj) or { size = res.bytes }
+        s3f.md5 = res.md5
       else
-        facts = { s3 = { md5 = res.md5, etag = res.etag, size = res.bytes,
-                         mtime = core.now() } }
+        s3f = { md5 = res.md5, etag = res.etag, size = res.bytes,
+                mtime = core.now() }
       end
+      local facts = { ["local"] = loc, s3 = s3f }
       local okk, emsg, ecode = m:update_image(j.file, facts)
       if not okk and ecode == "ENOENT" then
         facts.filename = j.file
@@ -625,7 +631,7 @@ function Sync:run(o)
       for _, id in ipairs(manifest_ids(mdir)) do
         if not processed_ids[norm_id(id)] and not core.interrupted() then
           local path = mdir .. "/" .. id .. "_manifest.json"
-          local doc, lmsg, lcode = manifest_mod().load(path)
+          local doc, lmsg, lcode = manifest_mod().load(path, self.cfg)
           local name = doc and doc.character_name
           if not doc then
             if selected(o, id) then

@@ -1,0 +1,342 @@
+-- test_sync.lua -- sync-manifests, push, pull and pull-all end to end on the
+-- fixture (tests/lib/fixture.lua) against the harness's s3rver: every
+-- manifest checked against what is really on disk and in the bucket,
+-- --dry-run of every command changes nothing, shards cover every actor
+-- once, a second sync rewrites and hashes nothing.
+local t = require "t"
+local cjson = require "cjson"
+local core = require "tdm.core"
+
+local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local HOST = ROOT .. "/tdm-lua"
+
+local PREFIX = string.format("e2e-sync-%d-%d/system_actors/training_data",
+                             math.floor(core.now()), math.random(1, 1e6))
+local D = t.tmpdir() .. "/data"
+local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 5 }
+local s3 = require "tdm.s3"
+local cfg = require("tdm.config")({ data_root = D, prefix = PREFIX })
+local client = assert(s3.client(cfg))
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Run `tdm-lua ARGS --data-root D --prefix P`; returns rc, stdout, stderr.
+local function tdm(args)
+  local errf = os.tmpname()
+  local p = io.popen(string.format("%s %s --data-root %s --prefix %s 2>%s",
+                                   HOST, args, q(D), q(PREFIX), errf))
+  local out = p:read("a")
+  local _, _, rc = p:close()
+  local err = t.read(errf) or ""
+  os.remove(errf)
+  return rc, out, err
+end
+
+-- Events and summary of a --json run.
+local function json_lines(out)
+  local events, summary = {}, nil
+  for line in out:gmatch("[^\n]+") do
+    local ok, v = pcall(cjson.decode, line)
+    t.ok(ok, "stdout line is JSON: " .. line)
+    if v.summary then summary = v.summary else events[#events + 1] = v end
+  end
+  return events, summary or {}
+end
+
+-- Every file under the data root (lock files aside: taking a manifest's
+-- lock is not a change of data) -> md5, and every object -> etag/size.
+local function snapshot()
+  local snap = {}
+  local p = io.popen("cd " .. q(D) .. " && find . -type f ! -name '*.lock' | sort")
+  for f in p:lines() do snap[f] = core.md5_file(D .. "/" .. f:sub(3)) end
+  p:close()
+  for obj, err in client:list(PREFIX .. "/") do
+    assert(obj, err)
+    snap["s3:" .. obj.key] = tostring(obj.etag) .. "/" .. obj.size
+  end
+  return snap
+end
+
+local function diff(a, b)
+  for k, v in pairs(a) do if b[k] ~= v then return k end end
+  for k in pairs(b) do if a[k] == nil then return k end end
+end
+
+local function manifest_path(name)
+  return D .. "/actor_manifests/" .. name:match("^(%d+)") .. "_manifest.json"
+end
+
+local function load_manifest(name)
+  local text = t.read(manifest_path(name))
+  t.ok(text, "manifest of " .. name .. " exists")
+  return cjson.decode(text), text
+end
+
+local function md5_of_object(key)
+  local h = client:head(key)
+  return h and h.md5
+end
+
+-- Check actor `name`'s manifest against disk and bucket: statuses (as
+-- `want`, default the fixture's expectation), hashes, sizes, URLs, paths,
+-- statistics, dates.
+local function check_actor(name, want)
+  want = want or fixture.expected_statuses(fx, name)
+  local doc = load_manifest(name)
+  t.eq(doc.character_name, name, name .. ": character_name")
+  t.eq(doc.character_id, name:match("^(%d+)"), name .. ": character_id")
+  t.ok(tostring(doc.training_data_updated):match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d$"),
+       name .. ": training_data_updated format, got " .. tostring(doc.training_data_updated))
+  local seen, counts, bytes = {}, {}, 0
+  for _, e in ipairs(doc.training_data) do
+    local fn = e.filename
+    seen[fn] = true
+    t.eq(e.status, want[fn], name .. "/" .. fn .. " status")
+    local lp = D .. "/actors/" .. name .. "/training_data/" .. fn
+    local key = PREFIX .. "/" .. name .. "/" .. fn
+    local lmd5 = core.md5_file(lp)
+    local smd5 = md5_of_object(key)
+    local st = (lmd5 and smd5) and (lmd5 == smd5 and "synced" or "out_of_sync")
+               or lmd5 and "local_only" or smd5 and "s3_only" or "missing"
+    t.eq(e.status, st, name .. "/" .. fn .. " status vs disk+bucket")
+    if lmd5 then
+      t.eq(e.md5_hash, lmd5, name .. "/" .. fn .. " md5_hash = local file")
+      local size = core.stat(lp).size
+      t.eq(e.size_bytes, size, name .. "/" .. fn .. " size_bytes")
+    elseif smd5 then
+      t.eq(e.md5_hash, smd5, name .. "/" .. fn .. " md5_hash = object")
+    end
+    t.eq(e.size_mb, math.floor(e.size_bytes / 1048576 * 100 + 0.5) / 100,
+         name .. "/" .. fn .. " size_mb")
+    t.eq(e.s3_url, cfg.public_url_base .. "/" .. key, name .. "/" .. fn .. " s3_url")
+    t.eq(e.local_path, D .. "/actors/" .. name .. "/training_data/" .. fn,
+         name .. "/" .. fn .. " local_path")
+    t.ok(tostring(e.modified_date):match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d+$"),
+         name .. "/" .. fn .. " modified_date format")
+    counts[e.status] = (counts[e.status] or 0) + 1
+    bytes = bytes + e.size_bytes
+  end
+  for fn in pairs(want) do t.ok(seen[fn], name .. "/" .. fn .. " has an entry") end
+  local s = doc.statistics
+  t.eq(s.training_images_count, #doc.training_data, name .. " training_images_count")
+  t.eq(s.training_synced_count, counts.synced or 0, name .. " synced count")
+  t.eq(s.training_local_only_count, counts.local_only or 0, name .. " local_only count")
+  t.eq(s.training_s3_only_count, counts.s3_only or 0, name .. " s3_only count")
+  t.eq(s.training_out_of_sync_count, counts.out_of_sync or 0, name .. " out_of_sync count")
+  t.eq(s.training_missing_count or 0, counts.missing or 0, name .. " missing count")
+  t.eq(s.training_data_size_mb, math.floor(bytes / 1048576 * 100 + 0.5) / 100,
+       name .. " training_data_size_mb")
+  return doc
+end
+
+local function all_actor_names()
+  local names = {}
+  for name in pairs(fx.actors) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+local function manifest_mtimes()
+  local m = {}
+  for _, name in ipairs(all_actor_names()) do
+    local st = core.stat(manifest_path(name))
+    m[name] = st and st.mtime
+  end
+  return m
+end
+
+-- Python's json module re-dumps every manifest byte for byte.
+local function python_identical()
+  local cmd = "python3 -c " .. q([[
+import json, sys, glob
+bad = [p for p in glob.glob(sys.argv[1] + '/actor_manifests/*_manifest.json')
+       if json.dumps(json.load(open(p)), indent=2) != open(p).read()]
+print(' '.join(bad)); sys.exit(1 if bad else 0)]]) .. " " .. q(D)
+  return os.execute(cmd)
+end
+
+-- 1. --dry-run of every command changes nothing anywhere --------------------
+t.test("--dry-run of every command changes nothing", function()
+  local before = snapshot()
+  for _, args in ipairs({ "sync-manifests --dry-run", "pull-all --dry-run --repair",
+                          "pull --dry-run --repair 0011_mixed_state",
+                          "push --dry-run --overwrite 0011_mixed_state",
+                          "sync-manifests --dry-run --prune --json" }) do
+    local rc, out, err = tdm(args)
+    t.ok(rc == 0 or rc == 1, args .. ": exit 0/1, got " .. tostring(rc) .. " " .. err)
+    t.ok(#out > 0, args .. ": prints a plan")
+    local k = diff(before, snapshot())
+    t.eq(k, nil, args .. ": first difference in data root or bucket")
+  end
+  local _, out = tdm("pull-all --dry-run --json")
+  local events, summary = json_lines(out)
+  local planned = 0
+  for _, ev in ipairs(events) do
+    if ev.action == "download" and ev.result == "planned" then planned = planned + 1 end
+  end
+  -- s3_only files of 0003 (3), 0007 (1), 0010 (3), 0011 (1)
+  t.eq(planned, 8, "downloads planned by pull-all --dry-run")
+  t.eq(summary.dry_run, true, "summary says dry_run")
+end)
+
+-- 2. sync-manifests on the fixture ------------------------------------------
+t.test("sync-manifests brings every manifest in line with disk and bucket", function()
+  local rc, out, err = tdm("sync-manifests --json")
+  t.eq(rc, 0, "exit code (stderr: " .. err .. ")")
+  local events, summary = json_lines(out)
+  t.eq(summary.actor_errors, nil, "no actor errors")
+  t.eq(summary.actors, 11, "actors processed (0001..0011, whether local, S3-only or manifest-only)")
+  local refused = {}
+  for _, ev in ipairs(events) do
+    if ev.action == "skip" then refused[ev.file] = ev.error end
+  end
+  for _, k in ipairs(fx.bad_keys) do
+    t.ok(refused[k], "bad key reported: " .. k)
+  end
+  t.ok(not core.stat(D .. "/actors/0012_nested/training_data/0012_nested_0.jpg"),
+       "nothing written for the nested key")
+  for _, name in ipairs(all_actor_names()) do check_actor(name) end
+  -- the nested key's actor folder is not an actor with files
+  t.ok(python_identical(), "every manifest re-dumps identically through Python's json")
+  -- non-images are not tracked
+  local doc = load_manifest("0009_non_images")
+  for _, e in ipairs(doc.training_data) do
+    t.ok(e.filename:match("%.jpg$"), "only images tracked, got " .. e.filename)
+  end
+end)
+
+t.test("a second sync-manifests rewrites no manifest and hashes no file", function()
+  local before = manifest_mtimes()
+  local rc, out, err = tdm("sync-manifests --json")
+  t.eq(rc, 0, "exit code (stderr: " .. err .. ")")
+  local _, summary = json_lines(out)
+  t.eq(summary.files_hashed or 0, 0, "files hashed")
+  t.eq(summary.manifests_written or 0, 0, "manifests written")
+  t.eq(manifest_mtimes(), before, "manifest mtimes")
+end)
+
+t.test("--shard 1/3, 2/3, 3/3 cover every actor exactly once", function()
+  local hits = {}
+  for k = 1, 3 do
+    local rc, out = tdm("sync-manifests --dry-run --json --shard " .. k .. "/3")
+    t.eq(rc, 0, "shard " .. k .. " exit code")
+    local events = json_lines(out)
+    for _, ev in ipairs(events) do
+      if ev.action == "manifest" then hits[ev.actor] = (hits[ev.actor] or 0) + 1 end
+    end
+  end
+  for _, name in ipairs(all_actor_names()) do
+    t.eq(hits[name], 1, "shards processing " .. name)
+  end
+end)
+
+-- 3. push ---------------------------------------------------------------------
+t.test("push uploads local_only files; out_of_sync only with --overwrite", function()
+  local rc, _, err = tdm("push 2")
+  t.eq(rc, 0, "push 2 exit code (stderr: " .. err .. ")")
+  local want = {}
+  for fn in pairs(fx.actors["0002_local_only"].files) do want[fn] = "synced" end
+  check_actor("0002_local_only", want)
+
+  rc, _, err = tdm("push 0004_out_of_sync")
+  t.eq(rc, 0, "push without --overwrite exit code (stderr: " .. err .. ")")
+  check_actor("0004_out_of_sync")   -- still out_of_sync
+  rc, _, err = tdm("push --overwrite 0004")
+  t.eq(rc, 0, "push --overwrite exit code (stderr: " .. err .. ")")
+  local w4 = {}
+  for fn in pairs(fx.actors["0004_out_of_sync"].files) do w4[fn] = "synced" end
+  check_actor("0004_out_of_sync", w4)
+end)
+
+-- 4. pull with URLs ---------------------------------------------------------
+t.test("pull ACTOR URLS_JSON: exactly those; foreign URLs refused", function()
+  local name = "0003_s3_only"
+  local url = cfg.public_url_base .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_1.jpg"
+  local foreign = cfg.public_url_base .. "/" .. PREFIX .. "/0010_s3_only_actor/0010_s3_only_actor_0.jpg"
+  local before = snapshot()
+  local rc, _, err = tdm("pull " .. name .. " " .. q(cjson.encode({ url, foreign })))
+  t.eq(rc, 2, "foreign URL refused with exit 2")
+  t.ok(err:find("outside actor", 1, true), "message names the refusal: " .. err)
+  t.eq(diff(before, snapshot()), nil, "refused pull changed nothing")
+
+  local s3url = "s3://" .. cfg.bucket .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_2.jpg"
+  rc, _, err = tdm("pull 3 " .. q(cjson.encode({ url, s3url })))
+  t.eq(rc, 0, "pull with URLs exit code (stderr: " .. err .. ")")
+  check_actor(name, { [name .. "_0.jpg"] = "s3_only", [name .. "_1.jpg"] = "synced",
+                      [name .. "_2.jpg"] = "synced" })
+end)
+
+-- 5. pull-all -----------------------------------------------------------------
+t.test("pull-all downloads every s3_only file; --repair fixes out_of_sync", function()
+  local rc, _, err = tdm("pull-all --jobs 4")
+  t.eq(rc, 0, "pull-all exit code (stderr: " .. err .. ")")
+  for _, name in ipairs(all_actor_names()) do
+    local want = fixture.expected_statuses(fx, name)
+    for fn, st in pairs(want) do
+      if st == "s3_only" then want[fn] = "synced" end
+      local f = fx.actors[name].files[fn]
+      if name == "0002_local_only" or name == "0004_out_of_sync" then want[fn] = "synced" end
+      if st == "s3_only" then
+        t.eq(core.md5_file(D .. "/actors/" .. name .. "/training_data/" .. fn), f.s3_md5,
+             name .. "/" .. fn .. " downloaded bytes")
+      end
+    end
+    check_actor(name, want)
+  end
+  -- 0011_mixed_state_3 is out_of_sync: only --repair takes S3's copy
+  rc, _, err = tdm("pull-all --repair --actor 11")
+  t.eq(rc, 0, "pull-all --repair exit code (stderr: " .. err .. ")")
+  local f3 = fx.actors["0011_mixed_state"].files["0011_mixed_state_3.jpg"]
+  t.eq(core.md5_file(D .. "/actors/0011_mixed_state/training_data/0011_mixed_state_3.jpg"),
+       f3.s3_md5, "repaired file has S3's bytes")
+  t.eq(load_manifest("0011_mixed_state").statistics.training_out_of_sync_count, 0,
+       "no out_of_sync left in 0011")
+end)
+
+t.test("the no-op pull-all hashes, downloads and writes nothing", function()
+  -- Files written within a second of a manifest save are re-hashed once
+  -- (the racy rule); let that second pass and settle them first.
+  os.execute("sleep 1.1")
+  t.eq(tdm("pull-all --quiet"), 0, "settling pull-all exit code")
+  local before, snap = manifest_mtimes(), snapshot()
+  local rc, out, err = tdm("pull-all --json")
+  t.eq(rc, 0, "exit code (stderr: " .. err .. ")")
+  local _, summary = json_lines(out)
+  t.eq(summary.files_hashed or 0, 0, "files hashed")
+  t.eq(summary.downloaded or 0, 0, "files downloaded")
+  t.eq(summary.manifests_written or 0, 0, "manifests written")
+  t.eq(manifest_mtimes(), before, "manifest mtimes")
+  t.eq(diff(snap, snapshot()), nil, "data root and bucket unchanged")
+end)
+
+t.test("a bad manifest is reported and the run goes on", function()
+  local p = manifest_path("0001_all_synced")
+  local good = t.read(p)
+  t.write(p, '{"character_id": "0001", "training_data": [}')
+  local rc, out, err = tdm("sync-manifests --json")
+  t.write(p, good)
+  t.eq(rc, 1, "exit code with one bad manifest")
+  local events, summary = json_lines(out)
+  local named = false
+  for _, ev in ipairs(events) do
+    if ev.result == "error" and tostring(ev.error):find("0001_manifest.json", 1, true) then
+      named = true
+    end
+  end
+  t.ok(named, "the error names the bad manifest (stderr: " .. err .. ")")
+  t.eq(summary.actors, 10, "the other actors were processed")
+end)
+
+t.test("usage errors exit 2", function()
+  local rc = tdm("pull")
+  t.eq(rc, 2, "pull without an actor")
+  rc = tdm("pull 0001_all_synced 'not json'")
+  t.eq(rc, 2, "pull with bad URLS_JSON")
+  rc = tdm("push --actor 1 0001_all_synced")
+  t.eq(rc, 2, "push with --actor")
+  rc = tdm("sync-manifests extra")
+  t.eq(rc, 2, "sync-manifests with an argument")
+end)
+
+return t.done()
