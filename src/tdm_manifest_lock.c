@@ -35,7 +35,7 @@ int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
                      tdm_error *err) {
   char pid[32];
   double start = mono_now();
-  unsigned delay_ms = 5;
+  unsigned delay_ms = 1;
   int n, fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return tdm_error_errno(err, errno, "lock %s", lockpath);
   for (;;) {
@@ -62,7 +62,7 @@ int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
       ts.tv_sec = 0;
       ts.tv_nsec = (long)delay_ms * 1000000L;
       nanosleep(&ts, NULL);
-      if (delay_ms < 40) delay_ms += 5;
+      if (delay_ms < 10) delay_ms += 1;
     }
   }
   /* Best effort: the pid only serves the LOCKED message of others. */

@@ -211,7 +211,7 @@ void tdm_scan_report_free(tdm_scan_report *rep);
 /* ---- locks (used by tdm_manifest_open) -------------------------------- */
 
 /* Take an exclusive flock on `lockpath` (created 0644), polling every
- * 20-ish ms up to `timeout` seconds, then write our pid into it. Returns
+ * 1-10 ms up to `timeout` seconds, then write our pid into it. Returns
  * the open fd in *fd. "LOCKED" names the holder's pid on timeout. */
 int tdm_lock_acquire(const char *lockpath, double timeout, int *fd,
                      tdm_error *err);
