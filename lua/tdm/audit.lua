@@ -358,7 +358,8 @@ function audit.run(cfg, opts, reporter, selected)
       if actor and not run.selected(actor) then return end
       -- The file part when the actor is known; the whole key otherwise.
       local file = actor and key:sub(#run.sync.list_root + #actor + 2) or key
-      pending[#pending + 1] = { actor, file, "S3 key " .. key .. ": " .. one_line(why) }
+      pending[#pending + 1] = { actor, file, (actor and ("S3 key " .. key .. ": ")
+                                              or "S3 key: ") .. one_line(why) }
     end)
   for _, p in ipairs(pending) do run:finding("bad_key", p[1], p[2], p[3]) end
   if not ok then
