@@ -84,12 +84,16 @@ $(LIB): $(CORE_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+# Linked to a temp name and renamed into place, so a test running the
+# previous binary (or starting one) never sees a half-written file.
 $(MODULE): $(BIND_OBJS) $(LIB)
 	mkdir -p $(dir $(MODULE))
-	$(CC) -shared -o $@ $(BIND_OBJS) $(LIB) $(MOD_LIBS) $(ALL_LDFLAGS)
+	$(CC) -shared -o $@.tmp.$$$$ $(BIND_OBJS) $(LIB) $(MOD_LIBS) \
+	  $(ALL_LDFLAGS) && mv -f $@.tmp.$$$$ $@
 
 $(HOST): $(B)/tdm-lua.o $(BIND_OBJS) $(LIB)
-	$(CC) -o $@ $^ $(DEP_LIBS) -lm -ldl $(ALL_LDFLAGS) -Wl,-E
+	$(CC) -o $@.tmp.$$$$ $^ $(DEP_LIBS) -lm -ldl $(ALL_LDFLAGS) -Wl,-E && \
+	  mv -f $@.tmp.$$$$ $@
 
 $(B)/tdm-lua.o: src/tdm-lua.c $(HEADERS) | $(B)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<

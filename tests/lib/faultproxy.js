@@ -41,6 +41,14 @@
  * absolute, 2 KB, outside the prefix...). A key may carry "\u0000"; keys
  * are XML-escaped, or URL-encoded when the request asked encoding-type=url.
  *
+ * Request bodies are checked as S3 checks them (s3rver does not): a
+ * request body is buffered whole before it is forwarded; a client that
+ * disconnects mid-body has nothing stored (s3rver would store the partial
+ * body as the object), a body shorter or longer than its Content-Length is
+ * refused with 400 IncompleteBody, and a body whose MD5 differs from its
+ * Content-MD5 with 400 BadDigest. --strict 0 turns this off (bodies are
+ * streamed through as they come).
+ *
  * Control endpoints (not forwarded, not counted as requests):
  *   GET  /__stats    JSON counts of requests and of every fault injected
  *   POST /__config   JSON object merged into the settings (rates, mode,
@@ -59,6 +67,7 @@ const cfg = {
   seed: 1, p503: 0, p500: 0, reset: 0, truncate: 0, corrupt: 0,
   latency_ms: 0, latency_p: 0, hang: 0, mode: 'pass', methods: '',
   inject_keys: '', port_file: '', stats_file: '', log: '', port: 0,
+  strict: 1,
 };
 
 function parseArgs(argv) {
@@ -93,7 +102,7 @@ const stats = {};
 function zeroStats() {
   for (const k of ['requests', 'forwarded', 'p503', 'p500', 'reset',
     'truncate', 'corrupt', 'latency', 'hang', 'mode', 'injected_keys',
-    'upstream_errors'])
+    'upstream_errors', 'client_aborts', 'bad_digest', 'incomplete_body'])
     stats[k] = 0;
   stats.by_method = {};
 }
@@ -243,14 +252,48 @@ function forward(req, res, url, fault) {
     pres.on('error', () => { res.destroy(); });
   });
   preq.on('error', (e) => {
+    if (preq.dropped) return;
     stats.upstream_errors++;
     log('upstream error: ' + e.message);
     if (!res.headersSent) send(res, xmlError('InternalError',
       'faultproxy: upstream ' + e.message, 502));
     else res.destroy();
   });
-  stats.forwarded++;
-  req.pipe(preq);
+  if (!cfg.strict || req.method === 'GET' || req.method === 'HEAD') {
+    stats.forwarded++;
+    req.pipe(preq);
+    return;
+  }
+  /* S3's checks on a request body before anything is stored. */
+  const chunks = [];
+  let ended = false;
+  req.on('data', (c) => chunks.push(c));
+  req.on('error', () => {});
+  req.on('close', () => {
+    if (!ended) { stats.client_aborts++; log(`client abort ${req.url}`);
+      preq.dropped = true; preq.destroy(); }
+  });
+  req.on('end', () => {
+    ended = true;
+    const body = Buffer.concat(chunks);
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) !== body.length) {
+      stats.incomplete_body++;
+      preq.dropped = true; preq.destroy();
+      return send(res, xmlError('IncompleteBody', 'You did not provide the ' +
+        'number of bytes specified by the Content-Length HTTP header', 400));
+    }
+    const cmd5 = req.headers['content-md5'];
+    if (cmd5 !== undefined && require('crypto').createHash('md5')
+      .update(body).digest('base64') !== cmd5) {
+      stats.bad_digest++;
+      preq.dropped = true; preq.destroy();
+      return send(res, xmlError('BadDigest', 'The Content-MD5 you specified ' +
+        'did not match what we received.', 400));
+    }
+    stats.forwarded++;
+    preq.end(body);
+  });
 }
 
 function handle(req, res) {

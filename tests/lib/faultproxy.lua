@@ -1,0 +1,285 @@
+--- tests/lib/faultproxy.lua -- what the reliability tests (fault, crash,
+-- concurrency, catalogue) share: the fault proxy, running tdm-lua as a
+-- child process, snapshots of a tree, and an independent view of the
+-- bucket (python3 + botocore, not tdm.s3).
+--
+--   local fp = dofile(ROOT .. "/tests/lib/faultproxy.lua")
+--   local p = fp.start { seed = 1, p503 = 0.1, reset = 0.03 }
+--   local rc, out, err = fp.tdm({ "pull-all", "--data-root", D },
+--                               { AWS_ENDPOINT_URL = p.url })
+--   p:stats().p503; p:config { p503 = 0 }; p:stop()
+--   fp.snapshot(dir) -> { [relpath] = md5 }   (every file, hidden too)
+--   fp.bucket(prefix) -> { [key] = md5 }      (straight from s3rver)
+local fp = {}
+
+local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+fp.ROOT = ROOT
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+fp.q = q
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+fp.read = read
+
+local function sleep(s) os.execute("sleep " .. s) end
+fp.sleep = sleep
+
+-- A private scratch directory for this module's files.
+local scratch
+local function tmp()
+  if not scratch then
+    local p = io.popen("mktemp -d \"${TMPDIR:-/tmp}/tdm-fp.XXXXXX\"")
+    scratch = p:read("l")
+    p:close()
+  end
+  return scratch
+end
+local seq = 0
+local function tmpname(tag)
+  seq = seq + 1
+  return string.format("%s/%s.%d", tmp(), tag, seq)
+end
+fp.tmpname = tmpname
+
+--- Remove the scratch directory (call at the end of a test).
+function fp.cleanup()
+  if scratch then os.execute("rm -rf " .. q(scratch)) end
+  scratch = nil
+end
+
+local function env_prefix(env)
+  local parts = {}
+  for k, v in pairs(env or {}) do
+    if v == false then parts[#parts + 1] = "-u " .. k
+    else parts[#parts + 1] = k .. "=" .. q(v) end
+  end
+  table.sort(parts)
+  return #parts > 0 and ("env " .. table.concat(parts, " ") .. " ") or ""
+end
+
+--- Run `tdm-lua ARGS...` (the one on PATH: tests/run.sh puts the build's
+-- first) with extra environment `env` (value false unsets); returns exit
+-- code, stdout, stderr.
+function fp.tdm(args, env)
+  local qa = {}
+  for i, a in ipairs(args) do qa[i] = q(a) end
+  local errf = tmpname("stderr")
+  local cmd = env_prefix(env) .. "tdm-lua " .. table.concat(qa, " ") ..
+              " 2>" .. q(errf)
+  local p = io.popen(cmd, "r")
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local err = read(errf) or ""
+  os.remove(errf)
+  return code, out, err
+end
+
+--- Start `tdm-lua ARGS...` in the background (stdout/stderr to files);
+-- returns { pid =, out =, err = } . fp.wait(job) -> exit code.
+function fp.spawn(args, env)
+  local qa = {}
+  for i, a in ipairs(args) do qa[i] = q(a) end
+  local job = { out = tmpname("out"), err = tmpname("err"),
+                rc = tmpname("rc"), pidf = tmpname("pid") }
+  -- exec keeps the pid the child's, so SIGKILL hits tdm-lua itself; the
+  -- exit code is collected by the subshell around it.
+  local cmd = string.format(
+    "( %ssh -c 'echo $$ >%s; exec \"$0\" \"$@\"' tdm-lua %s >%s 2>%s; " ..
+    "echo $? >%s ) >/dev/null 2>&1 &",
+    env_prefix(env), q(job.pidf), table.concat(qa, " "), q(job.out),
+    q(job.err), q(job.rc))
+  os.execute(cmd)
+  for _ = 1, 400 do
+    local pid = read(job.pidf)
+    if pid and pid:match("^%d+%s") then
+      job.pid = tonumber(pid:match("%d+"))
+      return job
+    end
+    sleep(0.01)
+  end
+  error("could not start tdm-lua " .. table.concat(qa, " "))
+end
+
+--- Whether process `pid` still runs.
+function fp.alive(pid)
+  local st = read("/proc/" .. pid .. "/stat")
+  if not st then return false end
+  return not st:match("^%d+ %b() Z")
+end
+
+--- Wait for a spawned job (at most `timeout` seconds, default 120);
+-- returns its exit code (or nil, "timeout").
+function fp.wait(job, timeout)
+  local deadline = os.time() + (timeout or 120)
+  while true do
+    local rc = read(job.rc)
+    if rc and rc:match("%d") then
+      job.stdout, job.stderr = read(job.out) or "", read(job.err) or ""
+      return tonumber(rc:match("%d+"))
+    end
+    if os.time() > deadline then return nil, "timeout" end
+    sleep(0.05)
+  end
+end
+
+--- SIGKILL a spawned job and wait for it to be gone.
+function fp.kill(job)
+  os.execute("kill -9 " .. job.pid .. " 2>/dev/null")
+  return fp.wait(job, 30)
+end
+
+--- { [relpath] = md5 } of every regular file under `dir` (hidden files
+-- and temp files too), via md5sum.
+function fp.snapshot(dir)
+  local snap = {}
+  local p = io.popen("cd " .. q(dir) .. " 2>/dev/null && " ..
+    "find . -type f -print0 | xargs -0 -r md5sum 2>/dev/null")
+  for line in p:lines() do
+    local md5, path = line:match("^\\?(%x+)  %./(.*)$")
+    if md5 then snap[path] = md5 end
+  end
+  p:close()
+  return snap
+end
+
+--- Describe the difference of two snapshots ("" when equal).
+function fp.diff(a, b)
+  local d = {}
+  for k, v in pairs(a) do
+    if b[k] == nil then d[#d + 1] = "removed " .. k
+    elseif b[k] ~= v then d[#d + 1] = "changed " .. k end
+  end
+  for k in pairs(b) do if a[k] == nil then d[#d + 1] = "added " .. k end end
+  table.sort(d)
+  return table.concat(d, ", ")
+end
+
+--- { [key] = md5 of the content } of every object under `prefix` in the
+-- bucket, read straight from the S3 server with botocore (an oracle
+-- independent of tdm.s3). `endpoint` defaults to $AWS_ENDPOINT_URL.
+function fp.bucket(prefix, endpoint, bucket)
+  local py = [[
+import hashlib, os, sys
+import botocore.session
+s = botocore.session.get_session()
+c = s.create_client('s3', endpoint_url=sys.argv[1], region_name='us-west-1',
+    aws_access_key_id='S3RVER', aws_secret_access_key='S3RVER')
+kw = {'Bucket': sys.argv[2], 'Prefix': sys.argv[3]}
+while True:
+    r = c.list_objects_v2(**kw)
+    for o in r.get('Contents', []):
+        body = c.get_object(Bucket=sys.argv[2], Key=o['Key'])['Body'].read()
+        print(hashlib.md5(body).hexdigest(), o['Key'])
+    if not r.get('IsTruncated'):
+        break
+    kw['ContinuationToken'] = r['NextContinuationToken']
+]]
+  local f = tmpname("bucket.py")
+  local h = io.open(f, "w"); h:write(py); h:close()
+  local p = io.popen("python3 " .. q(f) .. " " ..
+    q(endpoint or os.getenv("AWS_ENDPOINT_URL")) .. " " ..
+    q(bucket or "story-boards-assets") .. " " .. q(prefix))
+  local objs = {}
+  for line in p:lines() do
+    local md5, key = line:match("^(%x+) (.*)$")
+    if md5 then objs[key] = md5 end
+  end
+  p:close()
+  return objs
+end
+
+--- { [key] = md5 } of the objects under `prefix`, read from s3rver's
+-- storage directory ($TDM_S3_DIR, set by tests/run.sh) -- fast, and
+-- independent of any S3 client. Keys with characters s3rver encodes are
+-- not supported (tests use plain names).
+function fp.store(prefix, bucket)
+  local dir = (os.getenv("TDM_S3_DIR") or "") .. "/" ..
+              (bucket or "story-boards-assets")
+  local objs = {}
+  local p = io.popen("cd " .. q(dir) .. " 2>/dev/null && " ..
+    "find . -type f -name '*._S3rver_object' -print0 | " ..
+    "xargs -0 -r md5sum 2>/dev/null")
+  for line in p:lines() do
+    local md5, path = line:match("^(%x+)  %./(.*)%._S3rver_object$")
+    if md5 and path:sub(1, #prefix) == prefix then objs[path] = md5 end
+  end
+  p:close()
+  return objs
+end
+
+-- ---- the proxy -----------------------------------------------------------
+
+local Proxy = {}
+Proxy.__index = Proxy
+
+--- Start tests/lib/faultproxy.js in front of $AWS_ENDPOINT_URL (or
+-- o.upstream). Options as faultproxy.js's (underscores or dashes).
+function fp.start(o)
+  o = o or {}
+  local dir = tmpname("proxy")
+  os.execute("mkdir -p " .. q(dir))
+  local args = {}
+  for k, v in pairs(o) do
+    if k ~= "upstream" then
+      args[#args + 1] = "--" .. k:gsub("_", "-") .. " " .. q(v)
+    end
+  end
+  table.sort(args)
+  local cmd = string.format(
+    "node %s --upstream %s --port-file %s --stats-file %s --log %s %s " ..
+    ">%s 2>&1 & echo $!",
+    q(ROOT .. "/tests/lib/faultproxy.js"),
+    q(o.upstream or os.getenv("AWS_ENDPOINT_URL")), q(dir .. "/port"),
+    q(dir .. "/stats"), q(dir .. "/log"), table.concat(args, " "),
+    q(dir .. "/out"))
+  local p = io.popen(cmd)
+  local pid = tonumber(p:read("l"))
+  p:close()
+  for _ = 1, 200 do
+    local port = read(dir .. "/port")
+    if port and port:match("%d+") then
+      return setmetatable({ pid = pid, dir = dir,
+        url = "http://127.0.0.1:" .. port:match("%d+") }, Proxy)
+    end
+    sleep(0.05)
+  end
+  error("faultproxy did not start: " .. (read(dir .. "/out") or "?"))
+end
+
+local function curl(args)
+  local p = io.popen("curl -s --max-time 10 " .. args)
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
+--- The proxy's counters (a table).
+function Proxy:stats()
+  local cjson = require "cjson"
+  return cjson.decode(curl(q(self.url .. "/__stats")))
+end
+
+--- Change settings at run time (a table, e.g. { p503 = 0, mode = "pass" }).
+function Proxy:config(t)
+  local cjson = require "cjson"
+  curl("-X POST --data-binary " .. q(cjson.encode(t)) .. " " ..
+       q(self.url .. "/__config"))
+end
+
+--- Zero the counters.
+function Proxy:reset_stats() curl("-X POST " .. q(self.url .. "/__reset")) end
+
+--- Stop the proxy; returns its final counters.
+function Proxy:stop()
+  local st = self:stats()
+  os.execute("kill " .. self.pid .. " 2>/dev/null")
+  return st
+end
+
+return fp
