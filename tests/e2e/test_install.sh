@@ -41,7 +41,7 @@ if [ -f "$stage/usr/share/lua/5.4/tdm/manifest.lua" ]; then
       assert(m:save()); m:close()
       m = assert(tdm.Manifest.open(7, cfg))
       local imgs = m:get_all_images()
-      print(#imgs, imgs[1].status)'
+      print(#imgs .. " " .. imgs[1].status)'
 fi
 unset LUA_PATH LUA_CPATH
 check_out "installed tdm-lua runs a command" "900150983cd24fb0d6963f7d28e17f72  -" \
