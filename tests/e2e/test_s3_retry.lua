@@ -18,8 +18,8 @@ local c = assert(tdm.s3.client({ endpoint = ENDPOINT, bucket = "flaky" },
                                { backoff_base = 0.02, backoff_cap = 0.2,
                                  max_attempts = 4 }))
 
-local function stats()
-  local p = io.popen("curl -s " .. ENDPOINT .. "/__stats")
+local function stats(ep)
+  local p = io.popen("curl -sk " .. (ep or ENDPOINT) .. "/__stats")
   local s = p:read("a")
   p:close()
   local out = {}
@@ -178,6 +178,37 @@ t.test("a failed multipart upload is aborted", function()
   t.eq(st["PUT:/flaky/" .. key], 2, "part 1 tried max_attempts times")
   t.eq(st["DELETE:/flaky/" .. key], 1, "the upload was aborted")
   mp:close()
+end)
+
+t.test("TLS is verified; AWS_CA_BUNDLE (cfg.ca_bundle) is honoured", function()
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  t.ok(t.sh(string.format("openssl req -x509 -newkey rsa:2048 -nodes " ..
+    "-keyout %q -out %q -days 1 -subj /CN=127.0.0.1 " ..
+    "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", key, cert)),
+    "self-signed certificate made")
+  local tls = io.popen(string.format("exec python3 '%s/tests/lib/s3_flaky.py'"
+                                     .. " --tls %q %q", ROOT, cert, key))
+  local tport, tpid = tls:read("l"):match("^(%d+) (%d+)$")
+  local ep = "https://127.0.0.1:" .. tport
+  -- not trusted: the system store (or whatever AWS_CA_BUNDLE says)
+  local untrusted = assert(tdm.s3.client({ endpoint = ep, bucket = "flaky",
+                                           ca_bundle = "" },
+                                         { backoff_base = 0.01 }))
+  local r, msg, code = untrusted:get("ok-0-tls1", dir .. "/tls1")
+  t.eq(r, nil, "an untrusted certificate is refused")
+  t.eq(code, "ETLS", "code")
+  t.ok(msg:find("AWS_CA_BUNDLE", 1, true), "says what to check: " .. msg)
+  t.eq(stats(ep)["/flaky/ok-0-tls1"], nil, "no request reached the server")
+  local trusted = assert(tdm.s3.client({ endpoint = ep, bucket = "flaky",
+                                         ca_bundle = cert }))
+  local ok, err = trusted:get("ok-0-tls2", dir .. "/tls2")
+  t.ok(ok, "trusted through ca_bundle: " .. tostring(err))
+  t.eq(ok and ok.attempts, 1, "one attempt")
+  t.eq(stats(ep)["/flaky/ok-0-tls2"], 1, "the TLS server answered it")
+  untrusted:close()
+  trusted:close()
+  os.execute("kill " .. tpid)
+  tls:close()
 end)
 
 c:close()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tests/lib/s3_flaky.py -- a tiny misbehaving S3 look-alike for retry tests.
 
-Listens on 127.0.0.1 (free port), prints "PORT PID" on its first line, and
+Listens on 127.0.0.1 (free port), prints "PORT PID" on its first line
+(with `--tls CERT KEY`: HTTPS with that certificate), and
 serves object requests whose key says how to misbehave:
 
   /BUCKET/MODE-N-ANYTHING   fail the first N requests of this path with
@@ -25,6 +26,8 @@ answers the MD5 of what it received as ETag. GET /__stats returns
 """
 import hashlib
 import os
+import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,6 +140,10 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("%d %d" % (srv.server_address[1], os.getpid()), flush=True)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
