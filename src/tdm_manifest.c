@@ -456,11 +456,16 @@ int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
     tdm_error_errno(err, ENAMETOOLONG, "manifest path under %s", root);
     goto fail;
   }
-  if (tdm_mkdirs(dir, err) != TDM_OK ||
-      tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0, &m->lockfd,
-                       err) != TDM_OK ||
-      load_document(m, err) != TDM_OK)
-    goto fail;
+  /* actor_manifests/ is made only when the lock file cannot be opened
+   * for want of it (saves a mkdir per component on every open). */
+  if (tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0, &m->lockfd,
+                       err) != TDM_OK) {
+    if (strcmp(err->code, "ENOENT") != 0 || tdm_mkdirs(dir, err) != TDM_OK ||
+        tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0, &m->lockfd,
+                         err) != TDM_OK)
+      goto fail;
+  }
+  if (load_document(m, err) != TDM_OK) goto fail;
   *out = m;
   return TDM_OK;
 fail:

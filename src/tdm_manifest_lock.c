@@ -65,10 +65,17 @@ int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
       if (delay_ms < 10) delay_ms += 1;
     }
   }
-  /* Best effort: the pid only serves the LOCKED message of others. */
+  /* Best effort: the pid only serves the LOCKED message of others. It is
+   * rewritten only when it differs (bulk runs reopen in one process). */
   n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) == 0 && n > 0) {
-    if (pwrite(fd, pid, (size_t)n, 0) < 0) { /* message loses the pid */ }
+  if (n > 0) {
+    char cur[32];
+    ssize_t got = pread(fd, cur, sizeof cur, 0);
+    if (got != n || memcmp(cur, pid, (size_t)n) != 0) {
+      if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
+        /* the LOCKED message of others loses the pid */
+      }
+    }
   }
   *fdp = fd;
   return TDM_OK;

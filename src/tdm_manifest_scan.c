@@ -125,6 +125,10 @@ static int hash_all(flist *files, int jobs, tdm_error *err) {
   hwork w;
   pthread_t th[16];
   int k, started = 0;
+  size_t i, todo = 0;
+  for (i = 0; i < files->n; i++) todo += files->v[i].need_hash != 0;
+  if (todo == 0) return TDM_OK;  /* the warm case: no thread at all */
+  if ((size_t)jobs > todo) jobs = (int)todo;
   w.files = files;
   w.next = 0;
   w.stop = 0;
@@ -231,8 +235,9 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       int differs = !e->loc.present || strcmp(e->loc.md5, loc.md5) != 0 ||
                     e->loc.size != loc.size ||
                     fabs(e->loc.mtime - loc.mtime) > 1e-6;
-      if (tdm_manifest_set_facts(m, (size_t)f->entry, &loc, NULL, err)
-          != TDM_OK)
+      /* the warm case: same facts, nothing to derive */
+      if (differs && tdm_manifest_set_facts(m, (size_t)f->entry, &loc, NULL,
+                                            err) != TDM_OK)
         goto out;
       /* A racily clean file (mtime within a second of the last save) was
        * re-hashed and is unchanged: save again, so that a later
