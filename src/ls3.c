@@ -547,6 +547,16 @@ static int l_transfer(lua_State *L) {
 
 /* ---- the client type ------------------------------------------------------ */
 
+/* c:stats() -> { requests = n, connections = n } so far. */
+static int l_stats(lua_State *L) {
+  uint64_t req = 0, conn = 0;
+  tdm_s3_stats(check_client(L, 1)->c, &req, &conn);
+  lua_createtable(L, 0, 2);
+  set_int(L, "requests", (lua_Integer)req);
+  set_int(L, "connections", (lua_Integer)conn);
+  return 1;
+}
+
 static int l_bucket(lua_State *L) {
   lua_pushstring(L, tdm_s3_bucket(check_client(L, 1)->c));
   return 1;
@@ -577,6 +587,7 @@ static const luaL_Reg methods[] = {
   {"presign", l_presign},
   {"transfer", l_transfer},
   {"bucket", l_bucket},
+  {"stats", l_stats},
   {"close", l_close},
   {NULL, NULL}
 };

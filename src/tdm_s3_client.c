@@ -130,6 +130,11 @@ void tdm_s3_free(tdm_s3 *c) {
 }
 
 const char *tdm_s3_bucket(const tdm_s3 *c) { return c->bucket; }
+
+void tdm_s3_stats(const tdm_s3 *c, uint64_t *requests, uint64_t *connects) {
+  if (requests) *requests = c->requests;
+  if (connects) *connects = c->connects;
+}
 int tdm_s3_default_jobs(const tdm_s3 *c) { return c->jobs; }
 
 double tdm_s3i_random(tdm_s3 *c) {

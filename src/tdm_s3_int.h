@@ -25,6 +25,7 @@ struct tdm_s3 {
   size_t npool, cappool;
   int busy;                    /* a batch is running */
   uint64_t rng;                /* xorshift state for jitter */
+  uint64_t requests, connects; /* requests finished, connections opened */
 };
 
 /* One request to prepare on an easy handle: everything the signer and the

@@ -955,6 +955,10 @@ static void request_done(xfer *x, CURLcode rc) {
   tdm_s3_net net = classify(rc);
   tdm_error e;
   const char *advice;
+  long nconn = 0;
+  if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
+    x->b->c->connects += (uint64_t)nconn;
+  x->b->c->requests++;
   end_request(x);
   j->http_status = x->status;
   if (x->local_failed) {

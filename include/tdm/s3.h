@@ -68,6 +68,9 @@ typedef struct tdm_s3 tdm_s3;
 tdm_s3 *tdm_s3_new(const tdm_s3_config *cfg, tdm_error *err);
 void tdm_s3_free(tdm_s3 *c);
 const char *tdm_s3_bucket(const tdm_s3 *c);
+/* Requests completed (every attempt) and new connections opened by the
+ * client so far: connections/requests shows how well they are reused. */
+void tdm_s3_stats(const tdm_s3 *c, uint64_t *requests, uint64_t *connects);
 int tdm_s3_default_jobs(const tdm_s3 *c);
 
 /* The request URL for `key` ("" for the bucket itself) with `nq` raw query

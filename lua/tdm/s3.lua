@@ -106,6 +106,9 @@ function Client:presign(method, key, seconds)
 end
 function Client:transfer(jobs, opts) return self._c:transfer(jobs, opts) end
 function Client:bucket() return self._c:bucket() end
+--- c:stats() -> { requests = n, connections = n }: every request attempt
+-- completed and every new connection opened by this client so far.
+function Client:stats() return self._c:stats() end
 function Client:close() self._c:close() end
 Client.__close = Client.close
 

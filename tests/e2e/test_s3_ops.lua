@@ -156,6 +156,27 @@ t.test("200 concurrent GETs via transfer, callbacks", function()
   t.eq(#files_in(dir .. "/get200"), 200, "exactly the 200 files, no temps")
 end)
 
+t.test("connections are reused across requests and calls", function()
+  local before = c:stats()
+  local jobs = {}
+  for i = 1, 100 do
+    jobs[i] = { op = "get", key = keys[i],
+                path = string.format("%s/reuse/f%03d.jpg", dir, i) }
+  end
+  local results = c:transfer(jobs, { jobs = 4 })
+  for i = 1, 100 do t.ok(results[i].ok, "get " .. i) end
+  local mid = c:stats()
+  t.eq(mid.requests - before.requests, 100, "100 requests counted")
+  t.ok(mid.connections - before.connections <= 4,
+       "at most 4 new connections for 100 GETs at 4 at a time, got " ..
+       (mid.connections - before.connections))
+  assert(c:head(keys[1]))
+  assert(c:head(keys[2]))
+  local after = c:stats()
+  t.eq(after.connections, mid.connections,
+       "later single calls reuse the pooled connections")
+end)
+
 t.test("an error in on_complete is raised after the batch", function()
   local jobs = {}
   for i = 1, 20 do
