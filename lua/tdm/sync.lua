@@ -331,6 +331,26 @@ local function new_totals()
            out_of_sync = 0, missing = 0 }
 end
 
+--- Remove the temp files (".NAME.tmp.PID.N", see tdm_temp_path) that a
+-- killed tdm process left in actor `name`'s folder: only those whose PID
+-- is no longer running (checked through /proc; nothing is removed where
+-- /proc is absent). Returns the names removed.
+function Sync:remove_stale_temps(name)
+  local dir = self.data_root .. "/actors/" .. name .. "/training_data"
+  local removed = {}
+  if not core.stat("/proc/self") then return removed end
+  for _, f in ipairs(core.listdir(dir) or {}) do
+    local pid = f:match("^%..+%.tmp%.(%d+)%.%d+$")
+    if pid and not core.stat("/proc/" .. pid) then
+      local st = core.stat(dir .. "/" .. f)
+      if st and st.type == "file" and os.remove(dir .. "/" .. f) then
+        removed[#removed + 1] = f
+      end
+    end
+  end
+  return removed
+end
+
 --- Open, refresh and (unless o.dry_run) save one actor's manifest, and
 -- queue its transfers into `state`. objects: the actor's full listing.
 -- Failures are reported and counted; returns true | nil, msg, code.
@@ -368,6 +388,11 @@ function Sync:process_actor(name, objects, o, state)
     for _, h in ipairs(held) do
       emit(r, { actor = name, file = h.file, action = "hold", result = "skipped",
                 error = h.reason })
+    end
+    if not o.dry_run then
+      for _, f in ipairs(self:remove_stale_temps(name)) do
+        emit(r, { actor = name, file = f, action = "clean", result = "removed stale temp file" })
+      end
     end
     local created = not m:exists()
     if o.dry_run then
