@@ -241,6 +241,17 @@ function Run:judge_manifest(m, name, mfile, objects, raw_status)
     self.r:fail(name, nil, one_line(err), code)
     return
   end
+  -- The scan skips entries whose facts did not change; an empty update
+  -- makes the core derive every field of every entry from its facts, so
+  -- stale stored values show (and --fix saves the derived ones). It marks
+  -- the manifest dirty only when a value really changes.
+  for _, e in ipairs(m:get_all_images()) do
+    local okd, derr, dcode = m:update_image(e.filename, {})
+    if not okd then
+      self.r:fail(name, e.filename, one_line(derr), dcode)
+      return
+    end
+  end
   local orphan, untracked = {}, {}
   for _, f in ipairs(rep.scan.added or {}) do orphan[f] = true end
   for _, f in ipairs(rep.s3_added or {}) do untracked[f] = true end

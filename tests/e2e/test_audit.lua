@@ -230,7 +230,7 @@ t.test("after --fix, removing leftovers and push/prune/migrate: exit 0", functio
 end)
 
 t.test("stale derived fields: reported once, fixed by --fix", function()
-  local path = mpath("0003")
+  local path = mpath("0002")
   local text = t.read(path)
   local changed, n = text:gsub('"size_mb": [%d.]+', '"size_mb": 9.99', 1)
   t.eq(n, 1, "size_mb replaced")
@@ -239,7 +239,7 @@ t.test("stale derived fields: reported once, fixed by --fix", function()
   t.eq(rc, 1, "exit code")
   local got = findings(out)
   local key = next(got)
-  t.ok(key and key:find("^stale_manifest 0003_s3_only/0003_s3_only_%d%.jpg$"),
+  t.ok(key and key:find("^stale_manifest 0002_local_only/0002_local_only_%d%.jpg$"),
        "one stale_manifest entry finding: " .. tostring(key))
   t.eq(next(got, key), nil, "only that finding")
   t.ok(out:find("size_mb 9.99 stored", 1, true), "detail names the field")
