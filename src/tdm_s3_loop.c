@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
 #include "tdm_s3_int.h"
@@ -24,7 +26,10 @@
 #define EMPTY_SHA256 \
   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-enum { ST_PENDING, ST_RUNNING, ST_WAITING, ST_DONE };
+enum { ST_PENDING, ST_RUNNING, ST_WAITING, ST_FINAL, ST_DONE };
+enum { FIN_OK, FIN_RETRY, FIN_FAIL };
+
+#define FIN_THREADS 4
 enum { PH_MAIN, PH_MP_INIT, PH_MP_PART, PH_MP_COMPLETE, PH_MP_ABORT };
 
 typedef struct xfer {
@@ -53,6 +58,8 @@ typedef struct xfer {
   int fd;
   tdm_hash *md5;
   uint64_t received;
+  char got_md5[33];            /* MD5 of what was received */
+  int fin;                     /* FIN_*: outcome of finalize_get */
   /* PUT: the source file and the region being sent */
   int in_fd;
   uint64_t file_size;
@@ -80,6 +87,18 @@ struct tdm_s3_batch {
   size_t ndone, remaining;
   uint64_t bytes;
   int interrupted;
+  /* GETs being flushed/verified/renamed by the finalizer threads: the
+   * loop puts job indices into the ring fin_in, the threads into the ring
+   * fin_out (n slots each: a job is in at most one place at a time);
+   * head/tail count up and are taken modulo n. Guarded by mu. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv, cv_out;
+  pthread_t th[FIN_THREADS];
+  int nth;                     /* threads started; -1: none could be */
+  int stop;
+  size_t *fin_in, fin_in_head, fin_in_tail;
+  size_t *fin_out, fin_out_head, fin_out_tail;
+  size_t nfinal;               /* handed off, not yet finished */
 };
 
 static double now_mono(void) {
@@ -726,32 +745,21 @@ static void next_phase(xfer *x, int phase) {
   launch(x);
 }
 
-/* GET answered 2xx: verify the MD5, rename into place. */
-static void finish_get(xfer *x) {
+/* The second half of a GET, run on a finalizer thread (or inline when
+ * none could start): flush the temp file, compare its MD5 with the
+ * object's, rename it into place, fsync the directory. Touches only x and
+ * its job; the outcome goes to x->fin (and x->local). */
+static void finalize_get(xfer *x) {
   tdm_s3_job *j = x->job;
-  unsigned char d[TDM_MD5_LEN];
-  char md5hex[33], plain[33];
-  const char *what, *want;
-  size_t dlen;
+  const char *md5hex = x->got_md5, *what, *want;
+  char plain[33];
   int match = 0;
-  tdm_error e;
-  if (x->have_cl && x->received != x->content_length) {
-    xerr(x, &e, "ETRUNCATED", "body truncated: %llu of %llu bytes",
-         (unsigned long long)x->received,
-         (unsigned long long)x->content_length);
-    request_failed(x, &e, 1);
-    return;
-  }
-  if (tdm_hash_final(x->md5, d, &dlen, &e) != TDM_OK) {
-    job_failed(x, &e);
-    return;
-  }
-  tdm_hex(d, TDM_MD5_LEN, md5hex);
+  tdm_error *e = &x->local;
+  x->fin = FIN_FAIL;
   if (fdatasync(x->fd) != 0 || close(x->fd) != 0) {
     x->fd = -1;
-    xerr(x, &e, tdm_errno_name(errno), "write %s: %s", x->tmp,
+    xerr(x, e, tdm_errno_name(errno), "write %s: %s", x->tmp,
          strerror(errno));
-    job_failed(x, &e);
     return;
   }
   x->fd = -1;
@@ -766,43 +774,130 @@ static void finish_get(xfer *x) {
   } else if (x->etag[0]) {
     what = "multipart ETag";
     want = x->etag;
-    if (tdm_etag_match_file(x->tmp, x->etag, md5hex, &match, &e) != TDM_OK) {
-      job_failed(x, &e);
+    if (tdm_etag_match_file(x->tmp, x->etag, md5hex, &match, e) != TDM_OK)
       return;
-    }
   } else {
-    xerr(x, &e, "S3_BadDigest", "S3 sent no ETag or x-amz-meta-md5 to "
+    xerr(x, e, "S3_BadDigest", "S3 sent no ETag or x-amz-meta-md5 to "
          "verify the data against; nothing written to %s", j->path);
-    job_failed(x, &e);
     return;
   }
   if (!match) {
-    xerr(x, &e, "S3_BadDigest", "MD5 mismatch: received data has MD5 %s "
+    xerr(x, e, "S3_BadDigest", "MD5 mismatch: received data has MD5 %s "
          "but the object's %s is %s; the object may be corrupt in S3 -- "
          "nothing written to %s", md5hex, what, want, j->path);
     /* The body may have been damaged in transit: drop it and retry like a
      * truncated body; only a mismatch on every attempt fails the job. */
     unlink(x->tmp);
     x->tmp[0] = '\0';
-    request_failed(x, &e, 1);
+    x->fin = FIN_RETRY;
     return;
   }
   if (rename(x->tmp, j->path) != 0) {
-    xerr(x, &e, tdm_errno_name(errno), "rename into %s: %s", j->path,
+    xerr(x, e, tdm_errno_name(errno), "rename into %s: %s", j->path,
          strerror(errno));
-    job_failed(x, &e);
     return;
   }
   x->tmp[0] = '\0';
-  if (tdm_fsync_parent(j->path, &e) != TDM_OK) {
-    job_failed(x, &e);
-    return;
-  }
+  if (tdm_fsync_parent(j->path, e) != TDM_OK) return;
   snprintf(j->md5, sizeof j->md5, "%s", md5hex);
   snprintf(j->etag, sizeof j->etag, "%s", x->etag);
   j->bytes = x->received;
   j->last_modified = x->last_modified;
-  finish(x, 1, NULL);
+  x->fin = FIN_OK;
+}
+
+/* Back on the loop thread: act on a finalized GET. */
+static void finalized(xfer *x) {
+  tdm_error e = x->local;
+  switch (x->fin) {
+    case FIN_OK: finish(x, 1, NULL); break;
+    case FIN_RETRY: request_failed(x, &e, 1); break;
+    default: job_failed(x, &e); break;
+  }
+}
+
+static void *finalizer(void *ud) {
+  tdm_s3_batch *b = ud;
+  pthread_mutex_lock(&b->mu);
+  for (;;) {
+    size_t i;
+    while (!b->stop && b->fin_in_head == b->fin_in_tail)
+      pthread_cond_wait(&b->cv, &b->mu);
+    if (b->fin_in_head == b->fin_in_tail) break;   /* stopping, idle */
+    i = b->fin_in[b->fin_in_head++ % b->n];
+    pthread_mutex_unlock(&b->mu);
+    finalize_get(&b->x[i]);
+    pthread_mutex_lock(&b->mu);
+    b->fin_out[b->fin_out_tail++ % b->n] = i;
+    pthread_cond_signal(&b->cv_out);
+    curl_multi_wakeup(b->c->multi);
+  }
+  pthread_mutex_unlock(&b->mu);
+  return NULL;
+}
+
+/* Hand a verified-size GET to the finalizer threads (started on first
+ * use); inline when no thread can be started. */
+static void hand_off(xfer *x) {
+  tdm_s3_batch *b = x->b;
+  if (b->nth == 0) {
+    while (b->nth < FIN_THREADS &&
+           pthread_create(&b->th[b->nth], NULL, finalizer, b) == 0)
+      b->nth++;
+    if (b->nth == 0) b->nth = -1;
+  }
+  if (b->nth < 0) {
+    finalize_get(x);
+    finalized(x);
+    return;
+  }
+  x->state = ST_FINAL;
+  b->nfinal++;
+  pthread_mutex_lock(&b->mu);
+  b->fin_in[b->fin_in_tail++ % b->n] = (size_t)(x - b->x);
+  pthread_cond_signal(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+}
+
+/* Finish the GETs the finalizer threads are done with; with `wait`, until
+ * none is left with them. */
+static void collect_finalized(tdm_s3_batch *b, int wait) {
+  while (b->nfinal > 0) {
+    size_t items[64], k, m = 0;
+    pthread_mutex_lock(&b->mu);
+    while (wait && b->fin_out_head == b->fin_out_tail)
+      pthread_cond_wait(&b->cv_out, &b->mu);
+    while (m < 64 && b->fin_out_head < b->fin_out_tail)
+      items[m++] = b->fin_out[b->fin_out_head++ % b->n];
+    pthread_mutex_unlock(&b->mu);
+    if (m == 0) return;
+    for (k = 0; k < m; k++) {
+      b->nfinal--;
+      finalized(&b->x[items[k]]);
+    }
+  }
+}
+
+/* GET answered 2xx: check the length, finish the MD5, then flush, verify
+ * and rename off the loop thread (fsync latency must not stall the other
+ * transfers). */
+static void finish_get(xfer *x) {
+  unsigned char d[TDM_MD5_LEN];
+  size_t dlen;
+  tdm_error e;
+  if (x->have_cl && x->received != x->content_length) {
+    xerr(x, &e, "ETRUNCATED", "body truncated: %llu of %llu bytes",
+         (unsigned long long)x->received,
+         (unsigned long long)x->content_length);
+    request_failed(x, &e, 1);
+    return;
+  }
+  if (tdm_hash_final(x->md5, d, &dlen, &e) != TDM_OK) {
+    job_failed(x, &e);
+    return;
+  }
+  tdm_hex(d, TDM_MD5_LEN, x->got_md5);
+  hand_off(x);
 }
 
 /* Feed the end of the XML body; on failure fail the job. */
@@ -1119,10 +1214,14 @@ tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
   b = calloc(1, sizeof *b);
   if (!b || !(b->x = calloc(n ? n : 1, sizeof *b->x)) ||
       !(b->active = calloc(n ? n : 1, sizeof *b->active)) ||
-      !(b->doneq = calloc(n ? n : 1, sizeof *b->doneq))) {
+      !(b->doneq = calloc(n ? n : 1, sizeof *b->doneq)) ||
+      !(b->fin_in = calloc(n ? n : 1, sizeof *b->fin_in)) ||
+      !(b->fin_out = calloc(n ? n : 1, sizeof *b->fin_out))) {
     if (b) {
       free(b->x);
       free(b->active);
+      free(b->doneq);
+      free(b->fin_in);
     }
     free(b);
     tdm_error_set(err, "ENOMEM", "S3 batch: out of memory");
@@ -1132,6 +1231,9 @@ tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
   b->jobs = jobs;
   b->n = b->remaining = n;
   b->conc = concurrency > 0 ? concurrency : c->jobs;
+  pthread_mutex_init(&b->mu, NULL);
+  pthread_cond_init(&b->cv, NULL);
+  pthread_cond_init(&b->cv_out, NULL);
   for (i = 0; i < n; i++) {
     reset_job(&jobs[i]);
     b->x[i].state = ST_PENDING;
@@ -1146,6 +1248,7 @@ tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
 static void abort_all(tdm_s3_batch *b, const char *why) {
   size_t i;
   tdm_error e;
+  collect_finalized(b, 1);     /* let flushing GETs finish first */
   while (b->nactive > 0) {
     xfer *x = &b->x[b->active[b->nactive - 1]];
     end_request(x);
@@ -1179,7 +1282,10 @@ static void fill(tdm_s3_batch *b) {
     x = &b->x[b->active[k]];
     if (x->state == ST_WAITING && x->ready_at <= now) launch(x);
   }
-  while (!b->interrupted && b->nactive < (size_t)b->conc && b->next < b->n)
+  /* GETs being flushed do not hold a transfer slot, up to a bound (each
+   * holds an open file) */
+  while (!b->interrupted && b->nactive - b->nfinal < (size_t)b->conc &&
+         b->nfinal <= 2 * (size_t)b->conc && b->next < b->n)
     start_job(b, b->next++);
 }
 
@@ -1209,6 +1315,7 @@ int tdm_s3_batch_step(tdm_s3_batch *b, int max_wait_ms) {
   fill(b);
   curl_multi_perform(b->c->multi, &running);
   drain(b);
+  collect_finalized(b, 0);
   fill(b);
   if (b->remaining == 0) return 0;
   now = now_mono();
@@ -1240,9 +1347,20 @@ int tdm_s3_batch_interrupted(const tdm_s3_batch *b) {
 }
 
 void tdm_s3_batch_free(tdm_s3_batch *b) {
+  int i;
   if (!b) return;
   if (b->remaining > 0) abort_all(b, "aborted");
+  pthread_mutex_lock(&b->mu);
+  b->stop = 1;
+  pthread_cond_broadcast(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+  for (i = 0; i < b->nth; i++) pthread_join(b->th[i], NULL);
+  pthread_mutex_destroy(&b->mu);
+  pthread_cond_destroy(&b->cv);
+  pthread_cond_destroy(&b->cv_out);
   b->c->busy = 0;
+  free(b->fin_in);
+  free(b->fin_out);
   free(b->x);
   free(b->active);
   free(b->doneq);
