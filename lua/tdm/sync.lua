@@ -159,6 +159,14 @@ function Sync:list_actor(name, on_skip)
   return objects
 end
 
+--- Whether actor `name` has a local folder or a manifest file.
+function Sync:exists_locally(name)
+  local id = name:match("^(%d+)")
+  return core.stat(self.data_root .. "/actors/" .. name) ~= nil
+    or (id and core.stat(self.data_root .. "/actor_manifests/" .. id .. "_manifest.json") ~= nil)
+    or false
+end
+
 --- Resolve an actor given as 42, "42", "0042" or a full name to its full
 -- name: the manifest or the local folder (tdm.Manifest.paths), else the
 -- one actor folder in S3 with that id. -> name | nil, msg, code.
@@ -610,6 +618,7 @@ function Sync:run(o)
     processed_ids[norm_id(name:match("^(%d+)"))] = true
     if not selected(o, name) then return end
     self:process_actor(name, objects, o, state)
+    if r and not o.direction then r:progress(T.actors, nil, T.bytes_hashed) end
     if #state.queue >= BATCH and not o.dry_run then self:flush(o, state) end
   end
 
@@ -625,6 +634,11 @@ function Sync:run(o)
         if not objects then
           T.actor_errors = T.actor_errors + 1
           fail(r, name, nil, "listing " .. self:key_for(name, "") .. ": " .. tostring(lmsg), lcode)
+        elseif next(objects) == nil and not self:exists_locally(name) then
+          -- A name that exists nowhere (a typo) gets no empty manifest.
+          T.actor_errors = T.actor_errors + 1
+          fail(r, name, nil, string.format("unknown actor %s: no manifest, no local folder, "
+               .. "no objects under %s", name, self:key_for(name, "")), "ENOACTOR")
         else
           process(name, objects)
         end
@@ -702,6 +716,10 @@ function Sync:auto_initialize_manifest(actor, opts)
   local objects
   objects, msg, code = self:list_actor(name)
   if not objects then return nil, msg, code end
+  if next(objects) == nil and not self:exists_locally(name) then
+    return nil, string.format("unknown actor %s: no manifest, no local folder, no objects "
+                              .. "under %s", name, self:key_for(name, "")), "ENOACTOR"
+  end
   local m
   m, msg, code = manifest_mod().open(name, self.cfg)
   if not m then return nil, msg, code end

@@ -18,7 +18,7 @@ local PREFIX = string.format("e2e-kill-%d-%d/training_data", math.floor(core.now
 local TMP = t.tmpdir()
 local D = TMP .. "/data"
 local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 9, scenarios = false,
-                              bulk = 12, bulk_files = 17, bulk_size = 40 * 1024 }
+                              bulk = 8, bulk_files = 17, bulk_size = 32 * 1024 }
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 local function sh(cmd) return os.execute(cmd) end
