@@ -205,6 +205,19 @@ t.test("delete_many over two batches", function()
   local left = 0
   for obj in c:list(PREFIX .. "many/") do if obj then left = left + 1 end end
   t.eq(left, 0, "nothing left under the prefix")
+  -- keys that must be XML-escaped in the DeleteObjects body
+  local odd = { PREFIX .. "odd/a&b<c>d.jpg", PREFIX .. "odd/q\"u'o te.jpg",
+                PREFIX .. "odd/\u{e9}+=~!*()$.jpg" }
+  local src = write(dir .. "/odd.jpg", "odd")
+  for _, k in ipairs(odd) do assert(c:put(src, k)) end
+  local r2 = assert(c:delete_many(odd))
+  table.sort(r2.deleted)
+  local want = { table.unpack(odd) }
+  table.sort(want)
+  t.eq(r2.deleted, want, "awkward keys deleted by DeleteObjects")
+  for _, k in ipairs(odd) do
+    t.eq((c:head(k)), nil, "gone: " .. k)
+  end
   local empty = assert(c:delete_many({}))
   t.eq(#empty.deleted, 0, "empty delete_many")
 end)
