@@ -15,6 +15,7 @@
 #
 #   bench/bench_pull_peers.sh            # JOBS_LIST="8 16 32" RUNS=1
 #   ACTORS=20 RUNS=3 bench/bench_pull_peers.sh
+#   TDM_LUA=/path/tdm-lua TDM_LUA_DIR=/path/lua ...   # a snapshot build
 #
 # Needs: node + s3rver (scripts/install-deps.sh), awscli, rclone, s3cmd
 # (scripts/install-deps.sh --bench), python3. Takes a few minutes; not
@@ -29,11 +30,13 @@ SIZE=${SIZE:-307200}
 RUNS=${RUNS:-1}
 JOBS_LIST=${JOBS_LIST:-"8 16 32"}
 TOOLS=${TOOLS:-"tdm aws rclone s3cmd"}
+TDM_LUA=${TDM_LUA:-$ROOT/tdm-lua}
+TDM_LUA_DIR=${TDM_LUA_DIR:-$ROOT/lua}
 PREFIX=system_actors/training_data
 
 for t in $TOOLS; do
   case $t in
-    tdm) [ -x ./tdm-lua ] || { echo "build tdm first (make)" >&2; exit 1; } ;;
+    tdm) [ -x "$TDM_LUA" ] || { echo "build tdm first (make)" >&2; exit 1; } ;;
     *) command -v "$t" >/dev/null ||
          { echo "$t not installed: scripts/install-deps.sh --bench" >&2
            exit 1; } ;;
@@ -44,7 +47,7 @@ done
 s3rver_start story-boards-assets || exit 1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tdm-bench-pull.XXXXXX")
 trap 's3rver_stop; rm -rf "$WORK"' EXIT
-export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
+export LUA_PATH="$TDM_LUA_DIR/?.lua;$TDM_LUA_DIR/?/init.lua;;"
 export LUA_CPATH="$ROOT/?.so;;"
 HOSTPORT=${AWS_ENDPOINT_URL#http://}
 
@@ -119,7 +122,7 @@ run() {
   sync
   start=$(date +%s.%N)
   case $tool in
-    tdm) ./tdm-lua "$WORK/pull.lua" "$dest" "$jobs" ;;
+    tdm) "$TDM_LUA" "$WORK/pull.lua" "$dest" "$jobs" ;;
     aws)
       printf '[default]\ns3 =\n  max_concurrent_requests = %s\n' "$jobs" \
         > "$WORK/awscfg.$jobs"
