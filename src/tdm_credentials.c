@@ -30,7 +30,16 @@ typedef struct profile_vals {
   char session_token[4096];
   char region[64];
   int have_access, have_secret, have_token, have_region;
+  char other[32];            /* a credential source tdm does not support
+                                (role_arn, sso_session, ...), "" if none */
 } profile_vals;
+
+/* Credential sources of AWS's tools that need more than the files (STS,
+ * SSO, a helper process): named in the error so the user knows why. */
+static const char *const unsupported[] = {
+  "role_arn", "credential_process", "sso_session", "sso_start_url",
+  "web_identity_token_file", "credential_source", NULL
+};
 
 static void profile_vals_wipe(profile_vals *p) {
   OPENSSL_cleanse(p, sizeof *p);
@@ -111,6 +120,9 @@ static int read_profile(const char *path, const char *profile,
       break;
     }
     s = trim(line);
+    if (lineno == 1 && (unsigned char)s[0] == 0xEF &&
+        (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
+      s = trim(s + 3);   /* UTF-8 byte order mark of Windows editors */
     /* A line indented deeper than the key before it continues that key's
      * value (a nested setting: "s3 =\n  max_concurrent_requests = 20");
      * not ours. */
@@ -155,6 +167,12 @@ static int read_profile(const char *path, const char *profile,
     else if (strcmp(key, "region") == 0)
       rc = store(out->region, sizeof out->region, val, &out->have_region,
                  path, lineno, key, err);
+    else if (!out->other[0]) {
+      int u;
+      for (u = 0; unsupported[u]; u++)
+        if (strcmp(key, unsupported[u]) == 0)
+          snprintf(out->other, sizeof out->other, "%s", key);
+    }
     if (rc != TDM_OK) break;
   }
   if (rc == TDM_OK && ferror(f))
@@ -203,6 +221,12 @@ static void set_source(tdm_credentials *out, const char *profile,
 static int take_profile(tdm_credentials *out, const profile_vals *p,
                         const char *profile, const char *path,
                         tdm_error *err) {
+  if (p->found && !p->have_access && !p->have_secret && p->other[0])
+    return tdm_error_set(err, "ENOCREDS", "credentials: profile '%s' in %s "
+                         "uses %s, which tdm does not support; export "
+                         "static credentials instead (aws configure "
+                         "export-credentials --profile %s --format env)",
+                         profile, path, p->other, profile);
   if (!p->found || (!p->have_access && !p->have_secret)) return 0;
   if (!p->have_access || !*p->access_key || !p->have_secret ||
       !*p->secret_key)

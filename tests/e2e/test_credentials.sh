@@ -132,6 +132,18 @@ check_grep "unknown profile: ENOCREDS naming both files" \
   "^ERR ENOCREDS\|.*profile 'nosuch' has none in $cf or $cc" \
   cred "${FILES[@]}" -p nosuch
 
+# A byte order mark (Windows editors) is ignored.
+printf '\xef\xbb\xbf[default]\naws_access_key_id = AKBOM\naws_secret_access_key = %s\n' \
+  "$SECRET" >"$tmp/bom"
+check_out "UTF-8 byte order mark" "AKBOM|profile 'default' in $tmp/bom|false" \
+  cred AWS_SHARED_CREDENTIALS_FILE="$tmp/bom"
+# Sources that need STS/SSO/a helper are named, not silently skipped.
+printf '[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n' \
+  >"$tmp/roleconf"
+check_grep "a role_arn profile: ENOCREDS saying role_arn is not supported" \
+  "^ERR ENOCREDS\|credentials: profile 'role' in $tmp/roleconf uses role_arn, which tdm does not support" \
+  cred AWS_SHARED_CREDENTIALS_FILE="$cf" AWS_CONFIG_FILE="$tmp/roleconf" -p role
+
 # Default locations under $HOME, and "~/" in the variables.
 cp "$cf" "$home/.aws/credentials"
 check_out "~/.aws/credentials by default" \
