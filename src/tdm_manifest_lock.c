@@ -66,13 +66,15 @@ int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
     }
   }
   /* Best effort: the pid only serves the LOCKED message of others. It is
-   * rewritten only when it differs (bulk runs reopen in one process). */
-  n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+   * written in a fixed width over whatever was there, never truncated
+   * (ext4 flushes a file truncated to zero on close, which would cost a
+   * disk write per open), and only when it differs. */
+  n = snprintf(pid, sizeof pid, "%-20ld\n", (long)getpid());
   if (n > 0) {
     char cur[32];
     ssize_t got = pread(fd, cur, sizeof cur, 0);
     if (got != n || memcmp(cur, pid, (size_t)n) != 0) {
-      if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
+      if (pwrite(fd, pid, (size_t)n, 0) != n) {
         /* the LOCKED message of others loses the pid */
       }
     }
