@@ -60,6 +60,7 @@ LUAMOD_API int luaopen_tdm_core(lua_State *L);
 #define HTTP_FIELD_MAX 256
 #define HTTP_LOG_PATH_MAX 300
 #define HTTP_HANDLER_KEY "tdm.http.handler"
+#define DRAIN_IDLE_MS 2000         /* see the end of l_http_serve */
 
 /* The server: settings copied from Lua into C memory before the daemon
  * starts, read-only while it runs (except the atomics). Lives in a
@@ -79,6 +80,8 @@ typedef struct server {
   pthread_key_t key;       /* worker lua_State */
   int key_made;
   atomic_int inflight;     /* requests begun and not completed */
+  atomic_int in_handler;   /* Lua handler calls running now */
+  atomic_llong progress_ms; /* monotonic ms of the last request activity */
   atomic_int draining;     /* stop requested: answer with Connection: close */
 } server;
 
@@ -117,6 +120,12 @@ static double elapsed_ms(const struct timespec *t0) {
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (double)(now.tv_sec - t0->tv_sec) * 1e3 +
          (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static long long now_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 static char *dupstr(const char *s) {
@@ -405,7 +414,11 @@ static enum MHD_Result call_lua(struct MHD_Connection *c, request *r,
     return respond_error(c, r, 500, "internal error", NULL);
   }
   push_request(L, c, r, url, stage_body);
-  if (lua_pcall(L, 1, 4, 1) != LUA_OK) {
+  atomic_fetch_add(&srv->in_handler, 1);
+  status = lua_pcall(L, 1, 4, 1);
+  atomic_fetch_sub(&srv->in_handler, 1);
+  atomic_store(&srv->progress_ms, now_ms());
+  if (status != LUA_OK) {
     log_line("tdm-lua serve: %s %s: handler error: %s", r->method, r->path,
              lua_tostring(L, -1));
     lua_settop(L, 0);
@@ -606,6 +619,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   server *srv = cls;
   request *r = *con_cls;
   (void)version;
+  atomic_store(&srv->progress_ms, now_ms());
   if (r == NULL) {
     size_t i, j = 0;
     r = calloc(1, sizeof *r);
@@ -901,6 +915,8 @@ static int l_http_serve(lua_State *L) {
   srv->key_made = 1;
   atomic_init(&srv->inflight, 0);
   atomic_init(&srv->draining, 0);
+  atomic_init(&srv->in_handler, 0);
+  atomic_init(&srv->progress_ms, now_ms());
 
   fd = open_listener(listen_spec, bound, sizeof bound, &err);
   if (fd < 0) return tdm_lua_fail(L, &err);
@@ -945,15 +961,21 @@ static int l_http_serve(lua_State *L) {
   }
   while (!tdm_interrupted()) nanosleep(&tick, NULL);
 
-  /* Stop: refuse new connections, let requests in flight finish. */
+  /* Stop: refuse new connections, let requests in flight finish. A
+   * handler running is always waited for; a request still receiving its
+   * body is waited for while some request makes progress (a client that
+   * stalls, or whose abort MHD has not noticed, holds nothing up for more
+   * than DRAIN_IDLE_MS); all of it within drain_timeout. */
   atomic_store(&srv->draining, 1);
   {
     MHD_socket lfd = MHD_quiesce_daemon(d);
     if (lfd != MHD_INVALID_SOCKET) close(lfd);
   }
   clock_gettime(CLOCK_MONOTONIC, &drain0);
-  while (atomic_load(&srv->inflight) > 0 &&
-         elapsed_ms(&drain0) < srv->drain_timeout * 1000.0)
+  while (elapsed_ms(&drain0) < srv->drain_timeout * 1000.0 &&
+         (atomic_load(&srv->in_handler) > 0 ||
+          (atomic_load(&srv->inflight) > 0 &&
+           now_ms() - atomic_load(&srv->progress_ms) < DRAIN_IDLE_MS)))
     nanosleep(&tick, NULL);
   if (!srv->quiet)
     log_line("tdm-lua serve: stopped (%d requests unfinished)",

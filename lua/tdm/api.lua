@@ -294,7 +294,7 @@ function API:get_training_data(actor_id)
   paths, msg, code = self:ensure_manifest(id)
   if not paths then return nil, msg, code end
   local doc
-  doc, msg, code = manifest_mod().load(paths.manifest)
+  doc, msg, code = manifest_mod().load(paths.manifest, self.cfg)
   if not doc then return nil, msg, code end
   local name = doc.character_name or paths.name
   local images = API.array()
@@ -450,9 +450,8 @@ end
 --- Upload images for an actor: each checked by its magic bytes (JPEG, PNG,
 -- WebP) -- all before anything is written, so one bad file changes
 -- nothing -- then named {actor_name}_{next index}.{ext}, written locally
--- (atomically) and recorded, uploaded to S3 and recorded synced. A file
--- whose S3 upload fails is taken back (local file and entry removed) and
--- reported. -> { actor_id, actor_name, files = { per file: the image view
+-- (atomically), uploaded to S3, and recorded synced. A file whose S3
+-- upload fails is taken back (local file removed) and reported. -> { actor_id, actor_name, files = { per file: the image view
 -- plus source | { source, error, code } }, uploaded_count, failed_count }
 -- | nil, msg, code.
 function API:upload_training_images(actor_id, files, opts)
@@ -504,7 +503,10 @@ function API:upload_training_images(actor_id, files, opts)
   return res, rmsg, rcode
 end
 
--- Write, record, upload and record one file (see upload_training_images).
+-- Write locally, upload, then record one file (see
+-- upload_training_images). A failed upload takes the local file back, so
+-- a failure leaves no trace; the manifest is written only once both
+-- copies exist.
 function API:upload_one(m, c, name, fn, path, it)
   local S3 = s3_mod()
   local function failed(emsg, ecode)
@@ -514,30 +516,23 @@ function API:upload_one(m, c, name, fn, path, it)
   if not ok then return failed(emsg, ecode) end
   local st = core.stat(path)
   local md5 = core.md5(it.data)
-  local e
-  e, emsg, ecode = m:add_image { filename = fn,
-    ["local"] = { md5 = md5, size = #it.data, mtime = st and st.mtime },
-    s3 = false }
-  local saved
-  if e then saved, emsg, ecode = m:save() end
-  if not e or not saved then
-    os.remove(path)
-    return failed(emsg, ecode)
-  end
   local put
   put, emsg, ecode = c:put(path, S3.key_for(self.cfg, name, fn),
                            { content_type = it.content_type })
   if not put then
-    -- Take it back: the caller was told this file failed.
     os.remove(path)
-    m:remove_image(fn)
-    m:save()
     return failed(emsg, ecode)
   end
-  m:update_image(fn, { s3 = { md5 = put.md5 or md5, etag = put.etag,
-                               size = put.bytes or #it.data } })
-  saved, emsg, ecode = m:save()
-  if not saved then return failed(emsg, ecode) end
+  local e
+  e, emsg, ecode = m:add_image { filename = fn,
+    ["local"] = { md5 = md5, size = #it.data, mtime = st and st.mtime },
+    s3 = { md5 = put.md5 or md5, etag = put.etag, size = put.bytes or #it.data } }
+  local saved
+  if e then saved, emsg, ecode = m:save() end
+  if not e or not saved then
+    -- Both copies exist but are not recorded: the next sync adopts them.
+    return failed(emsg, ecode)
+  end
   return self:image_view(name, m:get_image(fn))
 end
 

@@ -13,11 +13,14 @@ t.test("tdm.api writes no globals", function()
   t.eq(require("tdm").API, API, "tdm.API is tdm.api")
 end)
 
+-- Debian's python3 (a pyenv shim can take seconds to start).
+local PY = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+
 local function python(code, input)
   local dir = t.tmpdir()
   t.write(dir .. "/in", input)
   t.write(dir .. "/p.py", code)
-  local p = io.popen("python3 " .. dir .. "/p.py < " .. dir .. "/in")
+  local p = io.popen(PY .. " " .. dir .. "/p.py < " .. dir .. "/in")
   local out = p:read("a")
   p:close()
   return out
