@@ -14,7 +14,6 @@
 /* One image file found in the directory. */
 typedef struct sfile {
   char name[TDM_NAME_MAX + 1];
-  char path[TDM_PATH_MAX];
   int64_t size;
   double mtime;
   long entry;          /* index in the manifest, -1 for a new file */
@@ -43,8 +42,7 @@ static int collect(const char *name, void *ud) {
   }
   memset(&l->v[l->n], 0, sizeof l->v[l->n]);
   snprintf(l->v[l->n].name, sizeof l->v[l->n].name, "%s", name);
-  if (snprintf(l->v[l->n].path, sizeof l->v[l->n].path, "%s/%s", l->dir,
-               name) >= (int)sizeof l->v[l->n].path)
+  if (strlen(l->dir) + strlen(name) + 2 > TDM_PATH_MAX)
     return tdm_error_errno(l->err, ENAMETOOLONG, "path of %s", name);
   l->n++;
   return 0;
@@ -73,6 +71,7 @@ static void *hash_worker(void *arg) {
     tdm_error err;
     uint64_t size;
     struct stat st;
+    char path[TDM_PATH_MAX];
     pthread_mutex_lock(&w->mu);
     while (w->next < w->files->n && !w->files->v[w->next].need_hash)
       w->next++;
@@ -81,11 +80,16 @@ static void *hash_worker(void *arg) {
     pthread_mutex_unlock(&w->mu);
     if (i >= w->files->n || w->stop) break;
     f = &w->files->v[i];
-    if (tdm_md5_file(f->path, f->md5, &size, &err) != TDM_OK) {
+    if (snprintf(path, sizeof path, "%s/%s", w->files->dir, f->name)
+        >= (int)sizeof path) {
+      snprintf(f->reason, sizeof f->reason, "path too long");
+      continue;
+    }
+    if (tdm_md5_file(path, f->md5, &size, &err) != TDM_OK) {
       snprintf(f->reason, sizeof f->reason, "%.200s", err.message);
       continue;
     }
-    if (stat(f->path, &st) != 0) {
+    if (stat(path, &st) != 0) {
       snprintf(f->reason, sizeof f->reason, "vanished while hashing");
       continue;
     }
@@ -174,8 +178,10 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
     sfile *f = &files.v[i];
     struct stat st;
     const tdm_mentry *e;
+    char path[TDM_PATH_MAX];
     f->entry = tdm_manifest_find(m, f->name);
-    if (lstat(f->path, &st) != 0) {
+    if (snprintf(path, sizeof path, "%s/%s", dir, f->name)
+        >= (int)sizeof path || lstat(path, &st) != 0) {
       snprintf(f->reason, sizeof f->reason, "vanished before it was read");
       continue;
     }
