@@ -30,6 +30,7 @@ enum { ST_PENDING, ST_RUNNING, ST_WAITING, ST_FINAL, ST_DONE };
 enum { FIN_OK, FIN_RETRY, FIN_FAIL };
 
 #define FIN_THREADS 4
+#define MP_PARALLEL 4          /* parts of one upload in flight at once */
 enum { PH_MAIN, PH_MP_INIT, PH_MP_PART, PH_MP_COMPLETE, PH_MP_ABORT };
 
 typedef struct xfer {
@@ -74,6 +75,10 @@ typedef struct xfer {
   char (*part_etags)[TDM_S3_ETAG_MAX];
   tdm_buf body;                /* POST body (DeleteObjects, Complete) */
   tdm_error saved;             /* the failure that caused an abort */
+  /* parallel parts: a part in flight is a child xfer of the upload */
+  struct xfer *parent;         /* set in a part's xfer */
+  struct xfer *kids[MP_PARALLEL];
+  int next_part, parts_running;
 } xfer;
 
 struct tdm_s3_batch {
@@ -81,7 +86,8 @@ struct tdm_s3_batch {
   tdm_s3_job *jobs;
   size_t n, next;              /* next job to start */
   xfer *x;
-  size_t *active, nactive;     /* running or waiting for a retry */
+  xfer **active;               /* running or waiting for a retry, and */
+  size_t nactive, nkids;       /* the parts in flight (nkids of them) */
   int conc;
   size_t *doneq, dq_head, dq_tail;
   size_t ndone, remaining;
@@ -323,7 +329,8 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
   ssize_t n;
   if (left < want) want = (size_t)left;
   if (want == 0) return 0;
-  do n = pread(x->in_fd, buf, want, (off_t)(x->off + x->sent));
+  do n = pread(x->parent ? x->parent->in_fd : x->in_fd, buf, want,
+               (off_t)(x->off + x->sent));
   while (n < 0 && errno == EINTR);
   if (n <= 0) {
     if (n < 0)
@@ -541,12 +548,13 @@ static int start_request(xfer *x, tdm_error *err) {
       want_xml = 1;
       break;
     case PH_MP_PART: {
-      uint64_t off = (uint64_t)(x->part - 1) * x->psize;
-      uint64_t len = x->file_size - off < x->psize ? x->file_size - off
-                                                   : x->psize;
+      const xfer *o = x->parent ? x->parent : x;
+      uint64_t off = (uint64_t)(x->part - 1) * o->psize;
+      uint64_t len = o->file_size - off < o->psize ? o->file_size - off
+                                                   : o->psize;
       if (x->part_hashed != x->part) {
         unsigned char d[TDM_MD5_LEN];
-        if (hash_region(x->in_fd, off, len, d, NULL, x->part_sha, j->path,
+        if (hash_region(o->in_fd, off, len, d, NULL, x->part_sha, j->path,
                         err) != TDM_OK)
           goto fail;
         b64(d, TDM_MD5_LEN, x->part_md5_b64);
@@ -555,7 +563,7 @@ static int start_request(xfer *x, tdm_error *err) {
       r.method = "PUT";
       snprintf(num, sizeof num, "%d", x->part);
       q[nq++] = (tdm_kv){"partNumber", num};
-      q[nq++] = (tdm_kv){"uploadId", x->upload_id};
+      q[nq++] = (tdm_kv){"uploadId", o->upload_id};
       h[nh++] = (tdm_kv){"Content-MD5", x->part_md5_b64};
       r.payload_hash = x->part_sha;
       set_upload(x, off, len);
@@ -636,9 +644,9 @@ static void release(xfer *x) {
 }
 
 static void remove_active(tdm_s3_batch *b, xfer *x) {
-  size_t i, idx = (size_t)(x - b->x);
+  size_t i;
   for (i = 0; i < b->nactive; i++)
-    if (b->active[i] == idx) {
+    if (b->active[i] == x) {
       b->active[i] = b->active[--b->nactive];
       return;
     }
@@ -660,6 +668,72 @@ static void finish(xfer *x, int ok, const tdm_error *e) {
 }
 
 static void job_failed(xfer *x, const tdm_error *e);
+static void launch(xfer *x);
+static void next_phase(xfer *x, int phase);
+
+/* A part is over (done, failed or killed): unhook it from its upload and
+ * free it. */
+static void kid_done(xfer *k) {
+  xfer *p = k->parent;
+  int i;
+  release(k);
+  remove_active(k->b, k);
+  k->b->nkids--;
+  for (i = 0; i < MP_PARALLEL; i++)
+    if (p->kids[i] == k) p->kids[i] = NULL;
+  p->parts_running--;
+  free(k);
+}
+
+/* Stop every part of upload p still in flight. */
+static void kill_kids(xfer *p) {
+  int i;
+  for (i = 0; i < MP_PARALLEL; i++)
+    if (p->kids[i]) kid_done(p->kids[i]);
+}
+
+/* Keep up to MP_PARALLEL parts of upload p in flight; when all are up,
+ * complete the upload. */
+static void start_parts(xfer *p) {
+  tdm_s3_batch *b = p->b;
+  if (p->phase != PH_MP_PART) {
+    p->phase = PH_MP_PART;
+    p->next_part = 1;
+  }
+  while (p->parts_running < MP_PARALLEL && p->next_part <= p->nparts &&
+         p->phase == PH_MP_PART) {
+    xfer *k = calloc(1, sizeof *k);
+    int i;
+    if (!k) {
+      tdm_error e;
+      xerr(p, &e, "ENOMEM", "out of memory");
+      kill_kids(p);
+      job_failed(p, &e);
+      return;
+    }
+    k->b = b;
+    k->job = p->job;
+    k->parent = p;
+    k->fd = k->in_fd = -1;
+    k->phase = PH_MP_PART;
+    k->part = p->next_part++;
+    k->tries = 1;
+    tdm_buf_init(&k->errbody, ERRBODY_MAX + 1);
+    tdm_buf_init(&k->body, POSTBODY_MAX);
+    for (i = 0; i < MP_PARALLEL; i++)
+      if (!p->kids[i]) {
+        p->kids[i] = k;
+        break;
+      }
+    p->parts_running++;
+    b->active[b->nactive++] = k;
+    b->nkids++;
+    launch(k);                 /* may fail the upload at once */
+  }
+  if (p->phase == PH_MP_PART && p->parts_running == 0 &&
+      p->next_part > p->nparts)
+    next_phase(p, PH_MP_COMPLETE);
+}
 
 static size_t discard(char *data, size_t size, size_t nmemb, void *ud) {
   (void)data;
@@ -720,6 +794,14 @@ static void request_failed(xfer *x, tdm_error *e, int retryable) {
 }
 
 static void job_failed(xfer *x, const tdm_error *e) {
+  if (x->parent) {             /* a part failed: the upload fails */
+    xfer *p = x->parent;
+    tdm_error pe = *e;
+    kid_done(x);
+    kill_kids(p);
+    job_failed(p, &pe);
+    return;
+  }
   if (x->upload_id[0] && x->phase != PH_MP_ABORT && !x->b->interrupted) {
     tdm_error e2;
     x->saved = *e;
@@ -962,23 +1044,20 @@ static void request_ok(xfer *x) {
         job_failed(x, &e);
         return;
       }
-      x->part = 1;
-      next_phase(x, PH_MP_PART);
+      start_parts(x);
       return;
-    case PH_MP_PART:
+    case PH_MP_PART: {
+      xfer *p = x->parent;
       if (!x->etag[0]) {
         xerr(x, &e, "S3_BadXML", "part %d: S3 sent no ETag", x->part);
         job_failed(x, &e);
         return;
       }
-      snprintf(x->part_etags[x->part - 1], TDM_S3_ETAG_MAX, "%s", x->etag);
-      if (x->part < x->nparts) {
-        x->part++;
-        next_phase(x, PH_MP_PART);
-      } else {
-        next_phase(x, PH_MP_COMPLETE);
-      }
+      snprintf(p->part_etags[x->part - 1], TDM_S3_ETAG_MAX, "%s", x->etag);
+      kid_done(x);
+      start_parts(p);
       return;
+    }
     case PH_MP_COMPLETE: {
       const tdm_s3_errinfo *ei;
       if (xml_end(x) != TDM_OK) return;
@@ -1173,7 +1252,7 @@ static void start_job(tdm_s3_batch *b, size_t i) {
   x->fd = x->in_fd = -1;
   tdm_buf_init(&x->errbody, ERRBODY_MAX + 1);
   tdm_buf_init(&x->body, POSTBODY_MAX);
-  b->active[b->nactive++] = i;
+  b->active[b->nactive++] = x;
   x->tries = 1;
   x->phase = PH_MAIN;
   if (j->op == TDM_S3_PUT && prepare_put(x, &e) != TDM_OK) {
@@ -1213,7 +1292,8 @@ tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
   }
   b = calloc(1, sizeof *b);
   if (!b || !(b->x = calloc(n ? n : 1, sizeof *b->x)) ||
-      !(b->active = calloc(n ? n : 1, sizeof *b->active)) ||
+      !(b->active = calloc((n ? n : 1) * (MP_PARALLEL + 1),
+                           sizeof *b->active)) ||
       !(b->doneq = calloc(n ? n : 1, sizeof *b->doneq)) ||
       !(b->fin_in = calloc(n ? n : 1, sizeof *b->fin_in)) ||
       !(b->fin_out = calloc(n ? n : 1, sizeof *b->fin_out))) {
@@ -1250,8 +1330,13 @@ static void abort_all(tdm_s3_batch *b, const char *why) {
   tdm_error e;
   collect_finalized(b, 1);     /* let flushing GETs finish first */
   while (b->nactive > 0) {
-    xfer *x = &b->x[b->active[b->nactive - 1]];
+    xfer *x = b->active[b->nactive - 1];
     end_request(x);
+    if (x->parent) {           /* a part: its upload is aborted below */
+      kid_done(x);
+      continue;
+    }
+    kill_kids(x);
     if (x->upload_id[0]) abort_upload_now(x);
     x->job->interrupted = 1;
     xerr(x, &e, "EINTR", "%s", why);
@@ -1279,12 +1364,13 @@ static void fill(tdm_s3_batch *b) {
   for (k = b->nactive; k-- > 0;) {
     xfer *x;
     if (k >= b->nactive) continue;
-    x = &b->x[b->active[k]];
+    x = b->active[k];
     if (x->state == ST_WAITING && x->ready_at <= now) launch(x);
   }
   /* GETs being flushed do not hold a transfer slot, up to a bound (each
    * holds an open file) */
-  while (!b->interrupted && b->nactive - b->nfinal < (size_t)b->conc &&
+  while (!b->interrupted &&
+         b->nactive - b->nfinal - b->nkids < (size_t)b->conc &&
          b->nfinal <= 2 * (size_t)b->conc && b->next < b->n)
     start_job(b, b->next++);
 }
@@ -1320,7 +1406,7 @@ int tdm_s3_batch_step(tdm_s3_batch *b, int max_wait_ms) {
   if (b->remaining == 0) return 0;
   now = now_mono();
   for (k = 0; k < b->nactive; k++) {
-    xfer *x = &b->x[b->active[k]];
+    xfer *x = b->active[k];
     if (x->state == ST_WAITING) {
       double ms = (x->ready_at - now) * 1000.0;
       if (ms < wait) wait = ms < 0 ? 0 : ms;

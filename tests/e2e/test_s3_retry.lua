@@ -175,7 +175,11 @@ t.test("a failed multipart upload is aborted", function()
   t.ok(msg:find("gave up after 2 attempts", 1, true), msg)
   local st = stats()
   t.eq(st["POST:/flaky/" .. key], 1, "initiated once")
-  t.eq(st["PUT:/flaky/" .. key], 2, "part 1 tried max_attempts times")
+  -- both parts start at once; the first to exhaust its 2 attempts stops
+  -- the other
+  local puts = st["PUT:/flaky/" .. key]
+  t.ok(puts >= 2 and puts <= 4, "parts tried at most max_attempts times "
+       .. "each: " .. tostring(puts))
   t.eq(st["DELETE:/flaky/" .. key], 1, "the upload was aborted")
   mp:close()
 end)
