@@ -59,6 +59,7 @@ local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
 -- as \uXXXX (surrogate pairs above U+FFFF); bytes that are not UTF-8 as
 -- \u00XX, so the output is always valid JSON.
 local function json_string(s)
+  if not s:find('[%c"\\\128-\255]') then return '"' .. s .. '"' end
   local ascii = s:gsub('[%c"\\]', function(c)
     return ESC[c] or string.format("\\u%04x", c:byte())
   end)
@@ -93,21 +94,30 @@ end
 -- Numbers as Python writes them: integers as such, floats in shortest
 -- round-trip form with ".0" on whole values; NaN and infinities as null.
 local function json_number(x)
-  if math.type(x) == "integer" then return string.format("%d", x) end
+  if math.type(x) == "integer" then return tostring(x) end
   if x ~= x or x == math.huge or x == -math.huge then return "null" end
   if x == math.floor(x) and math.abs(x) < 1e16 then
     return string.format("%.1f", x)
   end
-  for p = 1, 17 do
-    local s = string.format("%." .. p .. "g", x)
-    if tonumber(s) == x then return s end
+  -- %.15g is the shortest round-trip form whenever one of at most 15
+  -- digits exists (%g drops trailing zeros); else 16 or 17 digits.
+  local s = string.format("%.15g", x)
+  if tonumber(s) ~= x then
+    s = string.format("%.16g", x)
+    if tonumber(s) ~= x then s = string.format("%.17g", x) end
   end
-  return string.format("%.17g", x)
+  return s
 end
 
 local function is_array(t)
   if getmetatable(t) == array_mt then return true end
   return next(t) ~= nil and t[1] ~= nil
+end
+
+local function key_before(a, b)
+  local ra, rb = KEY_RANK[a] or math.huge, KEY_RANK[b] or math.huge
+  if ra ~= rb then return ra < rb end
+  return a < b
 end
 
 local function encode(v, out)
@@ -129,18 +139,23 @@ local function encode(v, out)
       end
       out[#out + 1] = "]"
     else
-      local keys = {}
+      local keys, slots, ranked = {}, {}, true
       for k in pairs(v) do
         if type(k) ~= "string" then
           error("encode_json: object key is a " .. type(k), 0)
         end
         keys[#keys + 1] = k
+        local r = KEY_RANK[k]
+        if r then slots[r] = k else ranked = false end
       end
-      table.sort(keys, function(a, b)
-        local ra, rb = KEY_RANK[a] or math.huge, KEY_RANK[b] or math.huge
-        if ra ~= rb then return ra < rb end
-        return a < b
-      end)
+      if ranked then       -- the common case: known keys, no sort needed
+        local n = 0
+        for r = 1, #KEY_ORDER do
+          if slots[r] then n = n + 1; keys[n] = slots[r] end
+        end
+      else
+        table.sort(keys, key_before)
+      end
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
         if i > 1 then out[#out + 1] = ", " end
@@ -290,13 +305,20 @@ end
 function API:get_training_data(actor_id)
   local id, msg, code = parse_actor_id(actor_id)
   if not id then return nil, msg, code end
-  local paths
-  paths, msg, code = self:ensure_manifest(id)
-  if not paths then return nil, msg, code end
-  local doc
-  doc, msg, code = manifest_mod().load(paths.manifest, self.cfg)
-  if not doc then return nil, msg, code end
-  local name = doc.character_name or paths.name
+  -- The manifest file is read once (Manifest.load); only when there is
+  -- none is the actor resolved and its manifest auto-initialized.
+  local M = manifest_mod()
+  local mpath = string.format("%s/actor_manifests/%04d_manifest.json",
+                              self.cfg.data_root, id)
+  local doc = M.load(mpath, self.cfg)
+  if not doc then
+    local paths
+    paths, msg, code = self:ensure_manifest(id)
+    if not paths then return nil, msg, code end
+    doc, msg, code = M.load(paths.manifest, self.cfg)
+    if not doc then return nil, msg, code end
+  end
+  local name = doc.character_name
   local images = API.array()
   local counts = { synced = 0, local_only = 0, s3_only = 0, out_of_sync = 0,
                    missing = 0 }
