@@ -174,6 +174,22 @@ t.test("GET equals get_training_data, seed shape, for every state", function()
   end
 end)
 
+t.test("healthz, HEAD, 405 with Allow", function()
+  local code, body = curl(q(base .. "/healthz"))
+  t.eq(code, 200, "healthz status")
+  t.eq(body, '{"status": "ok"}\n', "healthz body")
+  local head = sh("curl -s -I -m 10 " .. q(base .. "/api/actors/1/training-data"))
+  t.ok(head:match("^HTTP/1.1 200"), "HEAD status: " .. head)
+  t.ok(head:lower():find("content-type: application/json", 1, true), "HEAD type")
+  local hdrs = sh("curl -s -D - -o /dev/null -m 10 -X POST " .. AUTH .. " "
+                  .. q(base .. "/healthz"))
+  t.ok(hdrs:match("^HTTP/1.1 405"), "POST /healthz: " .. hdrs)
+  t.ok(hdrs:find("Allow: GET, HEAD", 1, true), "Allow header: " .. hdrs)
+  hdrs = sh("curl -s -D - -o /dev/null -m 10 -X PATCH " .. AUTH .. " "
+            .. q(base .. "/api/actors/1/training-data"))
+  t.ok(hdrs:find("Allow: GET, HEAD, POST", 1, true), "Allow on the collection: " .. hdrs)
+end)
+
 t.test("GET auto-initialized the actor with no manifest", function()
   local doc = assert(api:get_training_data(7))
   t.ok(core.stat(data_root .. "/actor_manifests/0007_manifest.json"),
@@ -333,6 +349,8 @@ t.test("S3 unreachable -> 503, nothing changed", function()
   t.eq(code, 503, "delete from S3 with S3 down (" .. body .. ")")
   code = curl(q(b2 .. "/api/actors/1/training-data"))
   t.eq(code, 200, "GET from the manifest still works")
+  code, body = curl(q(b2 .. "/api/actors/12/training-data"))
+  t.eq(code, 503, "GET of an actor to look up in S3 (" .. body .. ")")
   t.eq(snapshot(), before, "nothing changed")
   os.execute("kill -TERM " .. pid2)
 end)
