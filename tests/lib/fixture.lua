@@ -64,17 +64,31 @@ local function prng(seed)
   end
 end
 
-local function bytes(rand, n)
-  local parts = { "\255\216\255\224" }
-  local chunk = {}
-  for i = 1, n - 4 do
+-- A byte maker for one seed: a 64 KiB pool of PRNG bytes, and per file a
+-- JPEG-ish magic, 16 unique PRNG bytes and pool slices at PRNG offsets --
+-- distinct files (distinct MD5s) without a PRNG call per byte.
+local POOL = 65536
+local function byte_maker(rand)
+  local chunk, parts = {}, {}
+  for i = 1, POOL do
     chunk[#chunk + 1] = rand(256)
-    if #chunk == 4096 or i == n - 4 then
+    if #chunk == 4096 or i == POOL then
       parts[#parts + 1] = string.char(table.unpack(chunk))
       chunk = {}
     end
   end
-  return table.concat(parts):sub(1, n)
+  local pool = table.concat(parts)
+  return function(n)
+    local out = { "\255\216\255\224", string.pack("<I8I8", rand(), rand()) }
+    local need = n - 20
+    while need > 0 do
+      local off = rand(POOL - 1024) + 1
+      local len = math.min(need, POOL - off + 1)
+      out[#out + 1] = pool:sub(off, off + len - 1)
+      need = need - len
+    end
+    return table.concat(out):sub(1, n)
+  end
 end
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -214,6 +228,8 @@ function fixture.generate(o)
   cfg.data_root_as_written = cfg.data_root:gsub("/+$", "")
   local prefix = cfg.prefix:gsub("/+$", "")
   local rand = prng(o.seed or 1)
+  local make_bytes = byte_maker(rand)
+  local function bytes(_, n) return make_bytes(n) end
   local root = cfg.data_root_as_written
   local fx = { data_root = root, prefix = prefix, bucket = cfg.bucket,
                actors = {}, objects = {}, bad_keys = {}, non_images = {},
