@@ -160,6 +160,20 @@ print(string.format("interrupted=%%s ok=%%d intr=%%d %%s", interrupted, ok,
        "only the completed files, no temp or partial file")
 end)
 
+t.test("a stalled transfer times out, is retried, then fails", function()
+  local st = assert(tdm.s3.client({ endpoint = ENDPOINT, bucket = "flaky" },
+                                  { stall_timeout = 1, max_attempts = 2,
+                                    backoff_base = 0.01 }))
+  local key = "slow-0-stall-" .. RUN
+  local r, msg, code = st:get(key, dir .. "/stall")
+  t.eq(r, nil, "failed")
+  t.eq(code, "ETIMEDOUT", "code")
+  t.ok(msg:find("gave up after 2 attempts", 1, true), msg)
+  t.eq(stats()["/flaky/" .. key], 2, "two attempts reached the server")
+  t.eq(t.read(dir .. "/stall"), nil, "no file")
+  st:close()
+end)
+
 t.test("a failed multipart upload is aborted", function()
   local mp = assert(tdm.s3.client({ endpoint = ENDPOINT, bucket = "flaky" },
                                   { backoff_base = 0.01, backoff_cap = 0.05,
@@ -186,7 +200,8 @@ end)
 
 t.test("TLS is verified; AWS_CA_BUNDLE (cfg.ca_bundle) is honoured", function()
   local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
-  t.ok(t.sh(string.format("openssl req -x509 -newkey rsa:2048 -nodes " ..
+  t.ok(t.sh(string.format("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 " ..
+    "-nodes " ..
     "-keyout %q -out %q -days 1 -subj /CN=127.0.0.1 " ..
     "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", key, cert)),
     "self-signed certificate made")
