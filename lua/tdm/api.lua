@@ -42,7 +42,7 @@ function API.array(t) return setmetatable(t or {}, array_mt) end
 -- other keys follow, sorted.
 local KEY_ORDER = {
   "actor_id", "actor_name", "training_images",
-  "index", "source", "filename", "s3_url", "local_exists", "local_path",
+  "source", "index", "filename", "s3_url", "local_exists", "local_path",
   "md5_hash", "size_mb", "modified_date", "status",
   "total_count", "synced_count", "local_only_count", "s3_only_count",
   "out_of_sync_count", "missing_count",
@@ -473,11 +473,11 @@ end
 -- WebP) -- all before anything is written, so one bad file changes
 -- nothing -- then named {actor_name}_{next index}.{ext}, written locally
 -- (atomically), uploaded to S3, and recorded synced. A file whose S3
--- upload fails is taken back (local file removed) and reported. -> { actor_id, actor_name, files = { per file: the image view
--- plus source | { source, error, code } }, uploaded_count, failed_count }
--- | nil, msg, code.
-function API:upload_training_images(actor_id, files, opts)
-  local _ = opts
+-- upload fails is taken back (local file removed) and reported.
+-- -> { actor_id, actor_name, files = { per file: the image view plus
+-- source | { source, filename, error, code } }, uploaded_count,
+-- failed_count } | nil, msg, code (nothing changed).
+function API:upload_training_images(actor_id, files)
   local id, msg, code = parse_actor_id(actor_id)
   if not id then return nil, msg, code end
   if type(files) ~= "table" then
@@ -727,7 +727,9 @@ function API.http_worker(settings)
       for _, f in ipairs(req.files or {}) do
         files[#files + 1] = { data = f.data, filename = safe_text(f.filename) }
       end
-      if req.body then files[#files + 1] = { data = req.body, filename = "body" } end
+      if req.body then
+        files[#files + 1] = { data = req.body, filename = "body" }
+      end
       if #files == 0 then
         return error_response(400, "no files in the request (send "
                               .. "multipart/form-data with one or more files)")
@@ -759,8 +761,9 @@ function API.http_worker(settings)
       return json_response(status, res)
     end
     -- DELETE
+    local also_s3 = truthy(percent_decode(req.query.s3 or ""))
     local res, msg, code = api:delete_training_image(id, filename,
-                                                     { s3 = truthy(req.query.s3) })
+                                                     { s3 = also_s3 })
     if not res then
       return failure("DELETE " .. filename, msg, code, id, filename)
     end
