@@ -102,4 +102,94 @@ t.test("parse_actor_id", function()
   end
 end)
 
+-- The Lua API against s3rver (tests/run.sh starts it).
+local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local core = require "tdm.core"
+local tdm = require "tdm"
+local dir = t.tmpdir()
+local prefix = "t/apilua" .. tostring(os.time()) .. tostring(math.random(1e6))
+fixture.generate { data_root = dir .. "/data", prefix = prefix, junk = false }
+local cfg = tdm.config { data_root = dir .. "/data", prefix = prefix }
+local api = API.new(cfg)
+local tdir = dir .. "/data/actors/0001_all_synced/training_data/"
+local mfile = dir .. "/data/actor_manifests/0001_manifest.json"
+
+local function entry(filename)
+  for _, e in ipairs(tdm.Manifest.load(mfile, cfg).training_data) do
+    if e.filename == filename then return e end
+  end
+end
+
+t.test("upload: paths and bytes, named by next index, synced", function()
+  t.write(dir .. "/p.png", "\137PNG\r\n\26\n" .. string.rep("x", 100))
+  local res = assert(api:upload_training_images(1, {
+    dir .. "/p.png", { data = "\255\216\255\224jpegdata", filename = "a.jpg" },
+    { data = "RIFF\0\0\0\0WEBPVP8 data" } }))
+  t.eq(res.uploaded_count, 3, "uploaded")
+  local names = {}
+  for i, f in ipairs(res.files) do names[i] = f.filename end
+  t.eq(names, { "0001_all_synced_4.png", "0001_all_synced_5.jpg",
+                "0001_all_synced_6.webp" }, "names")
+  for _, n in ipairs(names) do
+    t.eq(entry(n).status, "synced", n .. " recorded synced")
+    t.ok(core.stat(tdir .. n), n .. " written locally")
+  end
+  t.eq(res.files[1].source, dir .. "/p.png", "source reported")
+end)
+
+t.test("upload: one non-image refuses all, nothing changes", function()
+  local before = t.read(mfile)
+  local ok, msg, code = api:upload_training_images(1, {
+    { data = "\255\216\255\224ok" }, { data = "GIF89a...", filename = "x.gif" } })
+  t.eq(ok, nil, "refused")
+  t.eq(code, "EBADIMAGE", "code")
+  t.ok(msg:find("x.gif", 1, true), "names the file: " .. msg)
+  t.eq(t.read(mfile), before, "manifest unchanged")
+  t.eq(core.stat(tdir .. "0001_all_synced_7.jpg"), nil, "no file written")
+  local big = API.new { data_root = cfg.data_root, prefix = prefix,
+                        api_max_upload = 10 }
+  ok, msg, code = big:upload_training_images(1, { { data = "\255\216\255" ..
+                                                   string.rep("x", 20) } })
+  t.eq(code, "E2BIG", "over api_max_upload")
+  t.checkerr(function() return api:upload_training_images(1, { 42 }) end,
+             "must be a path or a table")
+end)
+
+t.test("delete with S3 down: local goes, entry says so, S3 kept", function()
+  local down = API.new { data_root = cfg.data_root, prefix = prefix,
+                         endpoint = "http://127.0.0.1:9" }
+  local ok, _, code = down:delete_training_image(1, "0001_all_synced_0.jpg",
+                                                 { s3 = true })
+  t.eq(ok, nil, "failed")
+  t.ok(code ~= nil, "with a code")
+  t.eq(core.stat(tdir .. "0001_all_synced_0.jpg"), nil, "local file removed")
+  t.eq(entry("0001_all_synced_0.jpg").status, "s3_only",
+       "manifest no longer claims the local file")
+  -- S3 back: the same call finishes the job
+  local res = assert(api:delete_training_image(1, "0001_all_synced_0.jpg",
+                                               { s3 = true }))
+  t.eq(res, { filename = "0001_all_synced_0.jpg", deleted_local = false,
+              deleted_s3 = true }, "result")
+  t.eq(entry("0001_all_synced_0.jpg"), nil, "entry removed")
+  local c = assert(tdm.s3.client(cfg))
+  t.eq(select(3, c:head(tdm.s3.key_for(cfg, "0001_all_synced",
+                                        "0001_all_synced_0.jpg"))),
+       "S3_NoSuchKey", "object deleted")
+end)
+
+t.test("delete: bad names and unknown things", function()
+  local cases = { { 1, "../0001_manifest.json", "EINVAL" },
+                  { 1, "a/b.jpg", "EINVAL" }, { 1, "x.txt", "EINVAL" },
+                  { 1, "0001_all_synced_99.jpg", "ENOENT" },
+                  { 4242, "4242_x_0.jpg", "ENOACTOR" }, { "x", "a.jpg", "EINVAL" } }
+  local before = t.read(mfile)
+  for _, c in ipairs(cases) do
+    local ok, _, code = api:delete_training_image(c[1], c[2], { s3 = true })
+    t.eq(ok, nil, c[2] .. " refused")
+    t.eq(code, c[3], c[2] .. " code")
+  end
+  t.eq(t.read(mfile), before, "manifest unchanged")
+end)
+
 return t.done()
