@@ -181,6 +181,57 @@ static int check_local_path(const char *lp, size_t len, const char *root,
   return tdm_check_relpath(lp, len, "local_path", err);
 }
 
+/* Validate training_data[i]; `seen` maps filenames met so far to their
+ * index (so duplicates are found in O(n)). */
+static int validate_entry(vctx *c, json_t *list, size_t i, json_t *seen) {
+  json_t *v;
+  size_t j;
+  tdm_error sub;
+  json_t *e = json_array_get(list, i);
+  const char *fn, *st;
+  step p[3] = {{"training_data", 0}, {NULL, i}, {"filename", 0}};
+  if (!json_is_object(e))
+    return bad(c, p, 2, "expected an object for training_data[%zu], "
+               "got %s", i, type_name(e));
+  if (check_field(c, e, i, "filename", 's', 1) != TDM_OK ||
+      check_field(c, e, i, "status", 's', 1) != TDM_OK ||
+      check_field(c, e, i, "local_path", 's', 0) != TDM_OK ||
+      check_field(c, e, i, "s3_url", 's', 0) != TDM_OK ||
+      check_field(c, e, i, "md5_hash", 's', 0) != TDM_OK ||
+      check_field(c, e, i, "size_bytes", 'i', 0) != TDM_OK ||
+      check_field(c, e, i, "size_mb", 'n', 0) != TDM_OK ||
+      check_field(c, e, i, "modified_timestamp", 'n', 0) != TDM_OK ||
+      check_field(c, e, i, "modified_date", 's', 0) != TDM_OK)
+    return TDM_ERR;
+  v = json_object_get(e, "filename");
+  fn = json_string_value(v);
+  if (tdm_check_name(fn, json_string_length(v), "filename", &sub)
+      != TDM_OK)
+    return bad(c, p, 3, "training_data[%zu]: %s", i, sub.message);
+  if (!tdm_is_image_name(fn))
+    return bad(c, p, 3, "training_data[%zu]: filename '%s' is not an "
+               "image (.jpg .jpeg .png .webp)", i, fn);
+  /* duplicates: `seen` maps filename -> first index (O(n) overall) */
+  if ((v = json_object_get(seen, fn)) != NULL) {
+    j = (size_t)json_integer_value(v);
+    return bad(c, p, 3, "duplicate filename '%s' (training_data[%zu] "
+               "and [%zu])", fn, j, i);
+  }
+  json_object_set_new(seen, fn, json_integer((json_int_t)i));
+  v = json_object_get(e, "local_path");
+  if (v && check_local_path(json_string_value(v), json_string_length(v),
+                            c->data_root, &sub) != TDM_OK) {
+    p[2].key = "local_path";
+    return bad(c, p, 3, "training_data[%zu]: %s", i, sub.message);
+  }
+  st = json_string_value(json_object_get(e, "status"));
+  if (tdm_status_parse(st) < 0) {
+    p[2].key = "status";
+    return bad(c, p, 3, "training_data[%zu]: unknown status '%s'", i, st);
+  }
+  return TDM_OK;
+}
+
 int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                           size_t len, const char *data_root,
                           tdm_error *err) {
@@ -190,10 +241,9 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
     "training_s3_only_count", "training_out_of_sync_count",
     "training_missing_count", NULL};
   vctx c = {path, text, data_root, len, err};
-  json_t *list, *v;
-  size_t i, j, n;
+  json_t *list, *v, *seen;
+  size_t i, n;
   int k;
-  tdm_error sub;
   if (!json_is_object(root))
     return bad(&c, NULL, 0, "expected an object at the top level, got %s",
                type_name(root));
@@ -234,50 +284,14 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                type_name(list));
   }
   n = json_array_size(list);
-  for (i = 0; i < n; i++) {
-    json_t *e = json_array_get(list, i);
-    const char *fn, *st;
-    step p[3] = {{"training_data", 0}, {NULL, i}, {"filename", 0}};
-    if (!json_is_object(e))
-      return bad(&c, p, 2, "expected an object for training_data[%zu], "
-                 "got %s", i, type_name(e));
-    if (check_field(&c, e, i, "filename", 's', 1) != TDM_OK ||
-        check_field(&c, e, i, "status", 's', 1) != TDM_OK ||
-        check_field(&c, e, i, "local_path", 's', 0) != TDM_OK ||
-        check_field(&c, e, i, "s3_url", 's', 0) != TDM_OK ||
-        check_field(&c, e, i, "md5_hash", 's', 0) != TDM_OK ||
-        check_field(&c, e, i, "size_bytes", 'i', 0) != TDM_OK ||
-        check_field(&c, e, i, "size_mb", 'n', 0) != TDM_OK ||
-        check_field(&c, e, i, "modified_timestamp", 'n', 0) != TDM_OK ||
-        check_field(&c, e, i, "modified_date", 's', 0) != TDM_OK)
+  seen = json_object();
+  if (!seen) return tdm_error_set(err, "ENOMEM", "out of memory");
+  for (i = 0; i < n; i++)
+    if (validate_entry(&c, list, i, seen) != TDM_OK) {
+      json_decref(seen);
       return TDM_ERR;
-    v = json_object_get(e, "filename");
-    fn = json_string_value(v);
-    if (tdm_check_name(fn, json_string_length(v), "filename", &sub)
-        != TDM_OK)
-      return bad(&c, p, 3, "training_data[%zu]: %s", i, sub.message);
-    if (!tdm_is_image_name(fn))
-      return bad(&c, p, 3, "training_data[%zu]: filename '%s' is not an "
-                 "image (.jpg .jpeg .png .webp)", i, fn);
-    for (j = 0; j < i; j++) {
-      const char *other = json_string_value(
-          json_object_get(json_array_get(list, j), "filename"));
-      if (strcmp(other, fn) == 0)
-        return bad(&c, p, 3, "duplicate filename '%s' (training_data[%zu] "
-                   "and [%zu])", fn, j, i);
     }
-    v = json_object_get(e, "local_path");
-    if (v && check_local_path(json_string_value(v), json_string_length(v),
-                              data_root, &sub) != TDM_OK) {
-      p[2].key = "local_path";
-      return bad(&c, p, 3, "training_data[%zu]: %s", i, sub.message);
-    }
-    st = json_string_value(json_object_get(e, "status"));
-    if (tdm_status_parse(st) < 0) {
-      p[2].key = "status";
-      return bad(&c, p, 3, "training_data[%zu]: unknown status '%s'", i, st);
-    }
-  }
+  json_decref(seen);
   return TDM_OK;
 }
 

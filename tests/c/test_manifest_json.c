@@ -21,6 +21,15 @@
 
 static char tmp[256];
 
+/* The python oracle: $PYTHON, else /usr/bin/python3 (a pyenv shim on PATH
+ * costs seconds per start on a loaded machine), else python3. */
+static const char *python(void) {
+  const char *p = getenv("PYTHON");
+  if (p && *p) return p;
+  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
+                                               : "python3";
+}
+
 static char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   char *buf;
@@ -82,8 +91,8 @@ static void test_python_to_tdm(void) {
   char cmd[1024], path[512];
   int i, same_m = 0, same_j = 0, quiet_saves = 0;
   tdm_error err;
-  snprintf(cmd, sizeof cmd, "python3 tests/oracle/gen_manifests.py %s %d 7",
-           tmp, N_DOCS);
+  snprintf(cmd, sizeof cmd, "%s tests/oracle/gen_manifests.py %s %d 7",
+           python(), tmp, N_DOCS);
   T_EQ_INT(system(cmd), 0, "gen_manifests.py exit status");
   for (i = 0; i < N_DOCS; i++) {
     size_t len;
@@ -263,7 +272,7 @@ static void test_tdm_to_python(void) {
   int i, ok = -1, bad = -1;
   FILE *p;
   tdm_buf_init(&cmd, 1 << 20);
-  tdm_buf_appends(&cmd, "python3 tests/oracle/redump.py", &err);
+  tdm_buf_printf(&cmd, &err, "%s tests/oracle/redump.py", python());
   for (i = 0; i < N_DOCS; i++) {
     json_t *v = i % 3 ? rand_value(0) : json_object();
     tdm_buf b;

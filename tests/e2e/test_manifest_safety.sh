@@ -3,7 +3,7 @@
 # and missing write permission:
 #   * 8 processes x 50 (open, add_image, save, close) on one actor: all 400
 #     entries present, statistics agree;
-#   * a save loop killed with SIGKILL at random moments (55 times): the file
+#   * a save loop killed with SIGKILL at random moments (50 times): the file
 #     always parses (python3) and is a complete version (statistics agree
 #     with its entries);
 #   * no permission to write (run as nobody via setpriv): save fails with a
@@ -24,10 +24,13 @@ export TDM_DATA_ROOT="$TMP/data"
 mkdir -p "$TDM_DATA_ROOT/actors/$ACTOR/training_data"
 MANIFEST="$TDM_DATA_ROOT/actor_manifests/0042_manifest.json"
 
+PY=${PYTHON:-/usr/bin/python3}
+[ -x "$PY" ] || PY=python3
+
 # One line per manifest FILE: "N complete" (parses; statistics agree
 # with its N entries), "N INCOMPLETE" or "BAD reason".
 summary() {
-  python3 - "$@" <<'EOF'
+  "$PY" - "$@" <<'EOF'
 import json, sys
 for path in sys.argv[1:]:
     try:
@@ -68,7 +71,7 @@ wfail=0
 for pid in "${pids[@]}"; do wait "$pid" || wfail=$((wfail + 1)); done
 [ "$wfail" -eq 0 ] && pass || fail "writers: expected all 8 to succeed, $wfail failed: $(cat "$TMP"/w*.log | head -5)"
 check_out "8 x 50 writers: entries" "400 complete" summary "$MANIFEST"
-uniq=$(python3 -c '
+uniq=$("$PY" -c '
 import json,sys
 m=json.load(open(sys.argv[1]))
 print(len({e["filename"] for e in m["training_data"]}))' "$MANIFEST")
@@ -91,7 +94,7 @@ end'
 printf '%s\n' "$LOOP" > "$TMP/loop.lua"
 kills=0
 mkdir -p "$TMP/snap"
-for k in $(seq 1 55); do
+for k in $(seq 1 50); do
   ./tdm-lua "$TMP/loop.lua" >/dev/null 2>&1 &
   pid=$!
   sleep "0.0$((RANDOM % 9 + 1))"
