@@ -109,8 +109,10 @@ static void push_entry(lua_State *L, tdm_manifest *m, size_t i) {
 /* Push a jansson value as a Lua value (objects -> tables, arrays ->
  * sequences, null -> nil). */
 static void push_json(lua_State *L, json_t *v, int depth) {
+  /* jansson parses at most 2048 levels, so neither check fires on a
+   * loaded document (a raise here would leak it) */
   luaL_checkstack(L, 4, "manifest too deeply nested");
-  if (depth > 200) luaL_error(L, "manifest too deeply nested");
+  if (depth > 4096) luaL_error(L, "manifest too deeply nested");
   switch (json_typeof(v)) {
     case JSON_OBJECT: {
       const char *k;
@@ -190,8 +192,7 @@ static int l_manifest_read(lua_State *L) {
   tdm_error err;
   if (tdm_manifest_read_file(path, root_dir, &root, &err) != TDM_OK)
     return tdm_lua_fail(L, &err);
-  /* push_json may raise (deep nesting): the loader caps nothing deeper
-   * than jansson's own limit, which is below push_json's. */
+  /* push_json raises only when out of memory (see there) */
   push_json(L, root, 0);
   json_decref(root);
   return 1;

@@ -414,6 +414,11 @@ static void test_bad_inputs(void) {
      "{\"character_id\": \"0042\", \"character_name\": \"" ACTOR "\", "
      "\"training_data\": [{\"filename\": \"../../etc/x.jpg\", "
      "\"status\": \"synced\"}]}", "contains a path separator"},
+    {"absolute filename",
+     "{\"character_id\": \"0042\", \"character_name\": \"" ACTOR "\", "
+     "\"training_data\": [{\"filename\": \"/etc/passwd.jpg\", "
+     "\"status\": \"synced\"}]}", "line 1 column 100: training_data[0]: "
+     "filename '/etc/passwd.jpg' contains a path separator"},
     {"absolute local_path",
      "{\"character_id\": \"0042\", \"character_name\": \"" ACTOR "\", "
      "\"training_data\": [{\"filename\": \"a.jpg\", \"status\": \"synced\", "
