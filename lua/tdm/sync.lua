@@ -335,6 +335,7 @@ local function new_totals()
            manifests_created = 0, files_hashed = 0, files_reused = 0,
            bytes_hashed = 0, downloaded = 0, uploaded = 0, deleted = 0,
            bytes_transferred = 0, transfers_failed = 0, keys_skipped = 0,
+           retries = 0,
            actor_errors = 0, synced = 0, local_only = 0, s3_only = 0,
            out_of_sync = 0, missing = 0 }
 end
@@ -546,6 +547,9 @@ function Sync:flush(o, state)
       local j = queue[i]
       left[j.actor] = left[j.actor] - 1
       local verb = j.op == "get" and "download" or "upload"
+      -- Requests retried (503/SlowDown, resets, truncated or damaged
+      -- bodies): the run's summary reports them.
+      T.retries = T.retries + math.max(0, (res.attempts or 1) - 1)
       if res.ok then
         if j.op == "get" then T.downloaded = T.downloaded + 1
         else T.uploaded = T.uploaded + 1 end
