@@ -117,14 +117,17 @@ end
 -- returns its exit code (or nil, "timeout").
 function fp.wait(job, timeout)
   local deadline = os.time() + (timeout or 120)
+  local spins = 0
   while true do
     local rc = read(job.rc)
-    if rc and rc:match("%d") then
+    if rc and rc:match("%d+%s") then
       job.stdout, job.stderr = read(job.out) or "", read(job.err) or ""
       return tonumber(rc:match("%d+"))
     end
     if os.time() > deadline then return nil, "timeout" end
-    sleep(0.05)
+    -- spin briefly (the exit code lands within ms of a kill), then sleep
+    spins = spins + 1
+    if spins > 2000 then sleep(0.05) end
   end
 end
 
@@ -135,16 +138,26 @@ function fp.kill(job)
 end
 
 --- { [relpath] = md5 } of every regular file under `dir` (hidden files
--- and temp files too), via md5sum.
+-- and temp files too), in-process (no child process: the crash tests
+-- poll this while a command runs). A file that vanishes while it is read
+-- is left out.
 function fp.snapshot(dir)
+  local core = require "tdm.core"
+  local md5_file = require("tdm").md5_file
   local snap = {}
-  local p = io.popen("cd " .. q(dir) .. " 2>/dev/null && " ..
-    "find . -type f -print0 | xargs -0 -r md5sum 2>/dev/null")
-  for line in p:lines() do
-    local md5, path = line:match("^\\?(%x+)  %./(.*)$")
-    if md5 then snap[path] = md5 end
+  local function walk(d, rel)
+    for _, name in ipairs(core.listdir(d) or {}) do
+      local path = d .. "/" .. name
+      local st = core.stat(path)
+      if st and st.type == "dir" then
+        walk(path, rel .. name .. "/")
+      elseif st and st.type == "file" then
+        local md5 = md5_file(path)
+        if md5 then snap[rel .. name] = md5 end
+      end
+    end
   end
-  p:close()
+  walk(dir, "")
   return snap
 end
 
@@ -202,14 +215,15 @@ function fp.store(prefix, bucket)
   local dir = (os.getenv("TDM_S3_DIR") or "") .. "/" ..
               (bucket or "story-boards-assets")
   local objs = {}
-  local p = io.popen("cd " .. q(dir) .. " 2>/dev/null && " ..
-    "find . -type f -name '*._S3rver_object' -print0 | " ..
-    "xargs -0 -r md5sum 2>/dev/null")
-  for line in p:lines() do
-    local md5, path = line:match("^(%x+)  %./(.*)%._S3rver_object$")
-    if md5 and path:sub(1, #prefix) == prefix then objs[path] = md5 end
+  local top = prefix:match("^(.*)/[^/]*$")
+  local sub = top and ("/" .. top) or ""
+  for path, md5 in pairs(fp.snapshot(dir .. sub)) do
+    local key = path:match("^(.*)%._S3rver_object$")
+    if key then
+      key = (top and (top .. "/") or "") .. key
+      if key:sub(1, #prefix) == prefix then objs[key] = md5 end
+    end
   end
-  p:close()
   return objs
 end
 
