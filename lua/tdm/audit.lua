@@ -210,7 +210,9 @@ function Run:audit_actor(name, objects)
   end
   local m, err, code = Manifest.open(name, self.cfg)
   if not m then
-    if code == "BADMANIFEST" then
+    if code == "BADMANIFEST" or code == "ENOACTOR" then
+      -- unparsable, invalid, or the manifest of another actor with the
+      -- same id (character_name differs)
       self:finding("bad_manifest", name, mfile, err)
     else
       self.r:fail(name, mfile, one_line(err), code)

@@ -72,6 +72,9 @@ t.write(tdir("0006_orphans") .. "/response.json", '["0006_orphans_0.jpg"]')
 assert(core.mkdirs(tdir("0013_bad_manifest")))
 t.write(tdir("0013_bad_manifest") .. "/0013_bad_manifest_0.jpg", "an image")
 t.write(mpath("0013"), '{"character_id": "0013", "training_data": [')
+-- a second actor with id 0001: the manifest 0001 is not its
+assert(core.mkdirs(tdir("0001_impostor")))
+t.write(tdir("0001_impostor") .. "/0001_impostor_0.jpg", "another 0001")
 
 local expected = {
   ["hash_mismatch 0001_all_synced/0001_all_synced_1.jpg"] = 1,
@@ -100,6 +103,7 @@ local expected = {
   ["bad_key nil/" .. PREFIX .. "/stray.jpg"] = 1,
   ["bad_key nil/" .. key_of("0012_nested", "sub/0012_nested_0.jpg")] = 1,
   ["bad_manifest 0013_bad_manifest/0013_manifest.json"] = 1,
+  ["bad_manifest 0001_impostor/0001_manifest.json"] = 1,
 }
 
 local function diff(got, want)
@@ -122,7 +126,7 @@ t.test("--json: every finding once, with the right kind; exit 1", function()
   local got, summary = findings(out)
   t.eq(diff(got, expected), "", "findings")
   t.ok(summary, "summary line")
-  t.eq(summary and summary.findings, 26, "summary.findings")
+  t.eq(summary and summary.findings, 27, "summary.findings")
   t.eq(summary and summary.orphan, 5, "summary.orphan")
   t.eq(summary and summary.bad_key, 3, "summary.bad_key")
   t.eq(summary and summary.fixed, 0, "summary.fixed")
@@ -142,8 +146,8 @@ t.test("human report: one line per finding, summary on stderr", function()
   t.ok(out:find("0008_ghost/0008_manifest.json: no_actor ", 1, true), "no_actor line")
   local n = 0
   for _ in out:gmatch("[^\n]+") do n = n + 1 end
-  t.eq(n, 26, "lines on stdout")
-  t.ok(err:find("audit: ", 1, true) and err:find("findings=26", 1, true), "summary: " .. err)
+  t.eq(n, 27, "lines on stdout")
+  t.ok(err:find("audit: ", 1, true) and err:find("findings=27", 1, true), "summary: " .. err)
 end)
 
 t.test("--actor and --shard select actors", function()
@@ -207,6 +211,7 @@ t.test("after --fix, removing leftovers and push/prune/migrate: exit 0", functio
   -- what only a person should remove
   os.remove(mpath("0008"))
   os.remove(mpath("0013"))
+  os.execute("rm -rf " .. sh_quote(DATA .. "/actors/0001_impostor"))
   os.remove(tdir("0009_non_images") .. "/notes.txt")
   os.remove(tdir("0009_non_images") .. "/.DS_Store")
   for _, k in ipairs({ key_of("0009_non_images", "readme.txt"), PREFIX .. "/stray.jpg",
