@@ -40,17 +40,18 @@ local api = tdm.API.new(cfg)
 local TOKEN = "tok-" .. tostring(math.random(1e9))
 local MAX = 1048576
 
--- Start `tdm-lua serve` on a free port with extra environment `env`;
+-- Start `tdm-lua serve` (the one on PATH: tests/run.sh puts the build's
+-- first, B=build-asan's under `make check-all`) on a free port with extra environment `env`;
 -- returns base URL, pid, log path.
 local function serve(env, name)
   local log = tmp .. "/" .. name .. ".log"
   local pidf = tmp .. "/" .. name .. ".pid"
   local rcf = tmp .. "/" .. name .. ".rc"
   os.execute(string.format(
-    "( %s TDM_API_MAX_UPLOAD=%d TDM_API_TOKEN=%s %s/tdm-lua serve "
+    "( %s TDM_API_MAX_UPLOAD=%d TDM_API_TOKEN=%s tdm-lua serve "
     .. "--listen 127.0.0.1:0 --threads 4 --data-root %s --prefix %s "
     .. "2>%s & echo $! > %s; wait $!; echo $? > %s ) >/dev/null 2>&1 &",
-    env or "", MAX, q(TOKEN), ROOT, q(data_root), q(prefix), q(log), q(pidf),
+    env or "", MAX, q(TOKEN), q(data_root), q(prefix), q(log), q(pidf),
     q(rcf)))
   for _ = 1, 100 do
     if (t.read(pidf) or ""):match("%d+") then break end
