@@ -604,7 +604,9 @@ end
 --   dry_run, verify, prune, reporter (tdm.cli reporter or nil),
 --   actors = { names/ids } (list each one's prefix) or nil (all actors:
 --   one listing of the whole prefix + local folders + manifests),
---   select = function(name) -> bool (--shard etc.), only = { file set } }
+--   select = function(name) -> bool (--shard etc.), only = { file set },
+--   batch = transfers queued before a batch starts (default 5000; the
+--   listing goes on after each batch) }
 -- Returns the totals (a flat table for the summary) and per-actor final
 -- statistics in totals._final (name -> statistics).
 function Sync:run(o)
@@ -623,7 +625,7 @@ function Sync:run(o)
     if not selected(o, name) then return end
     self:process_actor(name, objects, o, state)
     if r and not o.direction then r:progress(T.actors, nil, T.bytes_hashed) end
-    if #state.queue >= BATCH and not o.dry_run then self:flush(o, state) end
+    if #state.queue >= (o.batch or BATCH) and not o.dry_run then self:flush(o, state) end
   end
 
   if o.actors then

@@ -261,7 +261,9 @@ t.test("pull ACTOR URLS_JSON: exactly those; foreign URLs refused", function()
   t.eq(diff(before, snapshot()), nil, "refused pull changed nothing")
 
   local s3url = "s3://" .. cfg.bucket .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_2.jpg"
-  rc, _, err = tdm("pull 3 " .. q(cjson.encode({ url, s3url })))
+  local pathurl = "https://s3." .. cfg.region .. ".amazonaws.com/" .. cfg.bucket .. "/"
+                  .. PREFIX .. "/" .. name .. "/" .. name .. "_1.jpg"
+  rc, _, err = tdm("pull 3 " .. q(cjson.encode({ url, s3url, pathurl })))
   t.eq(rc, 0, "pull with URLs exit code (stderr: " .. err .. ")")
   check_actor(name, { [name .. "_0.jpg"] = "s3_only", [name .. "_1.jpg"] = "synced",
                       [name .. "_2.jpg"] = "synced" })

@@ -123,4 +123,17 @@ t.test("delete = true mirrors one side onto the other", function()
   end
 end)
 
+t.test("batches flushed while the listing goes on land everything", function()
+  local D2 = t.tmpdir() .. "/data"
+  local prefix = PREFIX .. "-batch"
+  fixture.generate { data_root = D2, prefix = prefix, seed = 3, scenarios = false,
+                     bulk = 6, bulk_files = 5, bulk_size = 5000 }
+  os.execute("rm -rf '" .. D2 .. "/actors'")
+  local s = tdm.Sync.new { data_root = D2, prefix = prefix }
+  local T = s:run { direction = "pull", batch = 4 }
+  t.eq(T.downloaded, 30, "downloaded")
+  t.eq(T.synced, 30, "synced")
+  t.eq(T.actor_errors + T.transfers_failed, 0, "errors")
+end)
+
 return t.done()
