@@ -8,7 +8,7 @@
  * under a lock, saves in the Python-compatible format, and that saved
  * file is accepted again by the loader (the writer never produces what
  * the reader refuses). The data root is a private directory under
- * $TMPDIR made once per process.
+ * $TMPDIR (else /dev/shm) made once per process.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +28,10 @@ static void setup(void) {
   const char *tmp = getenv("TMPDIR");
   tdm_error err;
   if (root[0]) return;
-  snprintf(root, sizeof root, "%s/tdm-fuzz-manifest.%ld",
-           tmp && *tmp ? tmp : "/tmp", (long)getpid());
+  /* /dev/shm by default: saves fsync, and fsync on a disk is slow. */
+  if (!tmp || !*tmp) tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  snprintf(root, sizeof root, "%s/tdm-fuzz-manifest.%ld", tmp,
+           (long)getpid());
   snprintf(mdir, sizeof mdir, "%s/actor_manifests", root);
   snprintf(mpath, sizeof mpath, "%s/0042_manifest.json", mdir);
   if (tdm_mkdirs(mdir, &err) != TDM_OK) fuzz_fail(err.message);
