@@ -233,8 +233,17 @@ end)
 
 -- 3. push ---------------------------------------------------------------------
 t.test("push uploads local_only files; out_of_sync only with --overwrite", function()
+  local before = load_manifest("0002_local_only")
+  local other = t.read(manifest_path("0001_all_synced"))
   local rc, _, err = tdm("push 2")
   t.eq(rc, 0, "push 2 exit code (stderr: " .. err .. ")")
+  -- mutation rules: the changed manifest's training_data_updated moves on,
+  -- an untouched actor's manifest keeps every byte
+  local after = load_manifest("0002_local_only")
+  t.ok(after.training_data_updated > before.training_data_updated,
+       "training_data_updated advanced: " .. before.training_data_updated .. " -> "
+       .. after.training_data_updated)
+  t.eq(t.read(manifest_path("0001_all_synced")), other, "0001's manifest untouched")
   local want = {}
   for fn in pairs(fx.actors["0002_local_only"].files) do want[fn] = "synced" end
   check_actor("0002_local_only", want)
@@ -328,6 +337,29 @@ t.test("a bad manifest is reported and the run goes on", function()
   end
   t.ok(named, "the error names the bad manifest (stderr: " .. err .. ")")
   t.eq(summary.actors, 10, "the other actors were processed")
+end)
+
+t.test("shell entry points under the seed's names exec the commands", function()
+  for script, cmd in pairs({ sync_training_data_to_manifests = "sync-manifests",
+                             ["sync_all_training_data.sh"] = "pull-all",
+                             sync_actor_training_from_s3 = "pull",
+                             sync_actor_training_to_s3 = "push" }) do
+    local p = io.popen(ROOT .. "/scripts/" .. script .. " --help 2>&1")
+    local out = p:read("a")
+    local _, _, rc = p:close()
+    t.eq(rc, 0, script .. " --help exit code")
+    t.ok(out:find("usage: tdm-lua " .. cmd .. " ", 1, true), script .. " runs " .. cmd .. ": " .. out:sub(1, 80))
+  end
+  -- arguments pass through: a dry-run pull of one URL prints its plan
+  local name = "0010_s3_only_actor"
+  local url = cfg.public_url_base .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_0.jpg"
+  local p = io.popen(string.format("%s/scripts/sync_actor_training_from_s3 --dry-run --json "
+    .. "--data-root %s --prefix %s %s %s 2>&1", ROOT, q(D), q(PREFIX), name,
+    q(cjson.encode({ url }))))
+  local out = p:read("a")
+  local _, _, rc = p:close()
+  t.eq(rc, 0, "wrapper pull exit code: " .. out)
+  t.ok(out:find('"summary"', 1, true), "wrapper pull printed a JSON summary")
 end)
 
 t.test("usage errors exit 2", function()
