@@ -75,6 +75,7 @@ typedef struct server {
   size_t max_upload;       /* bytes per file */
   size_t max_files;
   size_t max_body;         /* whole request */
+  long long max_buffered;  /* bodies held in memory by all requests */
   double drain_timeout;    /* seconds to finish requests at shutdown */
   int quiet;               /* no access log */
   pthread_key_t key;       /* worker lua_State */
@@ -82,6 +83,7 @@ typedef struct server {
   atomic_int inflight;     /* requests begun and not completed */
   atomic_int in_handler;   /* Lua handler calls running now */
   atomic_llong progress_ms; /* monotonic ms of the last request activity */
+  atomic_llong buffered;   /* body bytes held now, all requests */
   atomic_int draining;     /* stop requested: answer with Connection: close */
 } server;
 
@@ -109,6 +111,7 @@ typedef struct request {
   size_t nparts, capparts;
   int part_open;              /* the last part may still get data */
   size_t received;            /* body bytes seen */
+  long long accounted;        /* bytes of srv->buffered that are ours */
   int err_status;             /* set while streaming: answer this */
   char err_msg[200];
 } request;
@@ -508,11 +511,22 @@ static enum MHD_Result on_post_data(void *cls, enum MHD_ValueKind kind,
   return MHD_YES;
 }
 
-/* Feed `len` body bytes to the request's parser. */
+/* Feed `len` body bytes to the request's parser. Bodies kept in memory
+ * count against the server-wide max_buffered, so many large uploads at
+ * once get 503 instead of exhausting memory. */
 static void take_body(request *r, const char *data, size_t len) {
   tdm_error err;
   r->received += len;
   if (r->err_status) return;
+  if (r->kind == BODY_MULTIPART || r->kind == BODY_RAW) {
+    long long now = atomic_fetch_add(&r->srv->buffered, (long long)len) +
+                    (long long)len;
+    r->accounted += (long long)len;
+    if (now > r->srv->max_buffered) {
+      set_err(r, 503, "too many uploads in progress; retry later");
+      return;
+    }
+  }
   if (r->received > r->srv->max_body) {
     set_err(r, 413, "request body too large");
     return;
@@ -693,6 +707,7 @@ static void on_completed(void *cls, struct MHD_Connection *c,
                r->path, elapsed_ms(&r->t0));
   }
   if (r->pp) MHD_destroy_post_processor(r->pp);
+  atomic_fetch_sub(&srv->buffered, r->accounted);
   for (i = 0; i < r->nparts; i++) tdm_buf_free(&r->parts[i].data);
   free(r->parts);
   tdm_buf_free(&r->raw);
@@ -868,6 +883,12 @@ static void read_options(lua_State *L, server *srv) {
   srv->max_upload = opt_size(L, "max_upload", 20971520);
   srv->max_files = opt_size(L, "max_files", HTTP_MAX_FILES_DEFAULT);
   srv->max_body = srv->max_upload * srv->max_files + 1048576;
+  {
+    /* default 512 MB, and always room for one request at its largest */
+    size_t dflt = (size_t)512 << 20;
+    if (dflt < srv->max_body) dflt = srv->max_body;
+    srv->max_buffered = (long long)opt_size(L, "max_buffered", dflt);
+  }
   srv->drain_timeout = (double)opt_size(L, "drain_timeout", 30);
   lua_getfield(L, 1, "quiet");
   srv->quiet = lua_toboolean(L, -1);
@@ -876,7 +897,8 @@ static void read_options(lua_State *L, server *srv) {
 
 /* http_serve{ listen = "127.0.0.1:8080", threads = 4, handler = "tdm.api",
  *             settings = { name = value }, token = s|nil,
- *             max_upload = bytes, max_files = n, quiet = bool,
+ *             max_upload = bytes, max_files = n, max_buffered = bytes,
+ *             quiet = bool,
  *             drain_timeout = seconds, on_ready = function(addr) }
  *   -> true (stopped by SIGINT/SIGTERM) | nil, msg, code
  *
@@ -917,6 +939,7 @@ static int l_http_serve(lua_State *L) {
   atomic_init(&srv->draining, 0);
   atomic_init(&srv->in_handler, 0);
   atomic_init(&srv->progress_ms, now_ms());
+  atomic_init(&srv->buffered, 0);
 
   fd = open_listener(listen_spec, bound, sizeof bound, &err);
   if (fd < 0) return tdm_lua_fail(L, &err);

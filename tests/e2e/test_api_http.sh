@@ -44,7 +44,7 @@ start() {
     local core = require 'tdm.core'
     local ok, msg = core.http_serve { listen = '127.0.0.1:0', threads = 2,
       handler = 'tiny_handler', settings = { greeting = 'hi' },
-      max_upload = 100000, max_files = 3, $1 }
+      max_upload = 100000, max_files = 3, max_buffered = 150000, $1 }
     if not ok then io.stderr:write(msg, '\n') os.exit(1) end" 2>"$tmp/log" &
   pid=$!
   local i
@@ -79,6 +79,10 @@ check_out "file over max_upload -> 413" "413" code -F "a=@$tmp/big" "$base/up"
 check_grep "413 names the limit" '"error": "a file is larger than the 100000-byte limit"' cat "$tmp/body"
 check_out "too many files -> 413" "413" \
   code -F "a=@$tmp/f1" -F "b=@$tmp/f1" -F "c=@$tmp/f1" -F "d=@$tmp/f1" "$base/up"
+head -c 60000 /dev/urandom > "$tmp/f60k"
+check_out "server-wide body budget (max_buffered) -> 503" "503" \
+  code -F "a=@$tmp/f60k" -F "b=@$tmp/f60k" -F "c=@$tmp/f60k" "$base/up"
+check_out "budget released after the request" "200" code -F "a=@$tmp/f60k" "$base/up"
 check_out "1 GB Content-Length refused before the body" "413" \
   code -m 5 -X POST -H 'Content-Type: multipart/form-data; boundary=XX' \
   -H 'Content-Length: 1073741824' "$base/up"
