@@ -26,6 +26,16 @@ end
 
 local function lpath(name, fn) return D .. "/actors/" .. name .. "/training_data/" .. fn end
 
+t.test("the sync modules and commands write no globals", function()
+  local before = {}
+  for k in pairs(_G) do before[k] = true end
+  for _, m in ipairs({ "tdm.sync", "tdm.sync_cli", "tdm.commands.sync-manifests",
+                       "tdm.commands.pull-all", "tdm.commands.pull", "tdm.commands.push" }) do
+    t.eq(type(require(m)), "table", m .. " returns a table")
+  end
+  for k in pairs(_G) do t.ok(before[k], "global '" .. tostring(k) .. "' was not created") end
+end)
+
 t.test("auto_initialize_manifest creates a manifest for an S3-only actor", function()
   local name = "0010_s3_only_actor"
   local rep = assert(sync:auto_initialize_manifest(10))
