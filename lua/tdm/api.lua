@@ -257,13 +257,9 @@ local function index_of(filename)
   return math.tointeger(tonumber(filename:match("_(%d+)%.[%w]+$") or ""))
 end
 
--- The manifest's entries: the document's training_data (Manifest.load),
--- whatever the exact shape of the loaded table.
+-- The manifest's entries (Manifest.load's training_data).
 local function entries_of(doc)
-  local list = doc.training_data or doc.images or doc
-  local out = {}
-  for i = 1, #list do out[i] = list[i] end
-  return out
+  return doc.training_data or {}
 end
 
 --- The actor's manifest paths, auto-initializing the manifest (the seed's
@@ -310,7 +306,9 @@ function API:get_training_data(actor_id)
   local M = manifest_mod()
   local mpath = string.format("%s/actor_manifests/%04d_manifest.json",
                               self.cfg.data_root, id)
-  local doc = M.load(mpath, self.cfg)
+  local doc
+  doc, msg, code = M.load(mpath, self.cfg)
+  if not doc and code ~= "ENOENT" then return nil, msg, code end
   if not doc then
     local paths
     paths, msg, code = self:ensure_manifest(id)
@@ -628,6 +626,9 @@ local function failure(what, msg, code, id, filename)
             or "not found"
   elseif status == 400 then
     shown = "bad request"
+  elseif code == "BADMANIFEST" then
+    shown = string.format("the manifest of actor %d is invalid (see the "
+                          .. "server log; `tdm-lua audit` reports it)", id)
   elseif status == 503 and code == "LOCKED" then
     return error_response(503, "the actor's manifest is busy; retry",
                           { ["Retry-After"] = "1" })

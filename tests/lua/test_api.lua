@@ -192,4 +192,16 @@ t.test("delete: bad names and unknown things", function()
   t.eq(t.read(mfile), before, "manifest unchanged")
 end)
 
+t.test("get_training_data: a broken manifest is BADMANIFEST, not rewritten", function()
+  local f = dir .. "/data/actor_manifests/0002_manifest.json"
+  t.write(f, '{"character_id": "0002", "training_data": [')
+  local ok, msg, code = api:get_training_data(2)
+  t.eq(ok, nil, "refused")
+  t.eq(code, "BADMANIFEST", "code (" .. tostring(msg) .. ")")
+  t.eq(t.read(f), '{"character_id": "0002", "training_data": [', "file kept")
+  local none
+  none, msg, code = api:get_training_data(4242)
+  t.eq(code, "ENOACTOR", "unknown actor (" .. tostring(msg) .. ")")
+end)
+
 return t.done()
