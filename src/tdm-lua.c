@@ -64,6 +64,23 @@ static int msghandler(lua_State *L) {
   return 1;
 }
 
+/* Print the error object on top of the stack (as msghandler left it) and
+ * pop it; returns the exit status it implies. */
+static int report_error(lua_State *L) {
+  int code = 1;
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "message");
+    print_error(lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+    lua_getfield(L, -2, "exit_code");
+    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  } else {
+    print_error(lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  }
+  lua_pop(L, 1);
+  return code;
+}
+
 /* Run the function on top of the stack with `nargs` arguments under the
  * message handler. Returns the process exit status it implies: 0 on
  * success (or the integer the function returned), else non-zero after
@@ -81,18 +98,7 @@ static int docall(lua_State *L, int nargs) {
     lua_pop(L, 1);
     return code;
   }
-  if (lua_istable(L, -1)) {
-    int code;
-    lua_getfield(L, -1, "message");
-    print_error(lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
-    lua_getfield(L, -2, "exit_code");
-    code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1;
-    lua_pop(L, 3);
-    return code;
-  }
-  print_error(lua_tostring(L, -1));
-  lua_pop(L, 1);
-  return 1;
+  return report_error(L);
 }
 
 static int file_exists(const char *path) {
@@ -172,17 +178,30 @@ static int run_script(lua_State *L, char **argv, int argc, int script) {
   return docall(L, nargs);
 }
 
+/* Push field `field` of the module tdm.commands (the command registry),
+ * loaded under the traceback handler. Returns 0, or the exit status after
+ * printing the error (nothing pushed). */
+static int push_commands_field(lua_State *L, const char *field) {
+  int base;
+  lua_pushcfunction(L, msghandler);
+  base = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tdm.commands");
+  if (lua_pcall(L, 1, 1, base) != LUA_OK) {
+    int code = report_error(L);
+    lua_pop(L, 1);
+    return code ? code : 1;
+  }
+  lua_getfield(L, -1, field);
+  lua_replace(L, base);
+  lua_settop(L, base);
+  return 0;
+}
+
 /* tdm.commands.run(name, {args...}) returns the exit code. */
 static int run_command(lua_State *L, char **argv, int argc, int cmd) {
   int i;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "tdm.commands");
-  if (docall(L, 1) != 0) return 1;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "tdm.commands");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "run");
-  lua_remove(L, -2);
+  if (push_commands_field(L, "run") != 0) return 1;
   lua_pushstring(L, argv[cmd]);
   lua_createtable(L, argc - cmd - 1, 0);
   for (i = cmd + 1; i < argc; i++) {
@@ -205,14 +224,7 @@ static int print_help(lua_State *L) {
          "  --            stop handling options\n\n",
          progname, progname, TDM_VERSION);
   fflush(stdout);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "tdm.commands");
-  if (docall(L, 1) != 0) return 1;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "tdm.commands");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "help_text");
-  lua_remove(L, -2);
+  if (push_commands_field(L, "help_text") != 0) return 1;
   if (docall(L, 0) != 0) return 1;
   printf("\nRun '%s COMMAND --help' for a command's options.\n"
          "Exit codes: 0 done, 1 findings or partial failure, "
