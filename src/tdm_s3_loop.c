@@ -29,7 +29,9 @@
 enum { ST_PENDING, ST_RUNNING, ST_WAITING, ST_FINAL, ST_DONE };
 enum { FIN_OK, FIN_RETRY, FIN_FAIL };
 
-#define FIN_THREADS 4
+/* Finalizer threads: many, because they spend their time in fdatasync/
+ * fsync, and concurrent fsyncs share journal commits. */
+#define FIN_THREADS 16
 #define MP_PARALLEL 4          /* parts of one upload in flight at once */
 enum { PH_MAIN, PH_MP_INIT, PH_MP_PART, PH_MP_COMPLETE, PH_MP_ABORT };
 
@@ -923,7 +925,10 @@ static void *finalizer(void *ud) {
 static void hand_off(xfer *x) {
   tdm_s3_batch *b = x->b;
   if (b->nth == 0) {
-    while (b->nth < FIN_THREADS &&
+    int want = FIN_THREADS;
+    if ((size_t)want > b->n) want = (int)b->n;
+    if (want > b->conc) want = b->conc;
+    while (b->nth < want &&
            pthread_create(&b->th[b->nth], NULL, finalizer, b) == 0)
       b->nth++;
     if (b->nth == 0) b->nth = -1;
