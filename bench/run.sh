@@ -19,7 +19,9 @@
 #   pull      pull into an empty tree, then the no-op pull of the same tree
 #             tdm-lua pull-all | aws s3 sync (max_concurrent_requests 10,
 #             32) | rclone copy --checksum (--transfers 4, 32) | s3cmd sync
-#   push      push of a fresh tree (no manifests) to a fresh prefix
+#   push      push of a fresh tree (no manifests) to a fresh prefix:
+#             `tdm-lua push ACTOR` once per actor (the command takes one),
+#             and bench/push_all.lua (tdm.Sync, all actors in one batch)
 #   manifests sync-manifests cold (no manifests) and warm (manifests
 #             current) vs md5sum of the tree (one process and xargs -P2)
 #   md5       hashing of the tree: tdm.md5_file vs md5sum, openssl speed
@@ -186,8 +188,8 @@ op_pull() {
       case $t in
         tdm)
           export TDM_DATA_ROOT=$d TDM_PREFIX=$PREFIX
-          tdm_row "$P" "$run" "$N_BYTES" "$e" pull-all &&
-            tdm_row "$Q" "$run" 0 "$e" pull-all
+          tdm_row "$P" "$run" "$N_BYTES" "$e" pull-all --quiet &&
+            tdm_row "$Q" "$run" 0 "$e" pull-all --quiet
           unset TDM_DATA_ROOT TDM_PREFIX ;;
         aws10|aws32)
           local c=${t#aws}
@@ -216,14 +218,14 @@ op_pull() {
 }
 
 # ---- push of a fresh tree to a fresh prefix ----------------------------
-tdm_push_all() {   # push every actor of $TDM_DATA_ROOT, one command each
+tdm_push_all() {   # `tdm-lua push ACTOR` for every actor of $TDM_DATA_ROOT
   local a
   for a in $(ls "$TDM_DATA_ROOT/actors"); do
-    "$TDM_LUA" push "$a" || return 1
+    "$TDM_LUA" push --quiet "$a" || return 1
   done
 }
 op_push() {
-  local tools=(tdm aws10 aws32 rclone4 rclone32 s3cmd) run k t d p
+  local tools=(tdm tdmbulk aws10 aws32 rclone4 rclone32 s3cmd) run k t d p
   local nt=${#tools[@]} e="$N_FILES" P="push (fresh tree)"
   for run in $(seq 1 "$RUNS"); do
     for k in $(seq 0 $((nt - 1))); do
@@ -240,6 +242,15 @@ op_push() {
             unset TDM_DATA_ROOT TDM_PREFIX
           elif [ "$run" = 1 ]; then
             bench_na "$P" "tdm-lua push" tdm "not built"
+          fi ;;
+        tdmbulk)   # the same engine, every actor in one batch
+          if tdm_has_command push; then
+            export TDM_DATA_ROOT=$d TDM_PREFIX=$p/training_data
+            bench_run "$P" "tdm.Sync push, 1 process" tdm "$run" \
+              "$N_BYTES" "$e" "$TDM_LUA" bench/push_all.lua
+            unset TDM_DATA_ROOT TDM_PREFIX
+          elif [ "$run" = 1 ]; then
+            bench_na "$P" "tdm.Sync push, 1 process" tdm "not built"
           fi ;;
         aws10|aws32)
           local c=${t#aws}
@@ -277,8 +288,8 @@ op_manifests() {
           rm -rf "$d/actor_manifests"
           export TDM_DATA_ROOT=$d TDM_PREFIX=$PREFIX
           BENCH_CHECK="[ \$(ls $d/actor_manifests | grep -c '_manifest.json\$') -eq $ACTORS ]"
-          tdm_row "$C" "$run" "$N_BYTES" "$e" sync-manifests &&
-            tdm_row "$W" "$run" 0 "$e" sync-manifests
+          tdm_row "$C" "$run" "$N_BYTES" "$e" sync-manifests --quiet &&
+            tdm_row "$W" "$run" 0 "$e" sync-manifests --quiet
           unset TDM_DATA_ROOT TDM_PREFIX BENCH_CHECK ;;
         1)
           bench_run "$C" "md5sum" peer "$run" "$N_BYTES" "$e" \
@@ -322,7 +333,7 @@ rss_at() {
     export TDM_DATA_ROOT=$d
     BENCH_CHECK="[ \$(ls $d/actor_manifests | grep -c '_manifest.json\$') -eq $n ]"
     bench_rss "rss sync-manifests cold N=$n" "tdm-lua sync-manifests" tdm \
-      1 "$files" "$TDM_LUA" sync-manifests
+      1 "$files" "$TDM_LUA" sync-manifests --quiet
   else
     bench_na "rss sync-manifests cold N=$n" "tdm-lua sync-manifests" tdm \
       "not built"
@@ -332,7 +343,7 @@ rss_at() {
     export TDM_DATA_ROOT=$d
     BENCH_CHECK="[ \$(count_files $d) -eq $files ]"
     bench_rss "rss pull-all N=$n" "tdm-lua pull-all" tdm 1 "$files" \
-      "$TDM_LUA" pull-all
+      "$TDM_LUA" pull-all --quiet
   else
     bench_na "rss pull-all N=$n" "tdm-lua pull-all" tdm "not built"
   fi
