@@ -614,9 +614,10 @@ function Sync:run(o)
                   planned = 0, files_done = 0, bytes_done = 0 }
   local T, r = state.totals, o.reporter
   local processed, processed_ids = {}, {}
-  local function skip(key, why, actor)
+  local function skip(key, why)
     T.keys_skipped = T.keys_skipped + 1
-    emit(r, { actor = actor, file = key, action = "skip", result = "refused", error = why })
+    -- file is the whole key (it names the actor folder too)
+    emit(r, { file = key, action = "skip", result = "refused", error = why })
   end
   local function process(name, objects)
     if processed[name] or core.interrupted() then return end
