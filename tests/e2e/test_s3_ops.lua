@@ -279,6 +279,25 @@ t.test("clean one-line failures with advice", function()
   t.checkerr(function() return dead:head("x") end, "closed S3 client")
 end)
 
+t.test("edge cases: empty batch, no credentials", function()
+  local r, interrupted = c:transfer({})
+  t.eq(r, {}, "empty transfer gives no results")
+  t.eq(interrupted, false, "and is not interrupted")
+  local script = dir .. "/nocreds.lua"
+  t.write(script, [[
+local tdm = require "tdm"
+print(select(3, tdm.s3.client()))
+]])
+  local p = io.popen("env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY " ..
+                     "-u AWS_SESSION_TOKEN -u AWS_PROFILE HOME=" .. dir ..
+                     " AWS_SHARED_CREDENTIALS_FILE=" .. dir .. "/none " ..
+                     "AWS_CONFIG_FILE=" .. dir .. "/none tdm-lua " .. script ..
+                     " 2>&1")
+  local out = p:read("a")
+  p:close()
+  t.eq(out, "ENOCREDS\n", "no credentials anywhere: nil, msg, ENOCREDS")
+end)
+
 t.test("misuse raises", function()
   t.checkerr(function() c:transfer({ { op = "copy", key = "a",
                                        path = "b" } }) end,
