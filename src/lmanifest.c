@@ -20,6 +20,31 @@ static tdm_manifest *check_open(lua_State *L, int idx) {
   return u->m;
 }
 
+/* ---- boxes: C storage owned by a userdata, so a raise cannot leak it -- */
+
+#define BOX_T "tdm.ManifestBox"
+
+typedef struct box {
+  tdm_scan_report rep;  /* freed by __gc */
+  tdm_buf buf;
+} box;
+
+static int box_gc(lua_State *L) {
+  box *b = luaL_checkudata(L, 1, BOX_T);
+  tdm_scan_report_free(&b->rep);
+  tdm_buf_free(&b->buf);
+  return 0;
+}
+
+/* Push a new, empty box (owned by the Lua stack slot it occupies). */
+static box *new_box(lua_State *L) {
+  box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(&b->rep, 0, sizeof b->rep);
+  tdm_buf_init(&b->buf, (size_t)TDM_MANIFEST_MAX_BYTES * 2);
+  luaL_setmetatable(L, BOX_T);
+  return b;
+}
+
 /* ---- converting facts and entries ------------------------------------ */
 
 /* Read a fact (nil | false | true | table) at `idx` into *f; `what` names
@@ -444,15 +469,13 @@ static void push_names(lua_State *L, const tdm_scan_item *v, size_t n,
 }
 
 /* scan_local([{ verify = false, jobs = 2 }]) -> report | nil, msg, code.
- * The report is copied to Lua only after the C scan finished and its
- * storage is freed before anything can raise... except the pushes, so the
- * storage is freed right after them; pushes only raise on memory errors. */
+ * The C report lives in a box (userdata with __gc) while it is copied. */
 static int m_scan_local(lua_State *L) {
   tdm_manifest *m = check_open(L, 1);
   int verify = 0, jobs = 2;
-  tdm_scan_report rep;
   tdm_error err;
   size_t i;
+  box *bx;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_pushnil(L);
@@ -465,29 +488,30 @@ static int m_scan_local(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  if (tdm_manifest_scan(m, verify, jobs, &rep, &err) != TDM_OK)
+  bx = new_box(L);
+  if (tdm_manifest_scan(m, verify, jobs, &bx->rep, &err) != TDM_OK)
     return tdm_lua_fail(L, &err);
   lua_createtable(L, 0, 8);
-  push_names(L, rep.added, rep.n_added, "added");
-  push_names(L, rep.changed, rep.n_changed, "changed");
-  push_names(L, rep.vanished, rep.n_vanished, "vanished");
-  lua_createtable(L, (int)rep.n_skipped, 0);
-  for (i = 0; i < rep.n_skipped; i++) {
+  push_names(L, bx->rep.added, bx->rep.n_added, "added");
+  push_names(L, bx->rep.changed, bx->rep.n_changed, "changed");
+  push_names(L, bx->rep.vanished, bx->rep.n_vanished, "vanished");
+  lua_createtable(L, (int)bx->rep.n_skipped, 0);
+  for (i = 0; i < bx->rep.n_skipped; i++) {
     lua_createtable(L, 0, 2);
-    lua_pushstring(L, rep.skipped[i].name);
+    lua_pushstring(L, bx->rep.skipped[i].name);
     lua_setfield(L, -2, "name");
-    lua_pushstring(L, rep.skipped[i].reason);
+    lua_pushstring(L, bx->rep.skipped[i].reason);
     lua_setfield(L, -2, "reason");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "skipped");
-  lua_pushinteger(L, (lua_Integer)rep.hashed);
+  lua_pushinteger(L, (lua_Integer)bx->rep.hashed);
   lua_setfield(L, -2, "hashed");
-  lua_pushinteger(L, (lua_Integer)rep.reused);
+  lua_pushinteger(L, (lua_Integer)bx->rep.reused);
   lua_setfield(L, -2, "reused");
-  lua_pushinteger(L, (lua_Integer)rep.bytes_hashed);
+  lua_pushinteger(L, (lua_Integer)bx->rep.bytes_hashed);
   lua_setfield(L, -2, "bytes_hashed");
-  tdm_scan_report_free(&rep);
+  tdm_scan_report_free(&bx->rep);  /* now, not at the next GC */
   return 1;
 }
 
@@ -506,14 +530,12 @@ static int m_save(lua_State *L) {
 /* encode() -> the JSON text save would write now. */
 static int m_encode(lua_State *L) {
   tdm_manifest *m = check_open(L, 1);
-  tdm_buf b;
   tdm_error err;
-  int rc;
-  tdm_buf_init(&b, (size_t)TDM_MANIFEST_MAX_BYTES * 2);
-  rc = tdm_manifest_encode(m, &b, &err);
-  if (rc == TDM_OK) lua_pushlstring(L, b.data ? b.data : "", b.len);
-  tdm_buf_free(&b);
-  if (rc != TDM_OK) return tdm_lua_fail(L, &err);
+  box *bx = new_box(L);
+  if (tdm_manifest_encode(m, &bx->buf, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  lua_pushlstring(L, bx->buf.data ? bx->buf.data : "", bx->buf.len);
+  tdm_buf_free(&bx->buf);
   return 1;
 }
 
@@ -565,6 +587,10 @@ static const luaL_Reg metamethods[] = {
 };
 
 static void createmeta(lua_State *L) {
+  luaL_newmetatable(L, BOX_T);
+  lua_pushcfunction(L, box_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, MANIFEST_T);
   luaL_setfuncs(L, metamethods, 0);
   luaL_newlibtable(L, methods);
