@@ -643,6 +643,8 @@ local function failure(what, msg, code, id, filename)
   return error_response(status, shown)
 end
 
+local UNKNOWN_TTL = 5   -- seconds a worker remembers an unknown actor id
+
 local ALLOW_COLLECTION = "GET, HEAD, POST"
 local ALLOW_ITEM = "DELETE"
 local ALLOW_HEALTH = "GET, HEAD"
@@ -685,6 +687,7 @@ end
 -- are tdm.config overrides (strings). See src/lhttp.c for `req`.
 function API.http_worker(settings)
   local api = API.new(settings)
+  local unknown, nunknown = {}, 0     -- id -> time seen (at most 4096)
 
   local function check(req)
     local kind, id, filename = route(req)
@@ -717,10 +720,23 @@ function API.http_worker(settings)
       return json_response(200, { status = "ok" })
     end
     if kind == "collection" and (method == "GET" or method == "HEAD") then
+      -- An unknown id costs an S3 listing (auto-initialization); this
+      -- worker remembers it for UNKNOWN_TTL seconds, so a client cycling
+      -- through ids cannot turn each request into an S3 call.
+      local seen = unknown[id]
+      if seen and core.now() - seen < UNKNOWN_TTL then
+        return error_response(404, string.format("unknown actor %d", id))
+      end
       local data, msg, code = api:get_training_data(id)
       if not data then
+        if code == "ENOACTOR" then
+          if nunknown >= 4096 then unknown, nunknown = {}, 0 end
+          if not unknown[id] then nunknown = nunknown + 1 end
+          unknown[id] = core.now()
+        end
         return failure("GET actor " .. id, msg, code, id)
       end
+      unknown[id] = nil
       return json_response(200, data)
     end
     if kind == "collection" then   -- POST

@@ -204,4 +204,43 @@ t.test("get_training_data: a broken manifest is BADMANIFEST, not rewritten", fun
   t.eq(code, "ENOACTOR", "unknown actor (" .. tostring(msg) .. ")")
 end)
 
+t.test("http_worker: routing, statuses, Allow, unknown ids remembered", function()
+  local w = API.http_worker { data_root = cfg.data_root, prefix = prefix }
+  local function call(method, path, query)
+    local status, body, headers = w.handle { method = method, path = path,
+                                             query = query or {} }
+    return status, body, headers or {}
+  end
+  local cases = {
+    { "GET", "/healthz", 200 },
+    { "GET", "/api/actors/1/training-data", 200 },
+    { "GET", "/api/actors/0001/training-data", 200 },
+    { "GET", "/api/actors/1/training-data/", 200 },
+    { "GET", "/api/actors/x/training-data", 400 },
+    { "GET", "/api/actors/1%2f..%2f2/training-data", 400 },
+    { "GET", "/api/actors/1/training-data/%2e%2e", 400 },
+    { "DELETE", "/api/actors/1/training-data/a%00.jpg", 400 },
+    { "GET", "/api/actors/1/other", 404 },
+    { "GET", "/", 404 },
+    { "DELETE", "/api/actors/1/training-data", 405, "GET, HEAD, POST" },
+    { "POST", "/healthz", 405, "GET, HEAD" },
+    { "GET", "/api/actors/1/training-data/0001_all_synced_1.jpg", 405, "DELETE" },
+  }
+  for _, c in ipairs(cases) do
+    local status, body, headers = call(c[1], c[2])
+    t.eq(status, c[3], c[1] .. " " .. c[2] .. " (" .. tostring(body) .. ")")
+    t.eq(headers.Allow, c[4], c[1] .. " " .. c[2] .. " Allow")
+  end
+  t.eq(call("GET", "/api/actors/4243/training-data"), 404, "unknown actor")
+  -- the actor appears in S3; this worker still says 404 for a while
+  local c = assert(tdm.s3.client(cfg))
+  t.write(dir .. "/new.jpg", "\255\216\255\224new")
+  assert(c:put(dir .. "/new.jpg", tdm.s3.key_for(cfg, "4243_new", "4243_new_0.jpg")))
+  t.eq(call("GET", "/api/actors/4243/training-data"), 404,
+       "unknown id remembered (no S3 lookup)")
+  local fresh = API.http_worker { data_root = cfg.data_root, prefix = prefix }
+  t.eq(fresh.handle { method = "GET", path = "/api/actors/4243/training-data",
+                      query = {} }, 200, "another worker finds it in S3")
+end)
+
 return t.done()
