@@ -127,6 +127,7 @@ function Sync:each_listed_actor(list_prefix, fn, on_skip)
   local c, msg, code = self:client()
   if not c then return nil, msg, code end
   local cur, objs, done = nil, {}, {}
+  self.listings = (self.listings or 0) + 1
   for obj, err, ecode in c:list(list_prefix) do
     if not obj then return nil, err, ecode end
     local actor, file, why = self:split_key(obj.key)
@@ -707,6 +708,7 @@ function Sync:run(o)
     T.missing = T.missing + (stats.training_missing_count or 0)
   end
   if o.dry_run then T.planned = state.planned end
+  T.listings = self.listings or 0   -- S3 listings made (one for a whole run)
   T._final = state.final
   return T
 end

@@ -186,6 +186,7 @@ t.test("sync-manifests brings every manifest in line with disk and bucket", func
   t.eq(rc, 0, "exit code (stderr: " .. err .. ")")
   local events, summary = json_lines(out)
   t.eq(summary.actor_errors, nil, "no actor errors")
+  t.eq(summary.listings, 1, "S3 listings (one streamed listing of the whole prefix)")
   t.eq(summary.actors, 11, "actors processed (0001..0011, whether local, S3-only or manifest-only)")
   local refused = {}
   for _, ev in ipairs(events) do
@@ -296,8 +297,12 @@ t.test("pull-all downloads every s3_only file; --repair fixes out_of_sync", func
     check_actor(name, want)
   end
   -- 0011_mixed_state_3 is out_of_sync: only --repair takes S3's copy
-  rc, _, err = tdm("pull-all --repair --actor 11")
+  local out
+  rc, out, err = tdm("pull-all --repair --actor 11 --json")
   t.eq(rc, 0, "pull-all --repair exit code (stderr: " .. err .. ")")
+  local _, summary = json_lines(out)
+  t.eq(summary.listings, 1, "listings for --actor 11 (its own prefix only)")
+  t.eq(summary.actors, 1, "actors processed for --actor 11")
   local f3 = fx.actors["0011_mixed_state"].files["0011_mixed_state_3.jpg"]
   t.eq(core.md5_file(D .. "/actors/0011_mixed_state/training_data/0011_mixed_state_3.jpg"),
        f3.s3_md5, "repaired file has S3's bytes")
