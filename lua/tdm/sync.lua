@@ -288,8 +288,6 @@ function Sync:plan(m, name, objects, o)
           or o.direction == "pull"
           and "out_of_sync: local and S3 differ (--repair downloads the S3 object)"
           or "out_of_sync: local and S3 differ (pull --repair or push --overwrite)" }
-      elseif st == "missing" and o.only then
-        held[#held + 1] = { file = fn, reason = "missing: exists neither locally nor in S3" }
       end
     end
   end
@@ -386,7 +384,7 @@ function Sync:process_actor(name, objects, o, state)
       local have = {}
       for _, e in ipairs(m:get_all_images()) do have[e.filename] = e.status end
       for _, fn in ipairs(sorted_keys(o.only)) do
-        if not have[fn] then
+        if not have[fn] or have[fn] == "local_only" or have[fn] == "missing" then
           T.transfers_failed = T.transfers_failed + 1
           fail(r, name, fn, string.format("%s/%s: not in S3 (no object %s)", name, fn,
                                           self:key_for(name, fn)), "S3_NoSuchKey")

@@ -270,6 +270,13 @@ t.test("pull ACTOR URLS_JSON: exactly those; foreign URLs refused", function()
   t.ok(err:find("outside actor", 1, true), "message names the refusal: " .. err)
   t.eq(diff(before, snapshot()), nil, "refused pull changed nothing")
 
+  -- a URL of this actor's prefix with no object behind it: reported, exit 1
+  local ghost = cfg.public_url_base .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_9.jpg"
+  rc, _, err = tdm("pull " .. name .. " " .. q(cjson.encode({ ghost })))
+  t.eq(rc, 1, "pull of a URL with no object: exit code")
+  t.ok(err:find("not in S3", 1, true), "message says not in S3: " .. err)
+  t.ok(not core.stat(D .. "/actors/" .. name .. "/training_data/" .. name .. "_9.jpg"), "no file")
+
   local s3url = "s3://" .. cfg.bucket .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_2.jpg"
   local pathurl = "https://s3." .. cfg.region .. ".amazonaws.com/" .. cfg.bucket .. "/"
                   .. PREFIX .. "/" .. name .. "/" .. name .. "_1.jpg"
