@@ -25,6 +25,7 @@ static const struct {
   {"api_listen", "TDM_API_LISTEN", NULL, "127.0.0.1:8080", 0, 0},
   {"api_token", "TDM_API_TOKEN", NULL, "", 1, 0},
   {"api_max_upload", "TDM_API_MAX_UPLOAD", NULL, "20971520", 0, 1},
+  {"s3_addressing", "TDM_S3_ADDRESSING", NULL, "auto", 0, 0},
 };
 
 const char *tdm_config_name(tdm_config_key key) { return keys[key].name; }

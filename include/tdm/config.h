@@ -26,13 +26,15 @@
  * api_listen     TDM_API_LISTEN         127.0.0.1:8080
  * api_token      TDM_API_TOKEN          (none; secret)
  * api_max_upload TDM_API_MAX_UPLOAD     20971520 (bytes)
+ * s3_addressing  TDM_S3_ADDRESSING      auto (path-style with an endpoint,
+ *                                       else virtual-hosted) | path | virtual
  */
 typedef enum {
   TDM_CFG_DATA_ROOT, TDM_CFG_BUCKET, TDM_CFG_PREFIX, TDM_CFG_REGION,
   TDM_CFG_PUBLIC_URL_BASE, TDM_CFG_ENDPOINT, TDM_CFG_PROFILE,
   TDM_CFG_CA_BUNDLE, TDM_CFG_JOBS, TDM_CFG_LOCK_TIMEOUT,
   TDM_CFG_MULTIPART_THRESHOLD, TDM_CFG_API_LISTEN, TDM_CFG_API_TOKEN,
-  TDM_CFG_API_MAX_UPLOAD,
+  TDM_CFG_API_MAX_UPLOAD, TDM_CFG_S3_ADDRESSING,
   TDM_CFG_COUNT
 } tdm_config_key;
 

@@ -36,8 +36,8 @@ local function resolve(cfg)
 end
 
 --- tdm.s3.client([cfg [, opts]]) -> client | nil, msg, code.
--- `opts` tunes the transport: path_style (default: path-style when an
--- endpoint is set), max_attempts (5), part_size (8 MiB), connect_timeout
+-- `opts` tunes the transport: path_style (default: cfg.s3_addressing,
+-- whose "auto" means path-style when an endpoint is set), max_attempts (5), part_size (8 MiB), connect_timeout
 -- (10 s), stall_timeout (30 s), backoff_base (0.1 s), backoff_cap (20 s);
 -- jobs and multipart_threshold override cfg's.
 function s3.client(cfg, opts)
@@ -47,6 +47,14 @@ function s3.client(cfg, opts)
     ca_bundle = cfg.ca_bundle, profile = cfg.profile, jobs = cfg.jobs,
     multipart_threshold = cfg.multipart_threshold,
   }
+  local addressing = cfg.s3_addressing or "auto"
+  if addressing == "path" then settings.path_style = true
+  elseif addressing == "virtual" then settings.path_style = false
+  elseif addressing ~= "auto" then
+    error({ exit_code = 2, message = "s3_addressing (TDM_S3_ADDRESSING) "
+            .. "must be auto, path or virtual, got '" .. addressing .. "'" },
+          0)
+  end
   for k, v in pairs(opts or {}) do
     if not tuning[k] then
       error("tdm.s3.client: unknown option '" .. tostring(k) .. "'", 2)

@@ -298,6 +298,28 @@ print(select(3, tdm.s3.client()))
   t.eq(out, "ENOCREDS\n", "no credentials anywhere: nil, msg, ENOCREDS")
 end)
 
+t.test("addressing style: auto, path, virtual (s3_addressing)", function()
+  local function base(over)
+    local cl = assert(tdm.s3.client(tdm.config(over)))
+    local u = cl:presign("GET", "k", 60):match("^[^?]+")
+    cl:close()
+    return u
+  end
+  local ep = os.getenv("AWS_ENDPOINT_URL")
+  local hostport = ep:match("^https?://(.*)$")
+  t.eq(base({}), ep .. "/story-boards-assets/k", "auto with an endpoint")
+  t.eq(base({ s3_addressing = "path" }), ep .. "/story-boards-assets/k",
+       "path")
+  t.eq(base({ s3_addressing = "virtual" }),
+       "http://story-boards-assets." .. hostport .. "/k", "virtual")
+  t.eq(base({ endpoint = "" }),
+       "https://story-boards-assets.s3.us-west-1.amazonaws.com/k",
+       "auto without an endpoint: virtual-hosted AWS")
+  local ok, err = pcall(tdm.s3.client, tdm.config({ s3_addressing = "x" }))
+  t.eq(ok, false, "bad s3_addressing raises")
+  t.eq(type(err) == "table" and err.exit_code, 2, "as a configuration error")
+end)
+
 t.test("misuse raises", function()
   t.checkerr(function() c:transfer({ { op = "copy", key = "a",
                                        path = "b" } }) end,
