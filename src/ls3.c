@@ -19,6 +19,7 @@
 
 typedef struct lclient {
   tdm_s3 *c;                   /* NULL once closed */
+  int running;                 /* inside transfer(): close() must wait */
 } lclient;
 
 /* Everything one call hands to the core: jobs, string copies, the batch.
@@ -107,6 +108,7 @@ static int l_s3_client(lua_State *L) {
   lua_pop(L, 1);
   u = lua_newuserdatauv(L, sizeof *u, 0);
   u->c = NULL;
+  u->running = 0;
   luaL_setmetatable(L, CLIENT);
   if (!(u->c = tdm_s3_new(&cfg, &err))) return tdm_lua_fail(L, &err);
   return 1;
@@ -502,6 +504,7 @@ static int l_transfer(lua_State *L) {
   }
   if (!(h->b = tdm_s3_batch_new(u->c, h->jobs, n, conc, &err)))
     return tdm_lua_fail(L, &err);
+  u->running = 1;              /* callbacks below run under pcall only */
   do {
     size_t k, m;
     more = tdm_s3_batch_step(h->b, 100);
@@ -530,6 +533,7 @@ static int l_transfer(lua_State *L) {
   interrupted = tdm_s3_batch_interrupted(h->b);
   tdm_s3_batch_free(h->b);
   h->b = NULL;
+  u->running = 0;
   if (have_err) {
     lbatch_release(h);
     lua_pushvalue(L, ERRSLOT);
@@ -565,6 +569,9 @@ static int l_bucket(lua_State *L) {
 /* close(), __gc, __close: free the client; safe to call twice. */
 static int l_close(lua_State *L) {
   lclient *u = luaL_checkudata(L, 1, CLIENT);
+  if (u->running)
+    return luaL_error(L, "cannot close an S3 client inside its own "
+                      "transfer (from a callback)");
   tdm_s3_free(u->c);
   u->c = NULL;
   return 0;

@@ -196,6 +196,12 @@ t.test("an error in on_complete is raised after the batch", function()
   t.eq(#files_in(dir .. "/cberr"), 20, "the batch still finished cleanly")
   -- the client is usable afterwards
   t.ok(c:head(keys[1]), "client usable after a callback error")
+  -- closing the client from its own callback is refused, not a crash
+  local ok2, err2 = pcall(c.transfer, c, { jobs[1] }, {
+    on_complete = function() c:close() end })
+  t.eq(ok2, false, "close inside a callback raises")
+  t.ok(tostring(err2):find("cannot close", 1, true), tostring(err2))
+  t.ok(c:head(keys[1]), "client still open and usable")
 end)
 
 t.test("delete_many over two batches", function()
