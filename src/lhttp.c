@@ -802,6 +802,27 @@ static int open_listener(const char *spec, char *bound, size_t boundsz,
 
 /* ---- the Lua function ------------------------------------------------- */
 
+/* For hosts other than tdm-lua (a stock lua5.4 that loaded tdm.core): a
+ * SIGTERM/SIGINT left at its default action would kill the server in the
+ * middle of requests; while serving it asks tdm to stop instead (a second
+ * one kills). tdm-lua's own handlers do the same and are left alone. */
+static void on_stop_signal(int sig) {
+  tdm_interrupt_request();
+  signal(sig, SIG_DFL);
+}
+
+static void take_default_signal(int sig, struct sigaction *saved,
+                                int *taken) {
+  struct sigaction sa;
+  *taken = 0;
+  if (sigaction(sig, NULL, saved) != 0 || saved->sa_handler != SIG_DFL)
+    return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  *taken = sigaction(sig, &sa, NULL) == 0;
+}
+
 #define SERVER_MT "tdm.HTTPServer"
 
 static void server_free(server *srv) {
@@ -918,6 +939,8 @@ static int l_http_serve(lua_State *L) {
   tdm_error err;
   struct timespec tick = { 0, 50 * 1000 * 1000 };
   struct timespec drain0;
+  struct sigaction saved_term, saved_int;
+  int took_term, took_int;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_getfield(L, 1, "listen");
@@ -982,6 +1005,8 @@ static int l_http_serve(lua_State *L) {
       return lua_error(L);
     }
   }
+  take_default_signal(SIGTERM, &saved_term, &took_term);
+  take_default_signal(SIGINT, &saved_int, &took_int);
   while (!tdm_interrupted()) nanosleep(&tick, NULL);
 
   /* Stop: refuse new connections, let requests in flight finish. A
@@ -1005,6 +1030,8 @@ static int l_http_serve(lua_State *L) {
              atomic_load(&srv->inflight));
   MHD_stop_daemon(d);
   curl_global_cleanup();
+  if (took_term) sigaction(SIGTERM, &saved_term, NULL);
+  if (took_int) sigaction(SIGINT, &saved_int, NULL);
   /* The signal was this server's normal way to stop, not a failure. */
   tdm_interrupt_reset();
   lua_pushboolean(L, 1);
