@@ -23,7 +23,9 @@
  * Request life: first call (headers only) -> method/route/auth/size checks,
  * which may answer at once (401, 404, 405, 413, 415) without reading the
  * body; body calls -> multipart parts (MHD_PostProcessor) or a raw body
- * into bounded buffers (413 as soon as a file passes the limit); final call
+ * into bounded buffers (nothing more is kept once a file passes the
+ * limit; MHD cannot answer in mid-body, so the 413 goes out when the body
+ * ends, and a body past max_body gets its connection closed); final call
  * -> the Lua handler runs in the worker's state and returns status, body
  * and headers. The completion callback writes one access-log line.
  */
