@@ -349,7 +349,7 @@ static int compute_stale(const tdm_manifest *m) {
   return 0;
 }
 
-/* ---- open / close --------------------------------------------------------- */
+/* ---- open / close ---- */
 
 static int copy_str(char *dst, size_t dstsz, const char *src,
                     const char *what, tdm_error *err) {
@@ -556,7 +556,7 @@ int tdm_manifest_entry(const tdm_manifest *m, size_t i, tdm_entry_view *v) {
   return 0;
 }
 
-/* ---- mutations ------------------------------------------------------------ */
+/* ---- mutations ---- */
 
 static int check_md5(const char *md5, const char *what, tdm_error *err) {
   size_t i, n = strlen(md5);
@@ -711,7 +711,7 @@ int tdm_manifest_remove(tdm_manifest *m, const char *filename,
   return TDM_OK;
 }
 
-/* ---- save ------------------------------------------------------------------ */
+/* ---- save ---- */
 
 /* Recompute statistics and training_data_updated in the document. */
 static int refresh_invariants(tdm_manifest *m, double now) {
