@@ -198,6 +198,10 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, request *r,
   }
   memcpy(body + j, "\"}", 2);
   j += 2;
+  if (status == 503 && extra == NULL) {
+    static const char *const retry[] = { "Retry-After", "5", NULL };
+    extra = retry;
+  }
   return respond(c, r, status, "application/json", body, j, extra);
 }
 

@@ -82,6 +82,8 @@ check_out "too many files -> 413" "413" \
 head -c 60000 /dev/urandom > "$tmp/f60k"
 check_out "server-wide body budget (max_buffered) -> 503" "503" \
   code -F "a=@$tmp/f60k" -F "b=@$tmp/f60k" -F "c=@$tmp/f60k" "$base/up"
+check_grep "503 says when to retry" "Retry-After: 5" \
+  curl -s -D - -o /dev/null -F "a=@$tmp/f60k" -F "b=@$tmp/f60k" -F "c=@$tmp/f60k" "$base/up"
 check_out "budget released after the request" "200" code -F "a=@$tmp/f60k" "$base/up"
 check_out "1 GB Content-Length refused before the body" "413" \
   code -m 5 -X POST -H 'Content-Type: multipart/form-data; boundary=XX' \
