@@ -324,7 +324,7 @@ static int m_add_image(lua_State *L) {
   const char *fn = check_image(L, 2, &loc, &s3);
   if (tdm_manifest_add(m, fn, &loc, &s3, &err) != TDM_OK)
     return tdm_lua_fail(L, &err);
-  push_entry(L, m, tdm_manifest_count(m) - 1);
+  push_entry(L, m, (size_t)tdm_manifest_find(m, fn));
   return 1;
 }
 

@@ -636,11 +636,23 @@ static int check_new_name(const tdm_manifest *m, const char *filename,
   return TDM_OK;
 }
 
-/* Append an entry with the seed's keys in order; facts absent. */
-static int append_entry(tdm_manifest *m, const char *filename,
+/* Order of entries: those with an _N index first, by index, then by
+ * name (the order get_all_images returns). */
+static int entry_cmp(const char *a, const char *b) {
+  long ia = name_index(a), ib = name_index(b);
+  if ((ia >= 0) != (ib >= 0)) return ia >= 0 ? -1 : 1;
+  if (ia != ib) return ia < ib ? -1 : 1;
+  return strcmp(a, b);
+}
+
+/* Insert an entry with the seed's keys in order, facts absent, after the
+ * last entry that sorts before it (a sorted list stays sorted; the order
+ * of existing entries is never changed). Its index goes to *pos. */
+static int insert_entry(tdm_manifest *m, const char *filename, size_t *pos,
                         tdm_error *err) {
   static const char *const keys[] = {"local_path", "s3_url", "md5_hash"};
   json_t *obj = json_object();
+  size_t at = m->n;
   int k;
   if (m->n == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
@@ -660,12 +672,17 @@ static int append_entry(tdm_manifest *m, const char *filename,
   json_object_set_new(obj, "modified_timestamp", json_real(0));
   json_object_set_new(obj, "modified_date", json_string(""));
   json_object_set_new(obj, "status", json_string("missing"));
-  if (json_array_append_new(m->list, obj) != 0)
+  while (at > 0 && entry_cmp(json_string_value(json_object_get(
+             json_array_get(m->list, at - 1), "filename")), filename) > 0)
+    at--;
+  if (json_array_insert_new(m->list, at, obj) != 0)
     return tdm_error_set(err, "ENOMEM", "out of memory");
-  memset(&m->ents[m->n], 0, sizeof m->ents[m->n]);
-  m->ents[m->n].loc.known = m->ents[m->n].s3.known = 1;
+  memmove(&m->ents[at + 1], &m->ents[at], (m->n - at) * sizeof *m->ents);
+  memset(&m->ents[at], 0, sizeof m->ents[at]);
+  m->ents[at].loc.known = m->ents[at].s3.known = 1;
   m->n++;
   m->changed = 1;
+  *pos = at;
   return TDM_OK;
 }
 
@@ -679,11 +696,12 @@ int tdm_manifest_add(tdm_manifest *m, const char *filename,
                      const tdm_fact *local, const tdm_fact *s3,
                      tdm_error *err) {
   int was_changed = m->changed;
+  size_t at = 0;
   if (check_new_name(m, filename, err) != TDM_OK ||
-      append_entry(m, filename, err) != TDM_OK)
+      insert_entry(m, filename, &at, err) != TDM_OK)
     return TDM_ERR;
-  if (tdm_manifest_set_facts(m, m->n - 1, local, s3, err) != TDM_OK) {
-    drop_entry(m, m->n - 1);
+  if (tdm_manifest_set_facts(m, at, local, s3, err) != TDM_OK) {
+    drop_entry(m, at);
     m->changed = was_changed;
     return TDM_ERR;
   }
@@ -773,7 +791,7 @@ int tdm_manifest_add_many(tdm_manifest *m, size_t n,
                           const char *const *filenames,
                           const tdm_fact *locals, const tdm_fact *s3s,
                           tdm_error *err) {
-  size_t i, j, old_n = m->n;
+  size_t i, j;
   int was_changed = m->changed;
   for (i = 0; i < n; i++) {
     if (check_new_name(m, filenames[i], err) != TDM_OK) return TDM_ERR;
@@ -785,7 +803,8 @@ int tdm_manifest_add_many(tdm_manifest *m, size_t n,
   for (i = 0; i < n; i++) {
     if (tdm_manifest_add(m, filenames[i], locals ? &locals[i] : NULL,
                          s3s ? &s3s[i] : NULL, err) != TDM_OK) {
-      while (m->n > old_n) drop_entry(m, m->n - 1);
+      for (j = 0; j < i; j++)
+        drop_entry(m, (size_t)tdm_manifest_find(m, filenames[j]));
       m->changed = was_changed;
       return TDM_ERR;
     }

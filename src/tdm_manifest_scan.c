@@ -150,6 +150,37 @@ static int hash_all(flist *files, int jobs, tdm_error *err) {
   return TDM_OK;
 }
 
+/* The local fact of a listed, hashed (or vouched for) file. */
+static void local_fact(const sfile *f, tdm_fact *loc) {
+  memset(loc, 0, sizeof *loc);
+  loc->known = loc->present = loc->has_size = loc->has_mtime = 1;
+  loc->size = f->size;
+  loc->mtime = f->mtime;
+  memcpy(loc->md5, f->md5, sizeof loc->md5);
+}
+
+/* Listed files by the _N index of their name, then by name. */
+static long sfile_index(const char *fn) {
+  const char *dot = strrchr(fn, '.'), *p;
+  long v = 0, mul = 1;
+  if (!dot || dot == fn) return -1;
+  for (p = dot - 1; p > fn && *p >= '0' && *p <= '9'; p--) {
+    if (mul > 100000000L) return -1;
+    v += (*p - '0') * mul;
+    mul *= 10;
+  }
+  if (p == dot - 1 || *p != '_') return -1;
+  return v;
+}
+
+static int cmp_sfile(const void *a, const void *b) {
+  const sfile *x = a, *y = b;
+  long ix = sfile_index(x->name), iy = sfile_index(y->name);
+  if ((ix >= 0) != (iy >= 0)) return ix >= 0 ? -1 : 1;
+  if (ix != iy) return ix < iy ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
 int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
                       tdm_scan_report *rep, tdm_error *err) {
   char dir[TDM_PATH_MAX];
@@ -209,9 +240,13 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
     tdm_error_set(err, "ENOMEM", "out of memory");
     goto out;
   }
+  /* Existing entries first, while their indexes still hold; new files
+   * are inserted afterwards (in index order, see tdm_manifest_add). */
   for (i = 0; i < files.n; i++) {
     sfile *f = &files.v[i];
     tdm_fact loc;
+    const tdm_mentry *e;
+    int differs;
     if (f->entry >= 0) seen[f->entry] = 1;
     if (!f->ok) {
       if (push_item(&rep->skipped, &rep->n_skipped, f->name, f->reason,
@@ -223,42 +258,28 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       rep->hashed++;
       rep->bytes_hashed += (uint64_t)f->size;
     }
-    memset(&loc, 0, sizeof loc);
-    loc.known = loc.present = loc.has_size = loc.has_mtime = 1;
-    loc.size = f->size;
-    loc.mtime = f->mtime;
-    memcpy(loc.md5, f->md5, sizeof loc.md5);
-    if (f->entry < 0) {
-      tdm_fact s3;
-      memset(&s3, 0, sizeof s3);
-      s3.known = 1;
-      if (tdm_manifest_add(m, f->name, &loc, &s3, err) != TDM_OK ||
-          push_item(&rep->added, &rep->n_added, f->name, NULL, err)
-          != TDM_OK)
-        goto out;
-    } else {
-      const tdm_mentry *e = &m->ents[f->entry];
-      int differs = !e->loc.present || strcmp(e->loc.md5, loc.md5) != 0 ||
-                    e->loc.size != loc.size ||
-                    fabs(e->loc.mtime - loc.mtime) > 1e-6;
-      /* the warm case: same facts, nothing to derive */
-      if (differs && tdm_manifest_set_facts(m, (size_t)f->entry, &loc, NULL,
-                                            err) != TDM_OK)
-        goto out;
-      /* A racily clean file (mtime within a second of the last save) was
-       * re-hashed and is unchanged: save again, so that a later
-       * training_data_updated vouches for it and the next scan reuses
-       * its MD5 instead of re-hashing it on every run. */
-      if (!differs && f->need_hash && !verify &&
-          (m->updated_ts < 0 || f->mtime >= m->updated_ts - 1.0))
-        m->changed = 1;
-      if (differs && push_item(&rep->changed, &rep->n_changed, f->name, NULL,
-                               err) != TDM_OK)
-        goto out;
-    }
+    if (f->entry < 0) continue;
+    local_fact(f, &loc);
+    e = &m->ents[f->entry];
+    differs = !e->loc.present || strcmp(e->loc.md5, loc.md5) != 0 ||
+              e->loc.size != loc.size ||
+              fabs(e->loc.mtime - loc.mtime) > 1e-6;
+    /* the warm case: same facts, nothing to derive */
+    if (differs && tdm_manifest_set_facts(m, (size_t)f->entry, &loc, NULL,
+                                          err) != TDM_OK)
+      goto out;
+    /* A racily clean file (mtime within a second of the last save) was
+     * re-hashed and is unchanged: save again, so that a later
+     * training_data_updated vouches for it and the next scan reuses
+     * its MD5 instead of re-hashing it on every run. */
+    if (!differs && f->need_hash && !verify &&
+        (m->updated_ts < 0 || f->mtime >= m->updated_ts - 1.0))
+      m->changed = 1;
+    if (differs && push_item(&rep->changed, &rep->n_changed, f->name, NULL,
+                             err) != TDM_OK)
+      goto out;
   }
-  /* entries whose local file is gone (new entries, appended at the end,
-   * were all seen) */
+  /* entries whose local file is gone */
   for (i = 0; i < old_n; i++) {
     tdm_fact loc;
     const char *fn;
@@ -269,6 +290,20 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
     loc.known = 1;
     if (push_item(&rep->vanished, &rep->n_vanished, fn, NULL, err) != TDM_OK
         || tdm_manifest_set_facts(m, i, &loc, NULL, err) != TDM_OK)
+      goto out;
+  }
+  /* new files: local only until someone reports S3 facts */
+  qsort(files.v, files.n, sizeof *files.v, cmp_sfile);
+  for (i = 0; i < files.n; i++) {
+    sfile *f = &files.v[i];
+    tdm_fact loc, s3;
+    if (f->entry >= 0 || !f->ok) continue;
+    local_fact(f, &loc);
+    memset(&s3, 0, sizeof s3);
+    s3.known = 1;
+    if (tdm_manifest_add(m, f->name, &loc, &s3, err) != TDM_OK ||
+        push_item(&rep->added, &rep->n_added, f->name, NULL, err)
+        != TDM_OK)
       goto out;
   }
   rc = TDM_OK;

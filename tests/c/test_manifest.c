@@ -492,6 +492,29 @@ static void test_bad_inputs(void) {
   }
 }
 
+/* New entries go in index order; existing order is kept. */
+static void test_order(void) {
+  static const char *const adds[] = {ACTOR "_10.jpg", ACTOR "_2.jpg",
+                                     "zz.png", ACTOR "_1.jpg", "aa.png"};
+  static const char *const want[] = {ACTOR "_1.jpg", ACTOR "_2.jpg",
+                                     ACTOR "_10.jpg", "aa.png", "zz.png"};
+  tdm_manifest *m;
+  tdm_error err;
+  tdm_fact l = fact_absent(), s = fact(A, 1, 1.0);
+  tdm_entry_view v;
+  size_t i;
+  reset_root();
+  m = open_m();
+  if (!m) return;
+  for (i = 0; i < 5; i++)
+    T_EQ_INT(tdm_manifest_add(m, adds[i], &l, &s, &err), TDM_OK, adds[i]);
+  for (i = 0; i < 5; i++) {
+    tdm_manifest_entry(m, i, &v);
+    T_EQ_STR(v.filename, want[i], "file order by index, then name");
+  }
+  tdm_manifest_close(m);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(root, sizeof root, "%s/tdm-manifest-XXXXXX",
@@ -519,6 +542,7 @@ int main(void) {
   test_lock();
   test_scan();
   test_bad_inputs();
+  test_order();
   if (chdir("/") == 0) sh("rm -rf '%s'", base);
   T_DONE();
 }
