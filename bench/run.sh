@@ -17,6 +17,7 @@
 #
 # Operations (--ops, comma-separated; default all but scale):
 #   pull      pull into an empty tree, then the no-op pull of the same tree
+#             (for tdm also a second no-op: see "no-op pull, 2nd")
 #             tdm-lua pull-all | aws s3 sync (max_concurrent_requests 10,
 #             32) | rclone copy --checksum (--transfers 4, 32) | s3cmd sync
 #   push      push of a fresh tree (no manifests) to a fresh prefix:
@@ -180,6 +181,9 @@ op_pull() {
   local tools=(tdm aws10 aws32 rclone4 rclone32 s3cmd) run k t d
   local nt=${#tools[@]} e="$N_FILES"
   local P="pull (empty tree)" Q="no-op pull"
+  # tdm's first no-op after a pull re-hashes what landed within the racy
+  # window of its manifest's save; the second shows the settled state.
+  local Q2="no-op pull, 2nd (tdm manifests settled)"
   for run in $(seq 1 "$RUNS"); do
     for k in $(seq 0 $((nt - 1))); do
       t=${tools[$(( (run + k) % nt ))]}
@@ -189,7 +193,8 @@ op_pull() {
         tdm)
           export TDM_DATA_ROOT=$d TDM_PREFIX=$PREFIX
           tdm_row "$P" "$run" "$N_BYTES" "$e" pull-all --quiet &&
-            tdm_row "$Q" "$run" 0 "$e" pull-all --quiet
+            tdm_row "$Q" "$run" 0 "$e" pull-all --quiet &&
+            tdm_row "$Q2" "$run" 0 "$e" pull-all --quiet
           unset TDM_DATA_ROOT TDM_PREFIX ;;
         aws10|aws32)
           local c=${t#aws}
