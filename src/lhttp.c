@@ -79,7 +79,7 @@ typedef struct server {
   size_t max_body;         /* whole request */
   long long max_buffered;  /* bodies held in memory by all requests */
   double drain_timeout;    /* seconds to finish requests at shutdown */
-  int quiet;               /* no access log */
+  int quiet;               /* no access log (start/stop lines stay) */
   pthread_key_t key;       /* worker lua_State */
   int key_made;
   atomic_int inflight;     /* requests begun and not completed */
@@ -999,9 +999,8 @@ static int l_http_serve(lua_State *L) {
                   bound);
     return tdm_lua_fail(L, &err);
   }
-  if (!srv->quiet)
-    log_line("tdm-lua serve: listening on http://%s (%d threads)", bound,
-             threads);
+  log_line("tdm-lua serve: listening on http://%s (%d threads)", bound,
+           threads);
   if (lua_isfunction(L, 3)) {
     lua_pushvalue(L, 3);
     lua_pushstring(L, bound);
@@ -1031,9 +1030,8 @@ static int l_http_serve(lua_State *L) {
           (atomic_load(&srv->inflight) > 0 &&
            now_ms() - atomic_load(&srv->progress_ms) < DRAIN_IDLE_MS)))
     nanosleep(&tick, NULL);
-  if (!srv->quiet)
-    log_line("tdm-lua serve: stopped (%d requests unfinished)",
-             atomic_load(&srv->inflight));
+  log_line("tdm-lua serve: stopped (%d requests unfinished)",
+           atomic_load(&srv->inflight));
   MHD_stop_daemon(d);
   curl_global_cleanup();
   if (took_term) sigaction(SIGTERM, &saved_term, NULL);
