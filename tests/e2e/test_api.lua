@@ -257,6 +257,34 @@ t.test("curl -F upload, GET shows them synced, DELETE removes them", function()
   t.ok(not api:get_training_data(1).training_images[6], "entries gone")
 end)
 
+t.test("8 concurrent uploads to one actor: distinct names, all recorded", function()
+  local cmds = {}
+  for i = 1, 8 do
+    t.write(tmp .. "/c" .. i .. ".jpg", jpeg(1000 + i, 10 + i))
+    cmds[#cmds + 1] = string.format("curl -s -m 30 %s -F %s %s > %s &", AUTH,
+      q("f=@" .. tmp .. "/c" .. i .. ".jpg"), q(base .. "/api/actors/6/training-data"),
+      q(tmp .. "/c" .. i .. ".out"))
+  end
+  os.execute(table.concat(cmds, "\n") .. "\nwait")
+  local cjson = require "cjson"
+  local names = {}
+  for i = 1, 8 do
+    local ok, res = pcall(cjson.decode, t.read(tmp .. "/c" .. i .. ".out") or "")
+    t.ok(ok and res.uploaded_count == 1, "upload " .. i .. ": " .. tostring(t.read(tmp .. "/c" .. i .. ".out")))
+    local n = res.files[1].filename
+    t.eq(names[n], nil, "name " .. n .. " given once")
+    names[n] = core.md5(t.read(tmp .. "/c" .. i .. ".jpg"))
+  end
+  local doc = assert(api:get_training_data(6))
+  local recorded = {}
+  for _, img in ipairs(doc.training_images) do recorded[img.filename] = img end
+  for n, md5 in pairs(names) do
+    t.ok(recorded[n], n .. " in the manifest")
+    t.eq(recorded[n].status, "synced", n .. " status")
+    t.eq(recorded[n].md5_hash, md5, n .. " md5")
+  end
+end)
+
 t.test("hostile requests get their status and change nothing", function()
   t.write(tmp .. "/ok.jpg", jpeg(500, 2))
   t.write(tmp .. "/note.txt", "just text, not an image\n")
