@@ -742,7 +742,11 @@ function API.http_worker(settings)
     if kind == "collection" then   -- POST
       local files = {}
       for _, f in ipairs(req.files or {}) do
-        files[#files + 1] = { data = f.data, filename = safe_text(f.filename) }
+        -- a browser sends an empty file input as a part with no name and
+        -- no bytes: not a file
+        if f.filename ~= "" or #f.data > 0 then
+          files[#files + 1] = { data = f.data, filename = safe_text(f.filename) }
+        end
       end
       if req.body then
         files[#files + 1] = { data = req.body, filename = "body" }

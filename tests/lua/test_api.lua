@@ -232,6 +232,13 @@ t.test("http_worker: routing, statuses, Allow, unknown ids remembered", function
     t.eq(headers.Allow, c[4], c[1] .. " " .. c[2] .. " Allow")
   end
   t.eq(call("GET", "/api/actors/4243/training-data"), 404, "unknown actor")
+  -- a browser form with one empty file input: that part is skipped
+  local before = t.read(mfile)
+  local status, body = w.handle { method = "POST", query = {},
+    path = "/api/actors/1/training-data",
+    files = { { field = "f", filename = "", content_type = "application/octet-stream", data = "" } } }
+  t.eq(status, 400, "only an empty file input: no files (" .. body .. ")")
+  t.eq(t.read(mfile), before, "nothing recorded")
   -- the actor appears in S3; this worker still says 404 for a while
   local c = assert(tdm.s3.client(cfg))
   t.write(dir .. "/new.jpg", "\255\216\255\224new")
