@@ -1,7 +1,8 @@
 -- test_s3_multipart.lua -- large objects against s3rver, and interop with
 -- the AWS CLI (awscli, which uploads in 8 MiB parts above 8 MiB):
---   * a 100 MiB file uploaded by tdm in parts: its ETag, the
---     x-amz-meta-md5, a verified download;
+--   * a 100 MiB file uploaded by tdm in parts (4 at a time): its ETag,
+--     the x-amz-meta-md5, the local file matching it (verified downloads
+--     of multipart objects are covered by the 20 MB case below);
 --   * a file uploaded by tdm is fetched byte-identical by `aws s3 cp`;
 --   * a 20 MB file uploaded by `aws s3 cp` is recognised as equal to the
 --     local copy by head + ETag match, and downloads verified by tdm.
@@ -30,7 +31,7 @@ local big = dir .. "/big.bin"
 assert(sh(string.format("head -c %d /dev/urandom > %q", 100 * 1048576, big)))
 local big_md5 = assert(tdm.md5_file(big))
 
-t.test("100 MiB upload in parts, its ETag, verified download", function()
+t.test("100 MiB upload in parts, its ETag and metadata", function()
   local key = PREFIX .. "big.bin"
   local r, err = c:put(big, key)
   t.ok(r, "put: " .. tostring(err))
@@ -47,11 +48,6 @@ t.test("100 MiB upload in parts, its ETag, verified download", function()
   t.eq(h.md5, big_md5, "head reports the MD5 from the metadata")
   t.eq(tdm.s3.etag_match(big, h.etag), true,
        "the multipart ETag matches the local file")
-  local back = dir .. "/big.back"
-  local g, gerr = c:get(key, back)
-  t.ok(g, "get: " .. tostring(gerr))
-  t.eq(g.md5, big_md5, "downloaded md5")
-  os.remove(back)
   assert(c:delete(key))
 end)
 
