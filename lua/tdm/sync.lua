@@ -23,7 +23,7 @@ Sync.__name = "tdm.Sync"
 
 -- Transfers queued before a batch is started (the event loop keeps
 -- cfg.jobs of them in flight, across actors).
-local BATCH = 5000
+local BATCH = 1000
 -- Save a manifest at most this often (seconds) while its files land.
 local SAVE_EVERY = 2.0
 
@@ -628,7 +628,7 @@ end
 --   actors = { names/ids } (list each one's prefix) or nil (all actors:
 --   one listing of the whole prefix + local folders + manifests),
 --   select = function(name) -> bool (--shard etc.), only = { file set },
---   batch = transfers queued before a batch starts (default 5000; the
+--   batch = transfers queued before a batch starts (default 1000; the
 --   listing goes on after each batch) }
 -- Returns the totals (a flat table for the summary) and per-actor final
 -- statistics in totals._final (name -> statistics).
