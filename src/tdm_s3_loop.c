@@ -839,14 +839,18 @@ static void finalize_get(xfer *x) {
   char plain[33];
   int match = 0;
   tdm_error *e = &x->local;
+  int synced, closed, saved;
   x->fin = FIN_FAIL;
-  if (fdatasync(x->fd) != 0 || close(x->fd) != 0) {
-    x->fd = -1;
-    xerr(x, e, tdm_errno_name(errno), "write %s: %s", x->tmp,
-         strerror(errno));
+  synced = fdatasync(x->fd);
+  saved = errno;
+  closed = close(x->fd);
+  if (synced == 0) saved = errno;
+  x->fd = -1;
+  if (synced != 0 || closed != 0) {
+    xerr(x, e, tdm_errno_name(saved), "write %s: %s", x->tmp,
+         strerror(saved));
     return;
   }
-  x->fd = -1;
   if (tdm_etag_plain_md5(x->etag, plain)) {
     what = "ETag";
     want = plain;
