@@ -293,7 +293,7 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       goto out;
   }
   /* new files: local only until someone reports S3 facts */
-  qsort(files.v, files.n, sizeof *files.v, cmp_sfile);
+  if (files.n > 1) qsort(files.v, files.n, sizeof *files.v, cmp_sfile);
   for (i = 0; i < files.n; i++) {
     sfile *f = &files.v[i];
     tdm_fact loc, s3;
