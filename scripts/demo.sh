@@ -54,7 +54,7 @@ cat >"$GEN" <<'EOF'
 local root = os.getenv("TDM_TEST_ROOT")
 local fixture = dofile(root .. "/tests/lib/fixture.lua")
 local fx = fixture.generate { data_root = os.getenv("TDM_DATA_ROOT"), seed = 42,
-                              junk = false, bulk = 3, bulk_files = 5,
+                              junk = false, bulk = 2, bulk_files = 5,
                               bulk_size = 40 * 1024 }
 -- Legacy response.json files (the Python system's, now deprecated) for the
 -- actors that have no manifest: two of the shapes `migrate` accepts.

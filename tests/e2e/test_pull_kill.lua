@@ -10,7 +10,7 @@ local core = require "tdm.core"
 local ROOT = os.getenv("TDM_TEST_ROOT") or "."
 local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
 local HOST = ROOT .. "/tdm-lua"
-local TRIALS = tonumber(os.getenv("TDM_KILL_TRIALS")) or 4
+local TRIALS = tonumber(os.getenv("TDM_KILL_TRIALS")) or 3
 local SEED = tonumber(os.getenv("TDM_KILL_SEED")) or 20261126
 
 local PREFIX = string.format("e2e-kill-%d-%d/training_data", math.floor(core.now()),
@@ -18,7 +18,7 @@ local PREFIX = string.format("e2e-kill-%d-%d/training_data", math.floor(core.now
 local TMP = t.tmpdir()
 local D = TMP .. "/data"
 local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 9, scenarios = false,
-                              bulk = 8, bulk_files = 17, bulk_size = 32 * 1024 }
+                              bulk = 6, bulk_files = 17, bulk_size = 32 * 1024 }
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 local function sh(cmd) return os.execute(cmd) end
