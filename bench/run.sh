@@ -29,6 +29,7 @@
 #   ceiling   the server's ceiling: curl --parallel (32) GETs to /dev/null
 #   rss       peak RSS (/usr/bin/time) of sync-manifests and pull-all at N,
 #             and of listing K zero-byte objects (default 100,000)
+#             (TDM_BENCH_LIST_PEER=0 skips the aws s3 ls comparison)
 #   scale     (--scale) the rss measurements again at N = 1000
 # A tdm row whose command does not exist in this build is reported as
 # "n/a (not built)"; a failing tool is reported as failed, and the run
@@ -385,6 +386,7 @@ EOF
   else
     bench_na "$op" "tdm s3 client:list" tdm "not built"
   fi
+  [ "${TDM_BENCH_LIST_PEER:-1}" = 1 ] &&
   bench_rss "$op" "aws s3 ls --recursive" peer 1 "$LISTK" \
     sh -c "AWS_CONFIG_FILE=$PEERS/aws-config \
       AWS_SHARED_CREDENTIALS_FILE=$PEERS/aws-credentials AWS_PROFILE=c10 \
