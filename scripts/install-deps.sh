@@ -7,6 +7,7 @@
 #
 #   scripts/install-deps.sh          # build + runtime + tests
 #   scripts/install-deps.sh --bench  # also the benchmark peers
+#   scripts/install-deps.sh --fuzz   # also clang + libFuzzer (make fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ BUILD_PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson
 TEST_PKGS="python3 python3-botocore curl ca-certificates
   valgrind awscli luarocks wrk time procps bc"
 BENCH_PKGS="rclone s3cmd hyperfine"
+FUZZ_PKGS="clang libclang-rt-14-dev"
 
 want="$BUILD_PKGS $TEST_PKGS"
 # Node may come from elsewhere than Debian (a newer nodejs package with its
@@ -23,6 +25,7 @@ want="$BUILD_PKGS $TEST_PKGS"
 command -v node >/dev/null || want="$want nodejs"
 command -v npm >/dev/null || want="$want npm"
 [ "${1:-}" = "--bench" ] && want="$want $BENCH_PKGS"
+[ "${1:-}" = "--fuzz" ] && want="$want $FUZZ_PKGS"
 
 missing=()
 for p in $want; do
