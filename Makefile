@@ -4,6 +4,9 @@
 #   make test            every suite; last line "N passed, N failed"
 #   make install         PREFIX=/usr/local DESTDIR= (Debian's Lua 5.4 paths)
 #   make SANITIZE=address,undefined test
+#   make check-all       the suite under ASan+UBSan (in build-asan/), then
+#                        the C unit tests under valgrind (long)
+#   make fuzz FUZZ_TIME=60   libFuzzer harnesses, tests/fuzz/README.md (long)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
