@@ -154,5 +154,16 @@ int tdm_config_load(tdm_config *cfg, tdm_error *err) {
       return TDM_ERR;
     put(cfg, (tdm_config_key)i, env, src);
   }
+  /* Neither the environment nor tdm.conf named a region: the AWS profile's
+   * config file may (~/.aws/config), as it would for the aws cli. */
+  if (strcmp(cfg->source[TDM_CFG_REGION], "default") == 0) {
+    char region[TDM_CFG_VALUE_MAX];
+    const char *profile = cfg->value[TDM_CFG_PROFILE];
+    if (tdm_region_resolve(region, sizeof region, *profile ? profile : NULL,
+                           cfg->value[TDM_CFG_REGION], src, sizeof src,
+                           err) != TDM_OK)
+      return TDM_ERR;
+    put(cfg, TDM_CFG_REGION, region, src);
+  }
   return TDM_OK;
 }

@@ -219,6 +219,13 @@ check_grep "tdm-lua config --json with env credentials" \
   run_clean AWS_ACCESS_KEY_ID=AKENV1234 AWS_SECRET_ACCESS_KEY="$SECRET" \
   AWS_SESSION_TOKEN="$TOKEN" -- tdm-lua config --json
 
+check_grep "tdm-lua config takes the profile's region from the config file" \
+  "^region +ap-south-1 +profile 'cfgonly' in $cc" \
+  run_clean "${FILES[@]}" AWS_PROFILE=cfgonly -- tdm-lua config
+check_grep "AWS_REGION beats the profile's region" \
+  "^region +us-east-2 +env AWS_REGION" \
+  run_clean "${FILES[@]}" AWS_PROFILE=cfgonly AWS_REGION=us-east-2 -- tdm-lua config
+
 # --- the leak check over everything printed above -----------------------
 n=$(grep -c -F -e "$SECRET" -e "$TOKEN" -e "FAKEsecret" -e "FAKEsession" "$ALL")
 [ "$n" -eq 0 ] && pass || fail "secret or token printed $n times: $(grep -F -e FAKEsecret -e FAKEsession "$ALL" | head -3)"
