@@ -184,7 +184,7 @@ static const char *opt_field(lua_State *L, int t, const char *k) {
 }
 
 /* manifest_open(actor_name, { data_root, public_url_base, prefix,
- * lock_timeout }) -> tdm.Manifest | nil, msg, code. The userdata is made
+ * lock_timeout, read_only }) -> tdm.Manifest | nil, msg, code. The userdata is made
  * (closed) and metatabled before the lock is taken, so __gc always
  * releases it. */
 static int l_manifest_open(lua_State *L) {
@@ -199,6 +199,9 @@ static int l_manifest_open(lua_State *L) {
   o.prefix = opt_field(L, 2, "prefix");
   lua_getfield(L, 2, "lock_timeout");
   o.lock_timeout = lua_isnil(L, -1) ? 30.0 : luaL_checknumber(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "read_only");
+  o.read_only = lua_toboolean(L, -1);
   lua_pop(L, 1);
   u = lua_newuserdatauv(L, sizeof *u, 0);
   u->m = NULL;
@@ -262,6 +265,10 @@ static int m_path(lua_State *L) {
 }
 static int m_exists(lua_State *L) {
   lua_pushboolean(L, tdm_manifest_existed(check_open(L, 1)));
+  return 1;
+}
+static int m_read_only(lua_State *L) {
+  lua_pushboolean(L, tdm_manifest_read_only(check_open(L, 1)));
   return 1;
 }
 static int m_dirty(lua_State *L) {
@@ -515,11 +522,15 @@ static int m_scan_local(lua_State *L) {
   return 1;
 }
 
-/* save() -> true, written | nil, msg, code. */
+/* save() -> true, written | nil, msg, code. Saving a manifest opened
+ * read_only is the caller's mistake: it raises. */
 static int m_save(lua_State *L) {
   tdm_manifest *m = check_open(L, 1);
   tdm_error err;
   int written;
+  if (tdm_manifest_read_only(m))
+    return luaL_error(L, "manifest %s was opened read-only: save refused",
+                      tdm_manifest_path(m));
   if (tdm_manifest_save(m, &written, &err) != TDM_OK)
     return tdm_lua_fail(L, &err);
   lua_pushboolean(L, 1);
@@ -561,6 +572,7 @@ static const luaL_Reg methods[] = {
   {"actor_name", m_actor_name},
   {"path", m_path},
   {"exists", m_exists},
+  {"read_only", m_read_only},
   {"dirty", m_dirty},
   {"stale", m_stale},
   {"file_path", m_file_path},

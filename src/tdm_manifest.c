@@ -456,10 +456,21 @@ int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
     tdm_error_errno(err, ENAMETOOLONG, "manifest path under %s", root);
     goto fail;
   }
-  /* actor_manifests/ is made only when the lock file cannot be opened
-   * for want of it (saves a mkdir per component on every open). */
-  if (tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0, &m->lockfd,
-                       err) != TDM_OK) {
+  /* Read-only: no lock at all, not even a shared one on an existing lock
+   * file. Every save is an atomic rename of a complete, fsynced temp file
+   * and load_document reads the file through one open descriptor, so a
+   * reader sees one whole version (the one before or after a concurrent
+   * save), never half of one; a shared lock would add nothing to that, and
+   * it would make audits and API reads wait (then fail LOCKED) behind
+   * writers that hold the exclusive lock for a whole pull. What is read
+   * may be stale by the time it is used, which read-only callers accept:
+   * they cannot save it. */
+  if (o && o->read_only) {
+    m->read_only = 1;
+  } else if (tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0,
+                              &m->lockfd, err) != TDM_OK) {
+    /* actor_manifests/ is made only when the lock file cannot be opened
+     * for want of it (saves a mkdir per component on every open). */
     if (strcmp(err->code, "ENOENT") != 0 || tdm_mkdirs(dir, err) != TDM_OK ||
         tdm_lock_acquire(m->lockpath, o ? o->lock_timeout : 0, &m->lockfd,
                          err) != TDM_OK)
@@ -494,6 +505,7 @@ const char *tdm_manifest_data_root(const tdm_manifest *m) {
   return m->data_root;
 }
 int tdm_manifest_existed(const tdm_manifest *m) { return m->existed; }
+int tdm_manifest_read_only(const tdm_manifest *m) { return m->read_only; }
 int tdm_manifest_stale(const tdm_manifest *m) { return m->stale; }
 int tdm_manifest_dirty(const tdm_manifest *m) {
   return m->changed || m->stale || !m->existed;
@@ -766,6 +778,9 @@ int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err) {
   tdm_buf b;
   double now = now_ts();
   *written = 0;
+  if (m->read_only)
+    return tdm_error_set(err, "EROFS", "manifest %s was opened read-only",
+                         m->path);
   if (m->lockfd < 0)
     return tdm_error_set(err, "EINVAL", "manifest %s is not locked",
                          m->path);

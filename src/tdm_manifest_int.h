@@ -29,6 +29,7 @@ struct tdm_manifest {
   tdm_mentry *ents;   /* one per element of list */
   size_t n, cap;
   int lockfd;         /* -1 when not locked */
+  int read_only;      /* opened without a lock; save refused */
   int existed, changed, stale;
   double updated_ts;  /* training_data_updated as epoch seconds, or -1 */
 };

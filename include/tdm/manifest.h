@@ -38,6 +38,7 @@ typedef struct tdm_manifest_opts {
   const char *public_url_base;  /* "https://{bucket}.s3.{region}..." */
   const char *prefix;           /* "system_actors/training_data" */
   double lock_timeout;          /* seconds; <= 0 tries once */
+  int read_only;                /* no lock, no directory, no save */
 } tdm_manifest_opts;
 
 /* What a caller saw of one side (local file or S3 object) of an entry. */
@@ -117,7 +118,12 @@ int tdm_float_repr(double d, char *out, size_t outsz);
  * ("LOCKED", naming the holder's pid, when not had in time), then parses
  * and validates the file ("BADMANIFEST", "FILE: line L column C: reason").
  * A missing file gives an empty manifest in memory. On success *out owns
- * the lock until tdm_manifest_close. */
+ * the lock until tdm_manifest_close.
+ *
+ * With opts->read_only nothing on disk is created or written: no lock file,
+ * no directory, no lock taken (saves are atomic renames, so the one read
+ * of the file sees a whole version; see tdm_manifest_open). Mutations work
+ * in memory; tdm_manifest_save refuses ("EROFS"). */
 int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
                       const tdm_manifest_opts *opts, tdm_error *err);
 
@@ -136,6 +142,8 @@ const char *tdm_manifest_path(const tdm_manifest *m);
 const char *tdm_manifest_actor_name(const tdm_manifest *m);
 const char *tdm_manifest_actor_id(const tdm_manifest *m);
 const char *tdm_manifest_data_root(const tdm_manifest *m);
+/* Whether the manifest was opened read-only. */
+int tdm_manifest_read_only(const tdm_manifest *m);
 /* Whether the file existed when opened. */
 int tdm_manifest_existed(const tdm_manifest *m);
 /* Whether save would write: changed since load, never saved, or the
@@ -178,7 +186,7 @@ int tdm_manifest_remove(tdm_manifest *m, const char *filename,
 
 /* Write the manifest when dirty: recompute statistics and
  * training_data_updated, then tdm_atomic_write. *written says whether it
- * wrote. */
+ * wrote. A read-only manifest is refused ("EROFS"), dirty or not. */
 int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err);
 
 /* The document as it would be saved now (statistics recomputed only when

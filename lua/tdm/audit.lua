@@ -33,10 +33,10 @@
 -- local scans reuse the manifest's hashes when size and mtime vouch for
 -- them (opts.verify re-hashes everything).
 --
--- Without fix nothing is written: manifests are opened (locked), brought
--- up to date in memory and closed unsaved. The lock file beside a manifest
--- is the only thing an audit may create (see tdm.Manifest.open). Actors
--- without a manifest are judged without opening one.
+-- Without fix nothing at all is created or written: manifests are opened
+-- read-only (no lock file, no lock; see tdm.Manifest.open), brought up to
+-- date in memory and closed unsaved. Actors without a manifest are judged
+-- without opening one.
 --
 -- fix: orphans and untracked S3 objects are added, facts recorded and
 -- stale fields recomputed, and the manifest saved. Nothing is deleted,
@@ -208,7 +208,8 @@ function Run:audit_actor(name, objects)
       end
     end
   end
-  local m, err, code = Manifest.open(name, self.cfg)
+  local m, err, code = Manifest.open(name, self.cfg,
+                                    { read_only = not self.fix })
   if not m then
     if code == "BADMANIFEST" or code == "ENOACTOR" then
       -- unparsable, invalid, or the manifest of another actor with the

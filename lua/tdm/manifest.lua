@@ -88,13 +88,15 @@ end
 
 --- Lock and load an actor's manifest -> m | nil, msg, code.
 -- opts.lock_timeout (seconds) overrides cfg.lock_timeout.
+-- opts.read_only: no lock, nothing created or written on disk; mutations
+-- work in memory, m:save() raises.
 function Manifest.open(actor, cfg, opts)
   cfg = resolve_cfg(cfg)
   if opts ~= nil and type(opts) ~= "table" then
     error("opts must be a table", 2)
   end
   for k in pairs(opts or {}) do
-    if k ~= "lock_timeout" then
+    if k ~= "lock_timeout" and k ~= "read_only" then
       error("tdm.Manifest.open: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
@@ -105,6 +107,7 @@ function Manifest.open(actor, cfg, opts)
     public_url_base = cfg.public_url_base,
     prefix = cfg.prefix,
     lock_timeout = (opts and opts.lock_timeout) or cfg.lock_timeout,
+    read_only = (opts and opts.read_only) and true or false,
   })
 end
 

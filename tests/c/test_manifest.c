@@ -315,6 +315,94 @@ static void test_lock(void) {
   T_EQ_INT(a.rc, TDM_OK, "open after close");
 }
 
+static int path_exists(const char *path) {
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+static tdm_manifest *open_ro(tdm_error *err) {
+  tdm_manifest *m = NULL;
+  tdm_manifest_opts o = opts;
+  o.read_only = 1;
+  o.lock_timeout = 0;
+  if (tdm_manifest_open(&m, ACTOR, &o, err) != TDM_OK) return NULL;
+  return m;
+}
+
+/* Read-only opens create and write nothing (no actor_manifests/, no lock
+ * file), do not wait for a writer's lock, work in memory, refuse save. */
+static void test_read_only(void) {
+  tdm_manifest *m, *w;
+  tdm_error err;
+  tdm_fact loc = fact(A, 10, 1700000000.0), s3 = fact_absent();
+  char lockpath[800], *before, *after;
+  size_t blen, alen;
+  int written = 7;
+  struct stat st1, st2;
+  snprintf(lockpath, sizeof lockpath, "%s.lock", mpath);
+  reset_root();
+  /* no manifest, no actor_manifests/ */
+  m = open_ro(&err);
+  T_CHECK(m != NULL, "read-only open without a manifest: expected OK, "
+          "got %s: %s", err.code, err.message);
+  if (!m) return;
+  T_EQ_INT(tdm_manifest_read_only(m), 1, "read_only flag");
+  T_EQ_INT(tdm_manifest_existed(m), 0, "existed");
+  T_EQ_INT(tdm_manifest_add(m, "0042_european_30_male_0.jpg", &loc, &s3,
+                            &err), TDM_OK, "add in memory");
+  T_EQ_INT(tdm_manifest_dirty(m), 1, "dirty after add");
+  T_EQ_INT(tdm_manifest_save(m, &written, &err), TDM_ERR, "save refused");
+  T_EQ_STR(err.code, "EROFS", "code of a read-only save");
+  T_EQ_INT(written, 0, "written after a refused save");
+  tdm_manifest_close(m);
+  T_CHECK(!path_exists("data-x/actor_manifests"),
+          "read-only open: expected no actor_manifests/, it exists");
+  /* an existing manifest without a lock file */
+  w = open_m();
+  if (!w) return;
+  tdm_manifest_add(w, "0042_european_30_male_0.jpg", &loc, &s3, &err);
+  T_EQ_INT(tdm_manifest_save(w, &written, &err), TDM_OK, "writer save");
+  tdm_manifest_close(w);
+  T_EQ_INT(unlink(lockpath), 0, "remove the lock file");
+  before = slurp(mpath, &blen);
+  stat(mpath, &st1);
+  /* a writer holds the lock: the reader neither waits nor fails */
+  w = open_m();
+  m = open_ro(&err);
+  T_CHECK(m != NULL, "read-only open while a writer holds the lock: "
+          "expected OK, got %s: %s", err.code, err.message);
+  tdm_manifest_close(w);
+  if (!m) {
+    free(before);
+    return;
+  }
+  T_EQ_INT(tdm_manifest_existed(m), 1, "existed");
+  T_EQ_INT((long long)tdm_manifest_count(m), 1, "entries read");
+  T_EQ_INT(tdm_manifest_dirty(m), 0, "dirty right after open");
+  T_EQ_INT(tdm_manifest_save(m, &written, &err), TDM_ERR,
+           "clean read-only save refused too");
+  T_EQ_INT(tdm_manifest_remove(m, "0042_european_30_male_0.jpg", &err),
+           TDM_OK, "remove in memory");
+  T_EQ_INT(tdm_manifest_save(m, &written, &err), TDM_ERR,
+           "dirty read-only save refused");
+  tdm_manifest_close(m);
+  T_EQ_INT(unlink(lockpath), 0, "the writer's lock file");
+  m = open_ro(&err);
+  tdm_manifest_close(m);
+  T_CHECK(!path_exists(lockpath),
+          "read-only open: expected no lock file, %s exists", lockpath);
+  after = slurp(mpath, &alen);
+  stat(mpath, &st2);
+  T_CHECK(before && after && blen == alen && memcmp(before, after, blen) == 0,
+          "manifest bytes after read-only opens: expected unchanged");
+  T_CHECK(st1.st_ino == st2.st_ino &&
+          st1.st_mtim.tv_sec == st2.st_mtim.tv_sec &&
+          st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec,
+          "manifest inode and mtime: expected untouched");
+  free(before);
+  free(after);
+}
+
 /* Local scan: images only, reuse by size+mtime, racy rule, verify,
  * vanished files, changed files. */
 static void test_scan(void) {
@@ -540,6 +628,7 @@ int main(void) {
   test_multipart();
   test_stale();
   test_lock();
+  test_read_only();
   test_scan();
   test_bad_inputs();
   test_order();
