@@ -528,21 +528,30 @@ function Sync:flush(o, state)
   end
   local jobs, left, done, last_save = {}, {}, {}, {}
   local bytes_total = state.bytes_total or 0
-  for i, j in ipairs(queue) do
+  local started = core.now()
+  local all = queue
+  queue = {}
+  for _, j in ipairs(all) do
+    local ok, emsg, ecode = true, nil, nil
     if j.op == "get" then
       local dir = j.path:match("^(.*)/[^/]*$")
       if not state.dirs[dir] then
-        local ok, emsg, ecode = core.mkdirs(dir)
-        if not ok then return nil, emsg, ecode end
-        state.dirs[dir] = true
+        ok, emsg, ecode = core.mkdirs(dir)
+        state.dirs[dir] = ok or nil
       end
-      jobs[i] = { op = "get", key = j.key, path = j.path }
-    else
-      jobs[i] = { op = "put", path = j.path, key = j.key }
     end
-    left[j.actor] = (left[j.actor] or 0) + 1
-    bytes_total = bytes_total + (j.size or 0)
+    if not ok then
+      T.transfers_failed = T.transfers_failed + 1
+      fail(r, j.actor, j.file, "download " .. j.actor .. "/" .. j.file .. ": " .. tostring(emsg), ecode)
+    else
+      queue[#queue + 1] = j
+      jobs[#jobs + 1] = j.op == "get" and { op = "get", key = j.key, path = j.path }
+                        or { op = "put", path = j.path, key = j.key }
+      left[j.actor] = (left[j.actor] or 0) + 1
+      bytes_total = bytes_total + (j.size or 0)
+    end
   end
+  if #jobs == 0 then return true end
   state.bytes_total = bytes_total
   local function apply(actor)
     local list = done[actor]
@@ -586,7 +595,7 @@ function Sync:flush(o, state)
         fail(r, j.actor, j.file, string.format("%s %s/%s: %s", verb, j.actor, j.file,
              tostring(res.error)), res.code)
       end
-      if left[j.actor] == 0 or core.now() - (last_save[j.actor] or 0) > SAVE_EVERY then
+      if left[j.actor] == 0 or core.now() - (last_save[j.actor] or started) > SAVE_EVERY then
         apply(j.actor)
       end
     end,
