@@ -31,7 +31,7 @@ end
 
 -- The template data root, made once; every case gets a copy at the same
 -- absolute path (manifests record the data root as configured).
-local work = t.tmpdir()
+local work = fp.fastdir()
 local D = work .. "/data"
 local P = "t/catalogue-" .. run_id()
 local fx = fixture.generate { data_root = D, prefix = P, scenarios = false,

@@ -248,7 +248,7 @@ local function argv(cmd, D, prefix, extra)
 end
 
 t.test("pull-all killed at random moments", function()
-  local T = t.tmpdir() .. "/tpl"
+  local T = fp.fastdir() .. "/tpl"
   local fx = fixture.generate { data_root = T, prefix = "t/crash-pull-" .. run_id(),
     scenarios = false, bulk = 2, bulk_files = 4, bulk_size = 128 * 1024, seed = SEED }
   os.execute("rm -rf " .. fp.q(T .. "/actors"))
@@ -262,7 +262,7 @@ t.test("pull-all killed at random moments", function()
 end)
 
 t.test("push killed at random moments", function()
-  local T = t.tmpdir() .. "/tpl"
+  local T = fp.fastdir() .. "/tpl"
   local base = "t/crash-push-" .. run_id()
   local fx = fixture.generate { data_root = T, prefix = base,
     scenarios = false, bulk = 1, bulk_files = 6, bulk_size = 192 * 1024,
@@ -285,7 +285,7 @@ t.test("push killed at random moments", function()
 end)
 
 t.test("sync-manifests killed at random moments", function()
-  local T = t.tmpdir() .. "/tpl"
+  local T = fp.fastdir() .. "/tpl"
   local fx = fixture.generate { data_root = T, prefix = "t/crash-sync-" .. run_id(),
     scenarios = true, junk = false, seed = SEED + 2 }
   crash_trials { name = "sync-manifests", template = T, want = want_of(fx),
@@ -293,7 +293,7 @@ t.test("sync-manifests killed at random moments", function()
 end)
 
 t.test("migrate killed at random moments", function()
-  local T = t.tmpdir() .. "/tpl"
+  local T = fp.fastdir() .. "/tpl"
   local fx = fixture.generate { data_root = T, prefix = "t/crash-migrate-" .. run_id(),
     scenarios = false, bulk = 2, bulk_files = 4, bulk_size = 32 * 1024, seed = SEED + 3 }
   -- Legacy layout: no manifests, a response.json per actor naming its

@@ -112,7 +112,7 @@ end
 
 t.test("pull-all through 10% 503 + 3% resets + 3% truncation + 1% corruption",
        function()
-  local D = t.tmpdir() .. "/data"
+  local D = fp.fastdir() .. "/data"
   local fx = fixture.generate { data_root = D, prefix = "t/fault-pull-" .. run_id(),
     scenarios = false, bulk = 10, bulk_files = 16, bulk_size = 160 * 1024,
     seed = SEED }
@@ -151,7 +151,7 @@ t.test("pull-all through 10% 503 + 3% resets + 3% truncation + 1% corruption",
 end)
 
 t.test("push through the same faults", function()
-  local D = t.tmpdir() .. "/data"
+  local D = fp.fastdir() .. "/data"
   local fx = fixture.generate { data_root = D, prefix = "t/fault-push-" .. run_id(),
     scenarios = false, bulk = 6, bulk_files = 12, bulk_size = 120 * 1024,
     seed = SEED + 1, upload = false }
@@ -182,7 +182,7 @@ end)
 
 t.test("a corrupted body never lands under its final name nor as synced",
        function()
-  local D = t.tmpdir() .. "/data"
+  local D = fp.fastdir() .. "/data"
   local fx = fixture.generate { data_root = D, prefix = "t/fault-corrupt-" .. run_id(),
     scenarios = false, bulk = 1, bulk_files = 4, bulk_size = 64 * 1024,
     seed = SEED + 2 }
