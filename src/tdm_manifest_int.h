@@ -44,6 +44,11 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
 /* Read a whole (bounded) file into a malloc'd NUL-terminated buffer. */
 int tdm_manifest_slurp(const char *path, char **text, size_t *len,
                        tdm_error *err);
+/* The fast path of tdm_manifest_parse (tdm_manifest_parse.c): the
+ * document of `text` as json_loadb(JSON_REJECT_DUPLICATES |
+ * JSON_ALLOW_NUL) would build it (a new reference), for the texts Python's
+ * json.dumps writes; NULL when it gives up (then ask jansson). */
+json_t *tdm_manifest_fast_parse(const char *text, size_t len);
 /* Parse + validate text; *out is a new reference. */
 int tdm_manifest_parse(const char *path, const char *text, size_t len,
                        const char *data_root, json_t **out, tdm_error *err);

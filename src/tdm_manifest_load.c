@@ -356,8 +356,12 @@ int tdm_manifest_parse(const char *path, const char *text, size_t len,
   if (len == 0)
     return tdm_error_set(err, "BADMANIFEST", "%s: line 1 column 1: empty "
                          "file", path);
-  root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                   &je);
+  /* jansson only for what the fast path gives up on (its errors carry
+   * the line and column) */
+  root = tdm_manifest_fast_parse(text, len);
+  if (!root)
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                      &je);
   if (!root)
     return tdm_error_set(err, "BADMANIFEST", "%s: line %d column %d: %s",
                          path, je.line, je.column, je.text);
