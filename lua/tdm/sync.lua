@@ -528,7 +528,6 @@ function Sync:flush(o, state)
   end
   local jobs, left, done, last_save = {}, {}, {}, {}
   local bytes_total = state.bytes_total or 0
-  local started = core.now()
   local all = queue
   queue = {}
   for _, j in ipairs(all) do
@@ -595,7 +594,10 @@ function Sync:flush(o, state)
         fail(r, j.actor, j.file, string.format("%s %s/%s: %s", verb, j.actor, j.file,
              tostring(res.error)), res.code)
       end
-      if left[j.actor] == 0 or core.now() - (last_save[j.actor] or started) > SAVE_EVERY then
+      -- An actor's clock starts at its first landed file: one save when its
+      -- last file lands, more only for an actor whose files take long.
+      last_save[j.actor] = last_save[j.actor] or core.now()
+      if left[j.actor] == 0 or core.now() - last_save[j.actor] > SAVE_EVERY then
         apply(j.actor)
       end
     end,
