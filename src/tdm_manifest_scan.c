@@ -1,7 +1,9 @@
 /* tdm_manifest_scan.c -- bring a manifest's local facts up to date with
  * the actor's training_data/ directory, hashing only what size+mtime (and
  * the racy rule) cannot vouch for, on several threads. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,9 +32,15 @@ typedef struct flist {
   tdm_error *err;
 } flist;
 
-static int collect(const char *name, void *ud) {
-  flist *l = ud;
+/* Add an image file name of the directory to the list (others are
+ * ignored). */
+static int collect(const char *name, flist *l) {
+  size_t len;
+  sfile *f;
   if (!tdm_is_image_name(name)) return 0;
+  len = strlen(name);
+  if (len > TDM_NAME_MAX || strlen(l->dir) + len + 2 > TDM_PATH_MAX)
+    return tdm_error_errno(l->err, ENAMETOOLONG, "path of %s", name);
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 32;
     sfile *p = realloc(l->v, cap * sizeof *p);
@@ -40,10 +48,11 @@ static int collect(const char *name, void *ud) {
     l->v = p;
     l->cap = cap;
   }
-  memset(&l->v[l->n], 0, sizeof l->v[l->n]);
-  snprintf(l->v[l->n].name, sizeof l->v[l->n].name, "%s", name);
-  if (strlen(l->dir) + strlen(name) + 2 > TDM_PATH_MAX)
-    return tdm_error_errno(l->err, ENAMETOOLONG, "path of %s", name);
+  f = &l->v[l->n];
+  /* the fields the scan reads before it sets them */
+  f->need_hash = f->ok = 0;
+  f->md5[0] = f->reason[0] = '\0';
+  memcpy(f->name, name, len + 1);
   l->n++;
   return 0;
 }
@@ -188,6 +197,8 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
   size_t i, old_n = 0;
   char *seen = NULL;
   int rc = TDM_ERR;
+  size_t n_new = 0;
+  DIR *d = NULL;
   tdm_error lerr;
   memset(rep, 0, sizeof *rep);
   memset(&files, 0, sizeof files);
@@ -197,22 +208,37 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
   files.dir = dir;
   files.err = &lerr;
   tdm_error_clear(&lerr);
-  if (tdm_listdir(dir, collect, &files, &lerr) != 0) {
-    if (strcmp(lerr.code, "ENOENT") != 0) {
-      *err = lerr;
+  /* The directory stays open while its files are stat'ed relative to it
+   * (fstatat: no path to build, no walk from the data root per file). */
+  d = opendir(dir);
+  if (!d) {
+    if (errno != ENOENT) {
+      tdm_error_errno(err, errno, "list %s", dir);
       goto out;
     }
-    files.n = 0;  /* no directory: no local files */
+    /* no directory: no local files */
+  } else {
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d)) != NULL) {
+      if (collect(de->d_name, &files) != 0) {
+        *err = lerr;
+        goto out;
+      }
+      errno = 0;
+    }
+    if (errno != 0) {
+      tdm_error_errno(err, errno, "list %s", dir);
+      goto out;
+    }
   }
   /* stat each; decide reuse or hash */
   for (i = 0; i < files.n; i++) {
     sfile *f = &files.v[i];
     struct stat st;
     const tdm_mentry *e;
-    char path[TDM_PATH_MAX];
     f->entry = tdm_manifest_find(m, f->name);
-    if (snprintf(path, sizeof path, "%s/%s", dir, f->name)
-        >= (int)sizeof path || lstat(path, &st) != 0) {
+    if (fstatat(dirfd(d), f->name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       snprintf(f->reason, sizeof f->reason, "vanished before it was read");
       continue;
     }
@@ -258,7 +284,10 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       rep->hashed++;
       rep->bytes_hashed += (uint64_t)f->size;
     }
-    if (f->entry < 0) continue;
+    if (f->entry < 0) {
+      n_new++;
+      continue;
+    }
     local_fact(f, &loc);
     e = &m->ents[f->entry];
     differs = !e->loc.present || strcmp(e->loc.md5, loc.md5) != 0 ||
@@ -293,7 +322,8 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       goto out;
   }
   /* new files: local only until someone reports S3 facts */
-  if (files.n > 1) qsort(files.v, files.n, sizeof *files.v, cmp_sfile);
+  if (n_new > 0 && files.n > 1)
+    qsort(files.v, files.n, sizeof *files.v, cmp_sfile);
   for (i = 0; i < files.n; i++) {
     sfile *f = &files.v[i];
     tdm_fact loc, s3;
@@ -308,6 +338,7 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
   }
   rc = TDM_OK;
 out:
+  if (d) closedir(d);
   free(seen);
   free(files.v);
   if (rc != TDM_OK) tdm_scan_report_free(rep);
