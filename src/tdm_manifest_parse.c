@@ -78,6 +78,19 @@ static int tmp_reserve(fparser *p, size_t need) {
   return 0;
 }
 
+/* Bytes that end the plain run of a string: '"' (0x22), '\\' (0x5c),
+ * control characters and non-ASCII. */
+static const unsigned char stop[256] = {
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+};
+
 /* The string at p->i (a '"'): on success *out, *outlen is its decoded
  * UTF-8 (pointing into the text when it has no escape, else into p->tmp,
  * valid until the next string) and *has_nul says whether it holds U+0000.
@@ -88,7 +101,8 @@ static int fp_string(fparser *p, const char **out, size_t *outlen,
   *has_nul = 0;
   p->i++;  /* '"' */
   start = p->i;
-  /* the common case: no escape */
+  /* the common case: no escape; ordinary bytes skipped by table */
+  while (p->i < p->n && !stop[(unsigned char)p->s[p->i]]) p->i++;
   while (p->i < p->n) {
     unsigned char c = (unsigned char)p->s[p->i];
     if (c == '"') {
