@@ -388,7 +388,9 @@ end
 -- Failures are reported and counted; returns true | nil, msg, code.
 function Sync:process_actor(name, objects, o, state)
   local r, T = o.reporter, state.totals
-  local m, msg, code = manifest_mod().open(name, self.cfg)
+  -- a dry run never saves: no lock file, no lock (tdm.Manifest.open)
+  local m, msg, code = manifest_mod().open(name, self.cfg,
+                                           { read_only = o.dry_run })
   if not m then
     T.actor_errors = T.actor_errors + 1
     fail(r, name, nil, msg, code)
@@ -763,7 +765,8 @@ function Sync:auto_initialize_manifest(actor, opts)
                               .. "under %s", name, self:key_for(name, "")), "ENOACTOR"
   end
   local m
-  m, msg, code = manifest_mod().open(name, self.cfg)
+  m, msg, code = manifest_mod().open(name, self.cfg,
+                                     { read_only = opts.dry_run })
   if not m then return nil, msg, code end
   local ok, res = pcall(function()
     local rep, emsg, ecode = self:refresh(m, objects, opts)
