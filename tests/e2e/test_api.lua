@@ -40,6 +40,9 @@ local api = tdm.API.new(cfg)
 local TOKEN = "tok-" .. tostring(math.random(1e9))
 local MAX = 1048576
 
+-- Servers started (killed at the end whatever happened).
+local servers = {}
+
 -- Start `tdm-lua serve` (the one on PATH: tests/run.sh puts the build's
 -- first, B=build-asan's under `make check-all`) on a free port with extra environment `env`;
 -- returns base URL, pid, log path.
@@ -58,6 +61,7 @@ local function serve(env, name)
     os.execute("sleep 0.05")
   end
   local pid = t.read(pidf):match("%d+")
+  servers[#servers + 1] = pid
   for _ = 1, 200 do
     local base = (t.read(log) or ""):match("listening on (http://%S+)")
     if base then return base, pid, log end
@@ -413,6 +417,7 @@ t.test("SIGTERM: exit 0", function()
   t.ok(t.read(log):find("stopped"), "stop logged")
 end)
 
+for _, p in ipairs(servers) do os.execute("kill -TERM " .. p .. " 2>/dev/null") end
 if t.failed > 0 or os.getenv("TDM_API_TEST_LOGS") then
   for _, n in ipairs({ "main", "down" }) do
     print("--- server log " .. n .. " (tail) ---")
