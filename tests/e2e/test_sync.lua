@@ -44,11 +44,11 @@ local function json_lines(out)
   return events, summary or {}
 end
 
--- Every file under the data root (lock files aside: taking a manifest's
--- lock is not a change of data) -> md5, and every object -> etag/size.
+-- Every file under the data root (lock files too: a dry run opens
+-- manifests read-only) -> md5, and every object -> etag/size.
 local function snapshot()
   local snap = {}
-  local p = io.popen("cd " .. q(D) .. " && find . -type f ! -name '*.lock' | sort")
+  local p = io.popen("cd " .. q(D) .. " && find . -type f | sort")
   for f in p:lines() do snap[f] = core.md5_file(D .. "/" .. f:sub(3)) end
   p:close()
   for obj, err in client:list(PREFIX .. "/") do
