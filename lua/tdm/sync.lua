@@ -149,6 +149,9 @@ function Sync:each_listed_actor(list_prefix, fn, on_skip)
   if not c then return nil, msg, code end
   local cur, objs, done = nil, {}, {}
   self.listings = (self.listings or 0) + 1
+  -- Every object of this listing was seen at this time or later: what a
+  -- manifest recorded after it is newer than the listing (see refresh).
+  self.listed_at = core.now()
   for obj, err, ecode in c:list(list_prefix) do
     if not obj then return nil, err, ecode end
     local actor, file, why = self:split_key(obj.key)
@@ -226,49 +229,106 @@ local function sorted_keys(t)
   return keys
 end
 
+-- Slack (seconds) between the wall clock and file modification times
+-- (the kernel stamps files from a coarser clock).
+local CLOCK_SLACK = 1.0
+
+-- Whether the listing's view of entry `e` (obj, or nil when unlisted)
+-- disagrees with what the manifest knows of the S3 object.
+local function listing_disagrees(e, obj)
+  if not e then return obj ~= nil end
+  if (obj ~= nil) ~= (e.s3_present == true) then return true end
+  if obj and e.s3_md5 and obj.md5 then return obj.md5 ~= e.s3_md5 end
+  if obj and e.s3_etag and obj.etag then return obj.etag ~= e.s3_etag end
+  return false
+end
+
+--- The S3 fact of `key` as it is now (HEAD): fact table, or false when
+-- the object does not exist | nil, msg, code.
+function Sync:confirm_s3(key)
+  -- Its own client: confirmations also run inside a transfer batch's
+  -- on_complete, while the main client is busy.
+  if not self._head_client then
+    local hc, msg, code = s3_mod().client(self.cfg)
+    if not hc then return nil, msg, code end
+    self._head_client = hc
+  end
+  local c = self._head_client
+  self.confirmations = (self.confirmations or 0) + 1
+  local h, hmsg, hcode = c:head(key)
+  if h then return s3_fact(h) end
+  if hcode == "S3_NoSuchKey" or hcode == "S3_NotFound" then return false end
+  return nil, hmsg, hcode
+end
+
 --- Bring open manifest `m` up to date: scan the local folder (hashing only
 -- what size+mtime cannot vouch for), then report every listed object and
 -- the absence of every unlisted one. `objects` (filename -> listing
--- object) must be the actor's complete listing. -> report | nil, msg,
--- code. Report: { scan = (m:scan_local report), s3_added = {names},
--- s3_gone = {names}, pruned = {names} }.
+-- object) must be the actor's complete listing, taken at opts.listed_at
+-- (default: the start of this Sync's last listing; unknown = 0).
+-- A listing older than the manifest's last save never overrides it:
+-- where the two disagree (object absent / present / different), the
+-- object is asked for (HEAD) and that answer is recorded.
+-- -> report | nil, msg, code. Report: { scan = (m:scan_local report),
+-- s3_added = {names}, s3_gone = {names}, pruned = {names},
+-- confirmed = {names} (HEADs made) }.
 function Sync:refresh(m, objects, opts)
   opts = opts or {}
+  -- Manifest state recorded after the listing (another process saved it
+  -- under its lock meanwhile, e.g. the HTTP API uploading a file).
+  local listed_at = opts.listed_at or self.listed_at or 0
+  local mst = m:exists() and core.stat(m:path())
+  local newer = mst and mst.mtime >= listed_at - CLOCK_SLACK or false
   -- Hashing is CPU-bound: more threads than CPUs only add overhead
   -- (measured 3-4x slower scans with 16 threads on 2 CPUs), while
   -- cfg.jobs is sized for network transfers.
   local scan, msg, code = m:scan_local({ verify = opts.verify or false,
                                          jobs = math.min(self.cfg.jobs, cpu_count()) })
   if not scan then return nil, msg, code end
-  local rep = { scan = scan, s3_added = {}, s3_gone = {}, pruned = {} }
+  local rep = { scan = scan, s3_added = {}, s3_gone = {}, pruned = {},
+                confirmed = {} }
   local name = m:actor_name()
+  -- The S3 fact of `fn` as the listing has it, or as S3 has it now when
+  -- the listing is older than the manifest and disagrees with entry e.
+  local function s3_view(fn, e)
+    local obj = objects[fn]
+    if newer and listing_disagrees(e, obj) then
+      rep.confirmed[#rep.confirmed + 1] = fn
+      return self:confirm_s3(self:key_for(name, fn))
+    end
+    return obj and s3_fact(obj) or false
+  end
   local known = {}
   for _, e in ipairs(m:get_all_images()) do
     known[e.filename] = true
-    local obj = objects[e.filename]
-    local fact = obj and s3_fact(obj) or false
-    if not obj and e.s3_md5 == nil and e.s3_etag == nil
+    local fact, hmsg, hcode = s3_view(e.filename, e)
+    if fact == nil then return nil, hmsg, hcode end
+    if not fact and e.s3_md5 == nil and e.s3_etag == nil
        and (e.status == "local_only" or e.status == "missing") then
       fact = nil   -- already known to be absent from S3
     end
     if fact ~= nil then
       local ok, emsg, ecode = m:update_image(e.filename, { s3 = fact })
       if not ok then return nil, emsg, ecode end
-      if not obj and (e.status == "synced" or e.status == "s3_only"
-                      or e.status == "out_of_sync") then
+      if not fact and (e.status == "synced" or e.status == "s3_only"
+                       or e.status == "out_of_sync") then
         rep.s3_gone[#rep.s3_gone + 1] = e.filename
       end
     end
   end
   for _, fn in ipairs(sorted_keys(objects)) do
     if not known[fn] then
-      -- The scan added every local image already; a file it skipped (a
-      -- symlink, say) is left for the core to judge, not declared absent.
-      local entry = { filename = fn, s3 = s3_fact(objects[fn]) }
-      if not core.stat(self:local_path(name, fn)) then entry["local"] = false end
-      local ok, emsg, ecode = m:add_image(entry)
-      if not ok then return nil, emsg, ecode end
-      rep.s3_added[#rep.s3_added + 1] = fn
+      local fact, hmsg, hcode = s3_view(fn, nil)
+      if fact == nil then return nil, hmsg, hcode end
+      if fact then
+        -- The scan added every local image already; a file it skipped (a
+        -- symlink, say) is left for the core to judge, not declared absent.
+        local entry = { filename = fn, s3 = fact }
+        if not core.stat(self:local_path(name, fn)) then entry["local"] = false end
+        local ok, emsg, ecode = m:add_image(entry)
+        if not ok then return nil, emsg, ecode end
+        rep.s3_added[#rep.s3_added + 1] = fn
+      end
     end
   end
   if opts.prune then
@@ -301,11 +361,13 @@ function Sync:plan(m, name, objects, o)
       if pull and (st == "s3_only" or (st == "out_of_sync" and o.repair
                                         and o.direction == "pull")) then
         jobs[#jobs + 1] = { op = "get", file = fn, key = key, path = path, obj = objects[fn],
-                            size = objects[fn] and objects[fn].size or e.size_bytes, why = st }
+                            size = objects[fn] and objects[fn].size or e.size_bytes, why = st,
+                            was = { status = st, s3_md5 = e.s3_md5, local_md5 = e.local_md5 } }
       elseif push and (st == "local_only" or (st == "out_of_sync" and o.overwrite
                                                and o.direction == "push")) then
         jobs[#jobs + 1] = { op = "put", file = fn, key = key, path = path,
-                            size = e.size_bytes, why = st }
+                            size = e.size_bytes, why = st,
+                            was = { status = st, s3_md5 = e.s3_md5, local_md5 = e.local_md5 } }
       elseif st == "out_of_sync" then
         held[#held + 1] = { file = fn, reason = o.direction == "push"
           and "out_of_sync: local and S3 differ (--overwrite uploads the local file)"
@@ -388,6 +450,8 @@ end
 -- Failures are reported and counted; returns true | nil, msg, code.
 function Sync:process_actor(name, objects, o, state)
   local r, T = o.reporter, state.totals
+  -- Test seam: runs after the listing was taken, before the lock.
+  if self.before_lock then self.before_lock(name) end
   -- a dry run never saves: no lock file, no lock (tdm.Manifest.open)
   local m, msg, code = manifest_mod().open(name, self.cfg,
                                            { read_only = o.dry_run })
@@ -474,7 +538,10 @@ end
 
 --- Apply the finished transfers `done` (list of { job, result }) of actor
 -- `name` to its manifest: each landed file becomes a fact, and the
--- manifest is saved. Returns true | nil, msg, code.
+-- manifest is saved. When an entry changed since its transfer was planned
+-- (another process recorded something meanwhile), the transfer's result
+-- may be older than that record: the local file is hashed and the object
+-- asked for (HEAD) instead. Returns true | nil, msg, code.
 function Sync:apply_results(name, done)
   local m, msg, code = manifest_mod().open(name, self.cfg)
   if not m then return nil, msg, code end
@@ -496,7 +563,17 @@ function Sync:apply_results(name, done)
                 mtime = core.now() }
       end
       local facts = { ["local"] = loc, s3 = s3f }
-      local okk, emsg, ecode = m:update_image(j.file, facts)
+      local cur = m:get_image(j.file)
+      if j.was and (not cur or cur.status ~= j.was.status
+                    or cur.s3_md5 ~= j.was.s3_md5 or cur.local_md5 ~= j.was.local_md5) then
+        local now_s3, hmsg, hcode = self:confirm_s3(j.key)
+        if now_s3 == nil then return { nil, hmsg, hcode } end
+        facts = { ["local"] = core.stat(j.path) and true or false, s3 = now_s3 }
+      end
+      local okk, emsg, ecode = true, nil, nil
+      if cur or facts["local"] or facts.s3 then
+        okk, emsg, ecode = m:update_image(j.file, facts)
+      end
       if not okk and ecode == "ENOENT" then
         facts.filename = j.file
         okk, emsg, ecode = m:add_image(facts)
@@ -764,6 +841,7 @@ function Sync:auto_initialize_manifest(actor, opts)
     return nil, string.format("unknown actor %s: no manifest, no local folder, no objects "
                               .. "under %s", name, self:key_for(name, "")), "ENOACTOR"
   end
+  if self.before_lock then self.before_lock(name) end
   local m
   m, msg, code = manifest_mod().open(name, self.cfg,
                                      { read_only = opts.dry_run })
