@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,21 +24,42 @@ static double mono_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The pid written by the holder, or 0 when unreadable. */
+/* The pid holding a flock on the file of `fd`, from /proc/locks (lines
+ * "N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF"; waiters' lines
+ * have "->" and are skipped), or 0 when not found (no /proc, another pid
+ * namespace). Nothing is written into the lock file for this: a holder
+ * that wrote its pid there would rewrite the file on every open by a new
+ * process, so even a no-op run would change the data root. */
 static long holder_pid(int fd) {
-  char buf[32];
-  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  return strtol(buf, NULL, 10);
+  struct stat st;
+  char line[256], want[96];
+  long pid = 0;
+  FILE *f;
+  if (fstat(fd, &st) != 0) return 0;
+  snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev),
+           minor(st.st_dev), (unsigned long long)st.st_ino);
+  f = fopen("/proc/locks", "re");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f)) {
+    char *p;
+    if (!strstr(line, "FLOCK") || strstr(line, "->")) continue;
+    p = strstr(line, want);
+    if (!p) continue;
+    /* the pid is the field just before the device:inode */
+    while (p > line && p[-1] == ' ') p--;
+    while (p > line && p[-1] >= '0' && p[-1] <= '9') p--;
+    pid = strtol(p, NULL, 10);
+    break;
+  }
+  fclose(f);
+  return pid;
 }
 
 int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
                      tdm_error *err) {
-  char pid[32];
   double start = mono_now();
   unsigned delay_ms = 1;
-  int n, fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return tdm_error_errno(err, errno, "lock %s", lockpath);
   for (;;) {
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
@@ -65,20 +88,7 @@ int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
       if (delay_ms < 10) delay_ms += 1;
     }
   }
-  /* Best effort: the pid only serves the LOCKED message of others. It is
-   * written in a fixed width over whatever was there, never truncated
-   * (ext4 flushes a file truncated to zero on close, which would cost a
-   * disk write per open), and only when it differs. */
-  n = snprintf(pid, sizeof pid, "%-20ld\n", (long)getpid());
-  if (n > 0) {
-    char cur[32];
-    ssize_t got = pread(fd, cur, sizeof cur, 0);
-    if (got != n || memcmp(cur, pid, (size_t)n) != 0) {
-      if (pwrite(fd, pid, (size_t)n, 0) != n) {
-        /* the LOCKED message of others loses the pid */
-      }
-    }
-  }
+  /* No pid is written (see holder_pid). */
   *fdp = fd;
   return TDM_OK;
 }

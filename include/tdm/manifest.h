@@ -218,9 +218,9 @@ void tdm_scan_report_free(tdm_scan_report *rep);
 
 /* ---- locks (used by tdm_manifest_open) -------------------------------- */
 
-/* Take an exclusive flock on `lockpath` (created 0644), polling every
- * 1-10 ms up to `timeout` seconds, then write our pid into it. Returns
- * the open fd in *fd. "LOCKED" names the holder's pid on timeout. */
+/* Take an exclusive flock on `lockpath` (created 0644, never written),
+ * polling every 1-10 ms up to `timeout` seconds. Returns the open fd in
+ * *fd. "LOCKED" names the holder's pid (from /proc/locks) on timeout. */
 int tdm_lock_acquire(const char *lockpath, double timeout, int *fd,
                      tdm_error *err);
 void tdm_lock_release(int fd);
