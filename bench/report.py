@@ -127,10 +127,8 @@ def main():
     rows = load(sys.argv[1])
     t = time_table(rows)
     r = rss_table(rows)
-    print("\n".join(t))
-    if len(r) > 2:
-        print()
-        print("\n".join(r))
+    parts = [x for x in (t, r) if len(x) > 2]
+    print("\n\n".join("\n".join(x) for x in parts))
 
 
 if __name__ == "__main__":
