@@ -47,11 +47,16 @@ static void skip_value(scanner *sc) {
       case '"': skip_string(sc, NULL, NULL); break;
       case '{': case '[': depth++; sc->i++; break;
       case '}': case ']': depth--; sc->i++; break;
-      default:
+      default: {
+        size_t from = sc->i;
         while (sc->i < sc->n && !strchr(",}]\"{[", sc->s[sc->i])) sc->i++;
+        /* strchr finds a NUL byte in the set (its terminator): step over
+         * it, or this loop never ends (found by fuzz_manifest). */
+        if (sc->i == from && sc->s[sc->i] == '\0') sc->i++;
         if (depth == 0) return;
         if (sc->i < sc->n && sc->s[sc->i] == ',') sc->i++;
         continue;
+      }
     }
     if (depth > 0) {
       skip_ws(sc);

@@ -12,6 +12,7 @@
 --   exit      expected exit code
 --   expect    substrings of the one error line: the first finds the line,
 --             the others must be on it (the file/object and the reason)
+--   timeout   seconds after which the command is killed (a hang fails)
 --   unchanged paths (relative to the data root) that must keep their
 --             bytes; default: the whole data root
 --   setup/teardown/check  functions(ctx ...) for what a table cannot say
@@ -51,6 +52,12 @@ local manifest_cases = {
   { "md5_wrong_type", { "0042_manifest.json", "md5_hash" } },
   { "filename_2kb", { "0042_manifest.json", "filename" } },
 }
+-- Found by fuzz_manifest: a NUL byte after a value made the loader's
+-- error-position scan loop forever (a hang, not an error).
+add { name = "manifest with a NUL byte (hang regression)",
+      manifest = "nul_byte_hang", args = SYNC, exit = 1, timeout = 60,
+      expect = { "0042_manifest.json", "unknown status 's6_only'" },
+      unchanged = MANIFEST }
 for _, m in ipairs(manifest_cases) do
   add { name = "manifest " .. m[1], manifest = m[1], args = SYNC, exit = 1,
         expect = m[2], unchanged = MANIFEST }

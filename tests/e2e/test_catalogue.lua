@@ -129,7 +129,7 @@ local function run_case(c)
   else
     local args = {}
     for i, a in ipairs(c.args) do args[i] = subst(a) end
-    rc, out, err = fp.tdm(args, env)
+    rc, out, err = fp.tdm(args, env, c.timeout)
   end
   local stats = proxy and proxy:stop()
   if SHOW then

@@ -84,13 +84,15 @@ end
 
 --- Run `tdm-lua ARGS...` (the one on PATH: tests/run.sh puts the build's
 -- first) with extra environment `env` (value false unsets); returns exit
--- code, stdout, stderr.
-function fp.tdm(args, env)
+-- code, stdout, stderr. With `timeout` (seconds) the run is killed after
+-- that long (exit 124, as timeout(1) says).
+function fp.tdm(args, env, timeout)
   local qa = {}
   for i, a in ipairs(args) do qa[i] = q(a) end
   local errf = tmpname("stderr")
-  local cmd = env_prefix(env) .. "tdm-lua " .. table.concat(qa, " ") ..
-              " 2>" .. q(errf)
+  local cmd = env_prefix(env) ..
+              (timeout and ("timeout -k 2 " .. timeout .. " ") or "") ..
+              "tdm-lua " .. table.concat(qa, " ") .. " 2>" .. q(errf)
   local p = io.popen(cmd, "r")
   local out = p:read("a")
   local _, _, code = p:close()
