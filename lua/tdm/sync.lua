@@ -420,7 +420,7 @@ local function new_totals()
            manifests_created = 0, files_hashed = 0, files_reused = 0,
            bytes_hashed = 0, downloaded = 0, uploaded = 0, deleted = 0,
            bytes_transferred = 0, transfers_failed = 0, keys_skipped = 0,
-           retries = 0,
+           retries = 0, busy_skipped = 0,
            actor_errors = 0, synced = 0, local_only = 0, s3_only = 0,
            out_of_sync = 0, missing = 0 }
 end
@@ -445,6 +445,50 @@ function Sync:remove_stale_temps(name)
   return removed
 end
 
+-- This process's pid (Linux /proc), read once; nil elsewhere.
+local mypid
+local function my_pid()
+  if mypid == nil then
+    local f = io.open("/proc/self/stat", "r")
+    mypid = f and f:read("a"):match("^(%d+)") or false
+    if f then f:close() end
+  end
+  return mypid or nil
+end
+
+--- A run's claim on an actor's transfers: the file `{manifest}.claim`
+-- holding "pid token", written and checked under the manifest's lock and
+-- removed by its owner when the actor's last transfer of the batch has
+-- landed and been recorded. Another run (another process, or another
+-- Sync:run in this one) finding a live claim skips the actor ("busy"),
+-- so two runs share the work and no file moves twice. A claim whose pid
+-- is no longer running (a killed run) is void. Claims are per host: runs
+-- on several hosts split actors with --shard.
+function Sync:claim_path(m)
+  return m:path() .. ".claim"
+end
+
+-- Whether the claim file at `path` belongs to another live run.
+local function claim_busy(path, token)
+  local f = io.open(path, "r")
+  if not f then return false end
+  local text = f:read("a") or ""
+  f:close()
+  local pid, tok = text:match("^(%d+) (%S+)")
+  if not pid or tok == token then return false end
+  if core.stat("/proc/self") and not core.stat("/proc/" .. pid) then return false end
+  return true, pid
+end
+
+-- Remove `path` if it still holds our claim.
+local function release_claim(path, token)
+  local f = io.open(path, "r")
+  if not f then return end
+  local text = f:read("a") or ""
+  f:close()
+  if text:match("^%d+ (%S+)") == token then os.remove(path) end
+end
+
 --- Open, refresh and (unless o.dry_run) save one actor's manifest, and
 -- queue its transfers into `state`. objects: the actor's full listing.
 -- Failures are reported and counted; returns true | nil, msg, code.
@@ -460,7 +504,17 @@ function Sync:process_actor(name, objects, o, state)
     fail(r, name, nil, msg, code)
     return nil, msg, code
   end
+  local claim = o.direction and not o.dry_run and self:claim_path(m)
   local ok, res = pcall(function()
+    if claim then
+      local busy, pid = claim_busy(claim, state.token)
+      if busy then
+        T.busy_skipped = T.busy_skipped + 1
+        emit(r, { actor = name, action = "claim", result = "busy, skipped",
+                  error = "another run (pid " .. pid .. ") is transferring this actor's files" })
+        return { true }
+      end
+    end
     local rep, emsg, ecode = self:refresh(m, objects, o)
     if not rep then return { nil, emsg, ecode } end
     T.actors = T.actors + 1
@@ -491,6 +545,12 @@ function Sync:process_actor(name, objects, o, state)
       for _, f in ipairs(self:remove_stale_temps(name)) do
         emit(r, { actor = name, file = f, action = "clean", result = "removed stale temp file" })
       end
+    end
+    if claim and #jobs > 0 then
+      local okc, cmsg, ccode = core.atomic_write(claim, (my_pid() or "0") .. " "
+                                                 .. state.token .. "\n")
+      if not okc then return { nil, cmsg, ccode } end
+      state.claims[name] = claim
     end
     local created = not m:exists()
     if o.dry_run then
@@ -679,6 +739,7 @@ function Sync:flush(o, state)
       if left[j.actor] == 0 or core.now() - last_save[j.actor] > SAVE_EVERY then
         apply(j.actor)
       end
+      if left[j.actor] == 0 then self:release_claim(state, j.actor) end
     end,
   })
   for _, res in pairs(results or {}) do
@@ -686,7 +747,17 @@ function Sync:flush(o, state)
     state.bytes_done = state.bytes_done + (res.bytes or 0)
   end
   for actor in pairs(done) do apply(actor) end
+  for actor in pairs(left) do self:release_claim(state, actor) end
   return true
+end
+
+--- Give up this run's claim on `actor` (see claim_path), if it has one.
+function Sync:release_claim(state, actor)
+  local path = state.claims[actor]
+  if path then
+    state.claims[actor] = nil
+    release_claim(path, state.token)
+  end
 end
 
 local function selected(o, name)
@@ -724,7 +795,9 @@ end
 -- statistics in totals._final (name -> statistics).
 function Sync:run(o)
   local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
-                  planned = 0, files_done = 0, bytes_done = 0 }
+                  planned = 0, files_done = 0, bytes_done = 0, claims = {},
+                  token = string.format("%s-%.6f-%s", my_pid() or "0", core.now(),
+                                        tostring({}):match("0x(%x+)") or "0") }
   local T, r = state.totals, o.reporter
   local processed, processed_ids = {}, {}
   local function skip(key, why)
@@ -812,6 +885,7 @@ function Sync:run(o)
     end
   end
   if not o.dry_run then self:flush(o, state) end
+  for actor in pairs(state.claims) do self:release_claim(state, actor) end
   for _, stats in pairs(state.final) do
     T.synced = T.synced + (stats.training_synced_count or 0)
     T.local_only = T.local_only + (stats.training_local_only_count or 0)

@@ -127,4 +127,4 @@ t.test("pull: a download recorded after the API deleted the file is not resurrec
   t.eq(status(by, name .. "_2.jpg"), "synced", "the other file synced")
 end)
 
-t.done()
+os.exit(t.done())

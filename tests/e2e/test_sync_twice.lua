@@ -1,0 +1,92 @@
+-- test_sync_twice.lua -- two pull-all runs started together on the same
+-- empty data root share the work: a run claims an actor's transfers
+-- (Sync:claim_path) and the other skips it as busy, so every file is
+-- downloaded exactly once, every entry ends synced, neither run fails,
+-- and no claim file is left behind.
+local t = require "t"
+local cjson = require "cjson"
+local core = require "tdm.core"
+local tdm = require "tdm"
+
+local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+local HOST = ROOT .. "/tdm-lua"
+local PREFIX = string.format("e2e-synctwice-%d-%d/training_data", math.floor(core.now()),
+                             math.random(1, 1e6))
+local TMP = t.tmpdir()
+local D = TMP .. "/data"
+local cfg = { data_root = D, prefix = PREFIX }
+local client = assert(tdm.s3.client(tdm.config(cfg)))
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- 12 actors x 8 objects of 32 KiB, only in S3.
+local ACTORS, FILES = 12, 8
+local names, want = {}, {}
+do
+  local src = TMP .. "/src.jpg"
+  local jobs = {}
+  for a = 1, ACTORS do
+    local name = string.format("%04d_twice_%d", 200 + a, a)
+    names[#names + 1] = name
+    for i = 1, FILES do
+      local fn = name .. "_" .. i .. ".jpg"
+      local path = TMP .. "/" .. fn
+      t.write(path, string.rep(string.format("%s-%d;", name, i), 3000):sub(1, 32768))
+      jobs[#jobs + 1] = { op = "put", path = path, key = PREFIX .. "/" .. name .. "/" .. fn }
+      want[name .. "/" .. fn] = true
+    end
+  end
+  local res = client:transfer(jobs, { jobs = 8 })
+  for i, r in ipairs(res) do assert(r.ok, "seed upload " .. i .. ": " .. tostring(r.error)) end
+  os.remove(src)
+end
+
+t.test("two pull-all runs at once download each file exactly once", function()
+  local cmd = string.format("%s pull-all --json --jobs 2 --data-root %s --prefix %s",
+                            HOST, q(D), q(PREFIX))
+  local sh = string.format("(%s >%s/a.out 2>%s/a.err; echo $? >%s/a.rc) & "
+                           .. "(%s >%s/b.out 2>%s/b.err; echo $? >%s/b.rc) & wait",
+                           cmd, q(TMP), q(TMP), q(TMP), cmd, q(TMP), q(TMP), q(TMP))
+  os.execute(sh)
+  local count, busy, total = {}, 0, 0
+  for _, run in ipairs({ "a", "b" }) do
+    local rc = tonumber(t.read(TMP .. "/" .. run .. ".rc"))
+    t.eq(rc, 0, "run " .. run .. " exit code (stderr: "
+         .. (t.read(TMP .. "/" .. run .. ".err") or ""):sub(1, 300) .. ")")
+    local summary
+    for line in (t.read(TMP .. "/" .. run .. ".out") or ""):gmatch("[^\n]+") do
+      local ok, ev = pcall(cjson.decode, line)
+      t.ok(ok, "run " .. run .. ": stdout line is JSON: " .. line)
+      if ok and ev.summary then summary = ev.summary
+      elseif ok and ev.action == "download" and ev.result == "ok" then
+        local k = ev.actor .. "/" .. ev.file
+        count[k] = (count[k] or 0) + 1
+        total = total + 1
+      elseif ok and ev.action == "claim" then
+        busy = busy + 1
+      end
+    end
+    t.ok(summary, "run " .. run .. " printed a summary")
+    t.eq(summary and summary.errors, 0, "run " .. run .. " errors")
+  end
+  for k in pairs(want) do
+    t.eq(count[k], 1, "downloads of " .. k)
+  end
+  t.eq(total, ACTORS * FILES, "downloads of the two runs together")
+  print(string.format("# two pull-alls: %d downloads for %d files, %d actors skipped as busy",
+                      total, ACTORS * FILES, busy))
+  for _, name in ipairs(names) do
+    local doc, why = tdm.Manifest.load(D .. "/actor_manifests/" .. name:sub(1, 4)
+                                       .. "_manifest.json", tdm.config(cfg))
+    t.ok(doc, name .. ": manifest loads (" .. tostring(why) .. ")")
+    for _, e in ipairs(doc and doc.training_data or {}) do
+      t.eq(e.status, "synced", name .. ": status of " .. e.filename)
+    end
+    t.eq(doc and #doc.training_data, FILES, name .. ": entries")
+  end
+  for _, f in ipairs(core.listdir(D .. "/actor_manifests") or {}) do
+    t.ok(not f:match("%.claim$"), "claim file left behind: " .. f)
+  end
+end)
+
+os.exit(t.done())
