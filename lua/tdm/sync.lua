@@ -514,6 +514,8 @@ function Sync:process_actor(name, objects, o, state)
                   error = "another run (pid " .. pid .. ") is transferring this actor's files" })
         return { true }
       end
+      -- A void claim (its run is gone) is removed under the lock.
+      if core.stat(claim) then os.remove(claim) end
     end
     local rep, emsg, ecode = self:refresh(m, objects, o)
     if not rep then return { nil, emsg, ecode } end
