@@ -2,10 +2,20 @@
 -- local disk and the bucket, and move files between the two.
 --
 --   local sync = tdm.Sync.new(cfg)           -- cfg: Config, overrides or nil
---   sync:auto_initialize_manifest("0042")    -- list S3 + scan local, save
---   sync:sync_actor_training_data("0042", { direction = "pull" })
---   sync:run { direction = "pull", reporter = r, ... }   -- the bulk engine
+--   sync:auto_initialize_manifest("0042" [, { dry_run, verify, prune }])
+--       -> report | nil, msg, code            -- list S3 + scan local, save
+--   sync:sync_actor_training_data("0042", { direction = "pull"|"push"|"both",
+--       delete, dry_run, repair, overwrite, verify, only, reporter })
+--       -> totals | nil, msg, code
+--   sync:run { direction = nil|"pull"|"push"|"both", actors, select,
+--       reporter, dry_run, ... } -> totals   -- the bulk engine
+--   sync:refresh(m, objects [, { verify, prune, listed_at }]) -> report
+-- (docs/lua-api.md, "tdm.Sync", has every field.)
 --
+-- A listing never overrides newer manifest state (refresh confirms
+-- disagreements with HEAD), and a run claims an actor's transfers
+-- ({manifest}.claim) so concurrent runs skip it as busy: no file moves
+-- twice, and manifest locks are held only briefly.
 -- Facts, not statuses: this module reports what it saw (a listing object,
 -- a local scan, a verified transfer) and the core derives every status.
 -- Every path built from an S3 key is checked: the key must be
