@@ -5,9 +5,10 @@
 --     the pull-alls run is in its manifest afterwards, next to every
 --     pulled file (all synced);
 --   * no file written twice: the two runs' downloads add up to the number
---     of files that were missing (each was fetched once) -- checked only
---     with TDM_STRICT_CONCURRENCY=1 for now, see KNOWN ISSUE below (as is
---     the uploads' "synced" status, the second KNOWN ISSUE);
+--     of files that were missing (each was fetched once: a run claims an
+--     actor's downloads, a concurrent run skips a claimed actor);
+--   * uploads made through the API during the runs end "synced" (a refresh
+--     never trusts a listing older than the manifest it overwrites);
 --   * no deadlock: everything finishes within a bound, and a lock that is
 --     held elsewhere makes a run give up after TDM_LOCK_TIMEOUT with a
 --     clear "LOCKED" error naming the holder's pid.
@@ -65,7 +66,6 @@ local missing = 0
 for _, a in pairs(fx.actors) do for _ in pairs(a.files) do missing = missing + 1 end end
 os.execute("rm -rf " .. fp.q(D .. "/actors"))
 local env = { TDM_LOCK_TIMEOUT = "60" }
-local STRICT = os.getenv("TDM_STRICT_CONCURRENCY") == "1"
 
 t.test("two pull-alls and the API server at once", function()
   local port = free_port()
@@ -117,20 +117,7 @@ t.test("two pull-alls and the API server at once", function()
   print(string.format("# concurrency: pull-all A downloaded %d, B %d (of %d " ..
     "missing); %d API uploads, %d GETs; %.1fs", da, db, missing, #uploaded,
     gets, elapsed))
-  -- KNOWN ISSUE (reported, issue 5's engine): two concurrent pull-alls
-  -- both plan the same s3_only files and both fetch them (each write is
-  -- verified and atomic, so nothing is corrupted, but the bytes move
-  -- twice). Sync has no per-actor claim held across its transfers. Until
-  -- it has, this check runs only with TDM_STRICT_CONCURRENCY=1.
-  t.ok(da + db >= missing, "every missing file fetched at least once (" ..
-       (da + db) .. " of " .. missing .. ")")
-  if da + db > missing then
-    print(string.format("# KNOWN ISSUE: %d files fetched twice by the two " ..
-      "concurrent pull-alls", da + db - missing))
-  end
-  if STRICT then
-    t.eq(da + db, missing, "downloads of the two runs together (no file fetched twice)")
-  end
+  t.eq(da + db, missing, "downloads of the two runs together (no file fetched twice)")
   -- Every manifest: pulled files and uploads all there, all synced.
   local bucket = fp.store(fx.prefix .. "/")
   for _, name in ipairs(names) do
@@ -149,19 +136,8 @@ t.test("two pull-alls and the API server at once", function()
       if u.actor == name then
         t.ok(by[u.filename], name .. ": uploaded " .. tostring(u.filename) ..
              " kept in the manifest (no lost update)")
-        -- KNOWN ISSUE (reported, issue 5's engine): a pull-all that
-        -- listed S3 before the upload can save its older view over the
-        -- API's, leaving the uploaded image "local_only" although its
-        -- object is in S3 (fixed by the next sync). Strict mode fails it.
         local st = by[u.filename] and by[u.filename].status
-        if st ~= "synced" then
-          print(string.format("# KNOWN ISSUE: uploaded %s/%s is '%s' after " ..
-            "the concurrent pull-alls (its object is in S3)", name,
-            tostring(u.filename), tostring(st)))
-        end
-        if STRICT then
-          t.eq(st, "synced", name .. ": status of uploaded " .. tostring(u.filename))
-        end
+        t.eq(st, "synced", name .. ": status of uploaded " .. tostring(u.filename))
         t.eq(bucket[fx.prefix .. "/" .. name .. "/" .. u.filename], u.md5,
              name .. ": object of uploaded " .. tostring(u.filename))
       end
