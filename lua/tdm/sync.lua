@@ -812,10 +812,17 @@ function Sync:run(o)
                                         tostring({}):match("0x(%x+)") or "0") }
   local T, r = state.totals, o.reporter
   local processed, processed_ids = {}, {}
-  local function skip(key, why)
+  local function skip(key, why, actor)
     T.keys_skipped = T.keys_skipped + 1
-    -- file is the whole key (it names the actor folder too)
-    emit(r, { file = key, action = "skip", result = "refused", error = why })
+    if actor then
+      -- a sound actor's non-image object: not tracked, not an error
+      emit(r, { file = key, action = "skip", result = "ignored", error = why })
+      return
+    end
+    -- A key tdm cannot map safely is bad input: reported (naming the
+    -- whole key, which names the actor folder too), never turned into a
+    -- path, and the run carries on but ends with exit 1.
+    fail(r, nil, key, string.format("refused S3 key '%s': %s", key, why), "EBADKEY")
   end
   local function process(name, objects)
     if processed[name] or core.interrupted() then return end

@@ -86,7 +86,7 @@ end
 
 -- ---- hostile keys in S3 listings (pull-all: each key is reported as
 -- "refused" with the reason and skipped -- no path is ever built from it --
--- and the run carries on; the refusal is not an error: exit 0) ------------
+-- and the run carries on; bad input, so the run ends with exit 1) ---------
 local key_cases = {
   { "dotdot", { "../../../evil.jpg", "refused", "nested" } },
   { "absolute", { "//etc/passwd.jpg", "refused" } },
@@ -97,7 +97,7 @@ local key_cases = {
 local CAT_IMAGE = { "actors/0042_cat/training_data/0042_cat_0.jpg" }
 for _, k in ipairs(key_cases) do
   add { name = "listing key " .. k[1], keys = k[1], args = PULL_ALL,
-        exit = 0, expect = k[2], unchanged = CAT_IMAGE, stdout = true,
+        exit = 1, expect = k[2], unchanged = CAT_IMAGE, stdout = true,
         check = function(ctx)
           -- nothing named after the key anywhere
           local p = io.popen("find " .. ctx.work .. " -name 'evil*' -o -name " ..
@@ -112,7 +112,7 @@ add { name = "listing key nul", keys = "nul", args = PULL_ALL, exit = 1,
       unchanged = "all" }
 -- A key outside the prefix in a listing for the prefix.
 add { name = "listing key outside the prefix", keys = "outside",
-      args = PULL_ALL, exit = 0, stdout = true,
+      args = PULL_ALL, exit = 1, stdout = true,
       expect = { "elsewhere/0042_cat/0042_cat_6.jpg", "refused" },
       unchanged = CAT_IMAGE,
       check = function(ctx)
