@@ -841,6 +841,18 @@ static void finalize_get(xfer *x) {
   tdm_error *e = &x->local;
   int synced, closed, saved;
   x->fin = FIN_FAIL;
+  if (x->last_modified > 0) {
+    /* The object's Last-Modified becomes the file's mtime (as aws s3 sync
+     * does): the file is then older than the manifest save that records
+     * it, so the next scan's racy rule does not re-hash it. A later local
+     * edit still moves the mtime. Best effort: a failure costs a hash. */
+    struct timespec ts[2];
+    ts[0].tv_sec = 0;
+    ts[0].tv_nsec = UTIME_NOW;
+    ts[1].tv_sec = (time_t)x->last_modified;
+    ts[1].tv_nsec = (long)((x->last_modified - (double)ts[1].tv_sec) * 1e9);
+    (void)futimens(x->fd, ts);
+  }
   synced = fdatasync(x->fd);
   saved = errno;
   closed = close(x->fd);
