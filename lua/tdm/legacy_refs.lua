@@ -285,7 +285,7 @@ function refs.interpret(text, ctx)
       end
     end
     local idx, ext = name:match(own)
-    local e = { ref = item.ref, path = where }
+    local e = { ref = item.ref, path = where, name = name }
     if idx and #idx > 9 then
       return nil, string.format("%s: index too large in '%s'", where, name)
     elseif idx then
@@ -301,8 +301,14 @@ function refs.interpret(text, ctx)
       e.filename = string.format("%s_%d.%s", actor, e.index, e.ext)
     end
     e.key = (prefix ~= "" and (prefix .. "/") or "") .. actor .. "/" .. e.filename
-    if by_name[e.filename] then
+    local twin = by_name[e.filename]
+    if twin and twin.name == name then
       -- the same file named twice (e.g. a URL and its S3 copy): keep one
+    elseif twin then
+      -- different files landing on one name (x.jpg by position and
+      -- {actor}_0.jpg by name): keeping one would lose the other's record
+      return nil, string.format("%s and %s both map to '%s' ('%s', '%s')",
+                                twin.path, where, e.filename, twin.name, name)
     elseif by_index[e.index] then
       return nil, string.format("%s and %s both map to index %d ('%s', '%s')",
                                 by_index[e.index].path, where, e.index,

@@ -168,6 +168,8 @@ function lf.garbled(ctx)
        "unsupported URL scheme")
   case("index collision", list({ fn(1), "https://replicate.delivery/x/out.png" }),
        "both map to index 1")
+  case("two files on one name", list({ "https://replicate.delivery/x/out.jpg", fn(0) }),
+       "both map to '")
   local deep = q(vurl(ctx, fn(0)))
   for _ = 1, 200 do deep = "[" .. deep .. "]" end
   case("nested too deep", deep, "invalid JSON")
