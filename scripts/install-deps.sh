@@ -15,7 +15,7 @@ BUILD_PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson
   libcurl4-openssl-dev libssl-dev libexpat1-dev libjansson-dev
   libmicrohttpd-dev"
 TEST_PKGS="python3 python3-botocore curl ca-certificates
-  valgrind awscli luarocks wrk time procps bc"
+  valgrind awscli luarocks wrk time procps bc man-db"
 BENCH_PKGS="rclone s3cmd hyperfine"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 

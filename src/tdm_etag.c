@@ -14,6 +14,16 @@
 
 #define MIB (1024u * 1024u)
 
+void tdm_etag_unquote(char *dst, size_t dstsz, const char *src) {
+  size_t n;
+  if (*src == '"') src++;
+  n = strlen(src);
+  if (n > 0 && src[n - 1] == '"') n--;
+  if (n >= dstsz) n = dstsz - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
 int tdm_etag_plain_md5(const char *etag, char *md5hex) {
   size_t i, n;
   if (*etag == '"') etag++;

@@ -199,16 +199,6 @@ done:
 
 /* ---- curl callbacks: record, never raise ------------------------------- */
 
-static void copy_etag(char *dst, size_t dstsz, const char *src) {
-  size_t n;
-  if (*src == '"') src++;
-  n = strlen(src);
-  if (n > 0 && src[n - 1] == '"') n--;
-  if (n >= dstsz) n = dstsz - 1;
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
 /* Copy `src` into dst[dstsz], truncating. */
 static void scopy(char *dst, size_t dstsz, const char *src) {
   size_t n = strlen(src);
@@ -251,7 +241,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud) {
     x->content_length = strtoull(v, NULL, 10);
     x->have_cl = 1;
   } else if (strcasecmp(line, "etag") == 0) {
-    copy_etag(x->etag, sizeof x->etag, v);
+    tdm_etag_unquote(x->etag, sizeof x->etag, v);
   } else if (strcasecmp(line, "last-modified") == 0) {
     x->last_modified = tdm_s3_parse_time(v);
   } else if (strcasecmp(line, "retry-after") == 0) {

@@ -39,17 +39,6 @@ static void copy(char *dst, size_t dstsz, const char *src) {
   snprintf(dst, dstsz, "%s", src);
 }
 
-/* Strip the quotes S3 puts around ETags. */
-static void copy_etag(char *dst, size_t dstsz, const char *src) {
-  size_t n;
-  if (*src == '"') src++;
-  n = strlen(src);
-  if (n > 0 && src[n - 1] == '"') n--;
-  if (n >= dstsz) n = dstsz - 1;
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
 static void fail(tdm_s3_xml *x, const char *msg) {
   if (!x->failed) {
     x->failed = 1;
@@ -125,7 +114,7 @@ static void end_list(tdm_s3_xml *x, const char *parent, const char *name,
     } else if (strcmp(name, "Size") == 0) {
       x->cur.size = strtoull(t, NULL, 10);
     } else if (strcmp(name, "ETag") == 0) {
-      copy_etag(x->cur.etag, sizeof x->cur.etag, t);
+      tdm_etag_unquote(x->cur.etag, sizeof x->cur.etag, t);
       if (!tdm_etag_plain_md5(x->cur.etag, x->cur.md5)) x->cur.md5[0] = 0;
     } else if (strcmp(name, "LastModified") == 0) {
       x->cur.last_modified = tdm_s3_parse_time(t);
@@ -197,7 +186,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
     copy(x->value, sizeof x->value, t);
   } else if (x->kind == TDM_S3_XML_COMPLETE && x->depth == 2 &&
              strcmp(name, "ETag") == 0) {
-    copy_etag(x->value, sizeof x->value, t);
+    tdm_etag_unquote(x->value, sizeof x->value, t);
   }
   x->depth--;
   tdm_buf_reset(&x->text);

@@ -66,6 +66,10 @@ int tdm_multipart_etag_file(const char *path, uint64_t part_size,
 int tdm_etag_match_file(const char *path, const char *etag,
                         const char *md5hex, int *match, tdm_error *err);
 
+/* Copy `src` without the quotes S3 puts around ETags into dst[dstsz]
+ * (truncating, NUL-terminated). */
+void tdm_etag_unquote(char *dst, size_t dstsz, const char *src);
+
 /* The plain MD5 in an ETag (quotes stripped, lower case) into `md5hex`;
  * returns 1 when `etag` is a plain MD5, 0 when multipart or other. */
 int tdm_etag_plain_md5(const char *etag, char *md5hex);
