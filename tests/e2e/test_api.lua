@@ -11,7 +11,7 @@ local tdm = require "tdm"
 local core = require "tdm.core"
 local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = t.shq
 local function sh(cmd)
   local p = io.popen(cmd)
   local out = p:read("a")

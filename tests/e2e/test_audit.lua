@@ -13,7 +13,7 @@ local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
 
 assert(os.getenv("AWS_ENDPOINT_URL"), "run through tests/run.sh (needs s3rver)")
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh_quote = t.shq
 
 local PREFIX = string.format("t/audit-%d-%d", os.time(), math.floor(core.now() * 1e6) % 1000000)
 local tmp = t.tmpdir()

@@ -14,7 +14,7 @@ local lf = dofile(ROOT .. "/tests/lib/legacy_fixture.lua")
 
 assert(os.getenv("AWS_ENDPOINT_URL"), "run through tests/run.sh (needs s3rver)")
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh_quote = t.shq
 
 -- A unique prefix for this test file's objects.
 local PREFIX = string.format("t/migrate-%d-%d", os.time(), math.floor(core.now() * 1e6) % 1000000)

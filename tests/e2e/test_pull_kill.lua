@@ -20,7 +20,7 @@ local D = TMP .. "/data"
 local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 9, scenarios = false,
                               bulk = 6, bulk_files = 17, bulk_size = 32 * 1024 }
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = t.shq
 local function sh(cmd) return os.execute(cmd) end
 
 local function wipe_local()

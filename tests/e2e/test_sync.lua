@@ -23,7 +23,7 @@ local s3 = require "tdm.s3"
 local cfg = require("tdm.config")({ data_root = D, prefix = PREFIX })
 local client = assert(s3.client(cfg))
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = t.shq
 
 -- Run `tdm-lua ARGS --data-root D --prefix P`; returns rc, stdout, stderr.
 local function tdm(args)

@@ -17,7 +17,7 @@ local D = TMP .. "/data"
 local cfg = { data_root = D, prefix = PREFIX }
 local client = assert(tdm.s3.client(tdm.config(cfg)))
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = t.shq
 
 -- 12 actors x 8 objects of 32 KiB, only in S3.
 local ACTORS, FILES = 12, 8

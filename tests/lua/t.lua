@@ -93,6 +93,11 @@ function t.tmpdir()
   return dir
 end
 
+--- `s` quoted for a POSIX shell command line.
+function t.shq(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
 function t.sh(cmd)
   local ok = os.execute(cmd)
   return ok
