@@ -8,6 +8,7 @@
 #define TDM_T_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int t_passed, t_failed;
@@ -34,6 +35,29 @@ static int t_passed, t_failed;
     T_CHECK(t_g_ == t_w_, "%s: expected %lld, got %lld", (what), t_w_, \
             t_g_);                                                     \
   } while (0)
+
+/* The whole file at `path` (malloc'd, NUL-terminated; *len its size), or
+ * NULL when it cannot be read. Unused in some test programs. */
+static inline char *t_slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long n;
+  *len = 0;
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (!buf) return NULL;
+  buf[n] = '\0';
+  *len = (size_t)n;
+  return buf;
+}
 
 #define T_DONE() do {                                                  \
     printf("%d passed, %d failed\n", t_passed, t_failed);              \

@@ -25,23 +25,6 @@ static void sh(const char *fmt, const char *arg) {
   if (system(cmd) != 0) T_CHECK(0, "command failed: %s", cmd);
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf;
-  long n;
-  *len = 0;
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  if (fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
-  buf[n] = '\0';
-  *len = (size_t)n;
-  fclose(f);
-  return buf;
-}
-
 static void spit(const char *path, const char *data, size_t len) {
   FILE *f = fopen(path, "wb");
   if (!f || fwrite(data, 1, len, f) != len) T_CHECK(0, "write %s", path);
@@ -161,7 +144,7 @@ static void test_mutation_rules(void) {
   T_EQ_INT(tdm_manifest_save(m, &written, &err), TDM_OK, "save again");
   T_EQ_INT(written, 0, "second save without change does not write");
   tdm_manifest_close(m);
-  text1 = slurp(mpath, &len);
+  text1 = t_slurp(mpath, &len);
   T_CHECK(text1 && strstr(text1, "\"training_synced_count\": 1,\n"),
           "saved statistics: synced count 1");
   T_CHECK(text1 && strstr(text1, "\"training_missing_count\": 0\n"),
@@ -205,7 +188,7 @@ static void test_mutation_rules(void) {
   T_EQ_STR(v.md5_hash, A, "a missing entry keeps its md5");
   T_EQ_INT(tdm_manifest_save(m, &written, &err), TDM_OK, "save 2");
   tdm_manifest_close(m);
-  text2 = slurp(mpath, &len);
+  text2 = t_slurp(mpath, &len);
   T_CHECK(text2 && strstr(text2, "\"training_images_count\": 2,"),
           "images count after delete");
   T_CHECK(text2 && strstr(text2, "\"training_missing_count\": 1"),
@@ -374,7 +357,7 @@ static void test_read_only(void) {
   T_EQ_INT(tdm_manifest_save(w, &written, &err), TDM_OK, "writer save");
   tdm_manifest_close(w);
   T_EQ_INT(unlink(lockpath), 0, "remove the lock file");
-  before = slurp(mpath, &blen);
+  before = t_slurp(mpath, &blen);
   stat(mpath, &st1);
   /* a writer holds the lock: the reader neither waits nor fails */
   w = open_m();
@@ -401,7 +384,7 @@ static void test_read_only(void) {
   tdm_manifest_close(m);
   T_CHECK(!path_exists(lockpath),
           "read-only open: expected no lock file, %s exists", lockpath);
-  after = slurp(mpath, &alen);
+  after = t_slurp(mpath, &alen);
   stat(mpath, &st2);
   T_CHECK(before && after && blen == alen && memcmp(before, after, blen) == 0,
           "manifest bytes after read-only opens: expected unchanged");
@@ -551,7 +534,7 @@ static void test_bad_inputs(void) {
             strstr(err.message, cases[i].want) != NULL,
             "%s: expected a message naming the file and '%s', got '%s'",
             cases[i].what, cases[i].want, err.message);
-    after = slurp(mpath, &len);
+    after = t_slurp(mpath, &len);
     T_CHECK(after && len == strlen(cases[i].content) &&
             memcmp(after, cases[i].content, len) == 0,
             "%s: file bytes unchanged", cases[i].what);

@@ -30,25 +30,6 @@ static const char *python(void) {
                                                : "python3";
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf;
-  long n;
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  if (buf) buf[n] = '\0';
-  *len = (size_t)n;
-  fclose(f);
-  return buf;
-}
-
 static void test_float_repr(void) {
   static const struct { double d; const char *want; } cases[] = {
     {0.1, "0.1"}, {1e-05, "1e-05"}, {1e+16, "1e+16"},
@@ -103,7 +84,7 @@ static void test_python_to_tdm(void) {
     tdm_buf b;
     tdm_buf_init(&b, 64u << 20);
     snprintf(path, sizeof path, "%s/m_%04d.json", tmp, i);
-    text = slurp(path, &len);
+    text = t_slurp(path, &len);
     if (tdm_manifest_read_file(path, NULL, &root, &err) != TDM_OK) {
       T_CHECK(0, "%s: expected to load, got %s", path, err.message);
     } else if (tdm_json_write(root, &b, &err) != TDM_OK) {
@@ -155,7 +136,7 @@ static void test_python_to_tdm(void) {
     tdm_buf_reset(&b);
 
     snprintf(path, sizeof path, "%s/j_%04d.json", tmp, i);
-    text = slurp(path, &len);
+    text = t_slurp(path, &len);
     doc = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL |
                      JSON_DECODE_ANY, &je);
     if (!doc) {
