@@ -14,6 +14,11 @@
 
 #include "tdm.h"
 
+/* Make `require "tdm.core"` load the linked-in module
+ * (package.preload["tdm.core"] = luaopen_tdm_core), for hosts that link
+ * libtdm rather than load core.so. Stack unchanged. */
+void tdm_lua_preload(lua_State *L);
+
 /* Push nil, err->message, err->code; returns 3 (use as `return ...`). */
 int tdm_lua_fail(lua_State *L, const tdm_error *err);
 

@@ -26,6 +26,13 @@ static const lua_CFunction openers[] = {
 
 LUAMOD_API int luaopen_tdm_core(lua_State *L);
 
+void tdm_lua_preload(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_tdm_core);
+  lua_setfield(L, -2, "tdm.core");
+  lua_pop(L, 1);
+}
+
 LUAMOD_API int luaopen_tdm_core(lua_State *L) {
   int i;
   lua_newtable(L);

@@ -55,7 +55,6 @@
 
 #include "lbind.h"
 
-LUAMOD_API int luaopen_tdm_core(lua_State *L);
 
 #define HTTP_MAX_FILES_DEFAULT 16
 #define HTTP_MAX_OTHER_BODY 65536  /* body of a non-upload request */
@@ -249,10 +248,8 @@ static int worker_init(lua_State *L) {
   lua_setfield(L, -2, "path");
   lua_pushstring(L, srv->lua_cpath);
   lua_setfield(L, -2, "cpath");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_tdm_core);
-  lua_setfield(L, -2, "tdm.core");
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  tdm_lua_preload(L);
   lua_getglobal(L, "require");
   lua_pushstring(L, srv->module);
   lua_call(L, 1, 1);

@@ -23,12 +23,11 @@
 #include <lualib.h>
 
 #include "tdm.h"
+#include "lbind.h"
 
 #ifndef TDM_LUADIR
 #define TDM_LUADIR "/usr/local/share/lua/5.4"
 #endif
-
-int luaopen_tdm_core(lua_State *L);
 
 static const char *progname = "tdm-lua";
 
@@ -137,11 +136,9 @@ static void set_paths(lua_State *L) {
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
   /* tdm.core is linked in; no core.so needs to be found. */
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_tdm_core);
-  lua_setfield(L, -2, "tdm.core");
-  lua_pop(L, 2);
+  tdm_lua_preload(L);
 }
 
 /* Build the global `arg` table as lua.c does: arg[0] is the script or

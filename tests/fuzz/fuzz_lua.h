@@ -25,12 +25,11 @@
 #include <lualib.h>
 
 #include "fuzz.h"
+#include "lbind.h"
 
 #ifndef FUZZ_ROOT
 #define FUZZ_ROOT "."
 #endif
-
-LUAMOD_API int luaopen_tdm_core(lua_State *L);
 
 static lua_State *fuzz_L;
 static int fuzz_fn_ref = LUA_NOREF;
@@ -65,10 +64,8 @@ static void fuzz_lua_target(const char *chunk) {
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_tdm_core);
-  lua_setfield(L, -2, "tdm.core");
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  tdm_lua_preload(L);
   if (luaL_loadstring(L, chunk) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK
       || !lua_isfunction(L, -1)) {
     fprintf(stderr, "fuzz target setup: %s\n", lua_tostring(L, -1));
