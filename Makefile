@@ -124,11 +124,13 @@ check-all:
 	$(MAKE) valgrind
 
 # libFuzzer harnesses tests/fuzz/fuzz_NAME.c (long, not part of `test`):
-# `make fuzz FUZZ_TIME=60` runs each for FUZZ_TIME seconds, seeded from
+# `make fuzz FUZZ_TIME=60` runs each for FUZZ_TIME seconds (FUZZ_TIME=0
+# FUZZ_RUNS=10000000: for that many executions instead), seeded from
 # tests/fuzz/corpus/NAME/, new inputs in build-fuzz/corpus/NAME/, crashes
 # in build-fuzz/crashes/. `make fuzz-build` only builds them.
 FUZZ_B = build-fuzz
 FUZZ_TIME ?= 60
+FUZZ_RUNS ?= -1
 FUZZ_CC ?= clang
 FUZZ_SAN = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -152,7 +154,7 @@ fuzz: fuzz-build
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(FUZZ_B)/corpus/$$f $(FUZZ_B)/crashes tests/fuzz/corpus/$$f; \
 	  echo "fuzz: $$f for $(FUZZ_TIME)s"; \
-	  ROOT=$$(pwd) $(FUZZ_B)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_TIME) \
+	  ROOT=$$(pwd) $(FUZZ_B)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_TIME) -runs=$(FUZZ_RUNS) \
 	    -artifact_prefix=$(FUZZ_B)/crashes/$$f- -print_final_stats=1 \
 	    $(FUZZ_B)/corpus/$$f tests/fuzz/corpus/$$f \
 	    2>$(FUZZ_B)/fuzz-$$f.log || \
