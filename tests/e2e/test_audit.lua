@@ -7,58 +7,18 @@
 local t = require "t"
 local tdm = require "tdm"
 local core = require "tdm.core"
-local cjson = require "cjson"
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 
-assert(os.getenv("AWS_ENDPOINT_URL"), "run through tests/run.sh (needs s3rver)")
-
+local w = e2e.world { tag = "t/audit", fixture = { seed = 11 } }
+local PREFIX, DATA, cfg, client = w.prefix, w.D, w.cfg, w.client
 local sh_quote = t.shq
-
-local PREFIX = string.format("t/audit-%d-%d", os.time(), math.floor(core.now() * 1e6) % 1000000)
-local tmp = t.tmpdir()
-local DATA = tmp .. "/data"
-local fx = fixture.generate { data_root = DATA, prefix = PREFIX, seed = 11 }
-local cfg = tdm.config { data_root = DATA, prefix = PREFIX }
-local client = assert(tdm.s3.client(cfg))
-
-local function key_of(name, fn) return PREFIX .. "/" .. name .. "/" .. fn end
-local function tdir(name) return DATA .. "/actors/" .. name .. "/training_data" end
-local function mpath(id) return DATA .. "/actor_manifests/" .. id .. "_manifest.json" end
-
-local function run(args)
-  local out, err = tmp .. "/out", tmp .. "/err"
-  local cmd = "tdm-lua " .. args .. " --data-root " .. sh_quote(DATA) ..
-              " --prefix " .. sh_quote(PREFIX) .. " >" .. out .. " 2>" .. err
-  local _, _, rc = os.execute(cmd)
-  return rc, t.read(out) or "", t.read(err) or ""
-end
-
-local function snapshot()
-  local snap = {}
-  -- every file (lock files included) with its bytes, every directory
-  local p = io.popen("cd " .. sh_quote(DATA) .. " && find . -type f | sort")
-  for rel in p:lines() do snap["file " .. rel] = core.md5_file(DATA .. "/" .. rel:sub(3)) end
-  p:close()
-  p = io.popen("cd " .. sh_quote(DATA) .. " && find . -type d | sort")
-  for rel in p:lines() do snap["dir " .. rel] = true end
-  p:close()
-  for obj, err in client:list(PREFIX .. "/") do
-    assert(obj, err)
-    snap["object " .. obj.key] = obj.etag
-  end
-  return snap
-end
 
 -- Findings of a --json run: "kind actor/file" -> count, and the summary.
 local function findings(out)
-  local got, summary = {}, nil
-  for line in out:gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    t.ok(ok, "--json line parses: " .. line)
-    if ev.summary then
-      summary = ev.summary
-    elseif ev.kind then
+  local got = {}
+  local events, summary = e2e.json_lines(out)
+  for _, ev in ipairs(events) do
+    if ev.kind then
       local k = string.format("%s %s/%s", ev.kind, tostring(ev.actor), tostring(ev.file))
       got[k] = (got[k] or 0) + 1
     end
@@ -68,17 +28,17 @@ end
 
 -- More problems on top of the fixture's.
 local A1 = "0001_all_synced"
-t.write(tdir(A1) .. "/" .. A1 .. "_1.jpg", "changed behind tdm's back")   -- hash_mismatch
-assert(client:delete(key_of(A1, A1 .. "_2.jpg")))                          -- synced -> local_only
-local m2 = t.read(mpath("0002"))
-t.write(mpath("0002"), (m2:gsub('"training_images_count": 3', '"training_images_count": 99')))
-t.write(tdir("0006_orphans") .. "/response.json", '["0006_orphans_0.jpg"]')
-assert(core.mkdirs(tdir("0013_bad_manifest")))
-t.write(tdir("0013_bad_manifest") .. "/0013_bad_manifest_0.jpg", "an image")
-t.write(mpath("0013"), '{"character_id": "0013", "training_data": [')
+t.write(w:tdir(A1) .. "/" .. A1 .. "_1.jpg", "changed behind tdm's back")   -- hash_mismatch
+assert(client:delete(w:key(A1, A1 .. "_2.jpg")))                          -- synced -> local_only
+local m2 = t.read(w:mpath("0002"))
+t.write(w:mpath("0002"), (m2:gsub('"training_images_count": 3', '"training_images_count": 99')))
+t.write(w:tdir("0006_orphans") .. "/response.json", '["0006_orphans_0.jpg"]')
+assert(core.mkdirs(w:tdir("0013_bad_manifest")))
+t.write(w:tdir("0013_bad_manifest") .. "/0013_bad_manifest_0.jpg", "an image")
+t.write(w:mpath("0013"), '{"character_id": "0013", "training_data": [')
 -- a second actor with id 0001: the manifest 0001 is not its
-assert(core.mkdirs(tdir("0001_impostor")))
-t.write(tdir("0001_impostor") .. "/0001_impostor_0.jpg", "another 0001")
+assert(core.mkdirs(w:tdir("0001_impostor")))
+t.write(w:tdir("0001_impostor") .. "/0001_impostor_0.jpg", "another 0001")
 
 local expected = {
   ["hash_mismatch 0001_all_synced/0001_all_synced_1.jpg"] = 1,
@@ -105,7 +65,7 @@ local expected = {
   ["missing 0011_mixed_state/0011_mixed_state_4.jpg"] = 1,
   ["orphan 0011_mixed_state/0011_mixed_state_5.jpg"] = 1,
   ["bad_key nil/" .. PREFIX .. "/stray.jpg"] = 1,
-  ["bad_key nil/" .. key_of("0012_nested", "sub/0012_nested_0.jpg")] = 1,
+  ["bad_key nil/" .. w:key("0012_nested", "sub/0012_nested_0.jpg")] = 1,
   ["bad_manifest 0013_bad_manifest/0013_manifest.json"] = 1,
   ["bad_manifest 0001_impostor/0001_manifest.json"] = 1,
 }
@@ -124,10 +84,10 @@ end
 
 -- The fixture writes manifests without tdm, so there is no lock file: an
 -- audit that locked would create them (the snapshot includes them).
-local before = snapshot()
+local before = w:snapshot { dirs = true }
 
 t.test("--json: every finding once, with the right kind; exit 1", function()
-  local rc, out, err = run("audit --json")
+  local rc, out, err = w:tdm("audit --json")
   t.eq(rc, 1, "exit code; stderr: " .. err:sub(1, 300))
   local got, summary = findings(out)
   t.eq(diff(got, expected), "", "findings")
@@ -138,30 +98,16 @@ t.test("--json: every finding once, with the right kind; exit 1", function()
   t.eq(summary and summary.fixed, 0, "summary.fixed")
 end)
 
--- What differs between two snapshots, one line per path ("" = nothing).
-local function snapdiff(a, b)
-  local lines = {}
-  for k, v in pairs(b) do
-    if a[k] == nil then lines[#lines + 1] = "created " .. k
-    elseif a[k] ~= v then lines[#lines + 1] = "changed " .. k end
-  end
-  for k in pairs(a) do
-    if b[k] == nil then lines[#lines + 1] = "removed " .. k end
-  end
-  table.sort(lines)
-  return table.concat(lines, "; ")
-end
-
 t.test("audit without --fix (and --dry-run --fix) changes nothing", function()
-  t.eq(snapdiff(before, snapshot()), "", "data root and bucket after audit")
-  local rc = run("audit --fix --dry-run --quiet")
+  t.eq(e2e.snapdiff(before, w:snapshot { dirs = true }), "", "data root and bucket after audit")
+  local rc = w:tdm("audit --fix --dry-run --quiet")
   t.eq(rc, 1, "exit code of --dry-run --fix")
-  t.eq(snapdiff(before, snapshot()), "",
+  t.eq(e2e.snapdiff(before, w:snapshot { dirs = true }), "",
        "data root and bucket after audit --fix --dry-run")
 end)
 
 t.test("human report: one line per finding, summary on stderr", function()
-  local rc, out, err = run("audit")
+  local rc, out, err = w:tdm("audit")
   t.eq(rc, 1, "exit code")
   t.ok(out:find("0006_orphans/0006_orphans_1.jpg: orphan ", 1, true), "orphan line in:\n" .. out)
   t.ok(out:find("0008_ghost/0008_manifest.json: no_actor ", 1, true), "no_actor line")
@@ -172,7 +118,7 @@ t.test("human report: one line per finding, summary on stderr", function()
 end)
 
 t.test("--actor and --shard select actors", function()
-  local rc, out = run("audit --json --actor 6")
+  local rc, out = w:tdm("audit --json --actor 6")
   t.eq(rc, 1, "exit code")
   local got = findings(out)
   local want = {
@@ -182,7 +128,7 @@ t.test("--actor and --shard select actors", function()
   t.eq(diff(got, want), "", "findings for --actor 6")
   local all = {}
   for k = 1, 3 do
-    local _, o = run("audit --json --shard " .. k .. "/3")
+    local _, o = w:tdm("audit --json --shard " .. k .. "/3")
     for f, n in pairs(findings(o)) do all[f] = (all[f] or 0) + n end
   end
   -- keys with no actor are reported only by an unfiltered run
@@ -192,27 +138,27 @@ t.test("--actor and --shard select actors", function()
 end)
 
 t.test("--fix adds and records, never deletes", function()
-  local rc, out = run("audit --fix --json")
+  local rc, out = w:tdm("audit --fix --json")
   t.eq(rc, 1, "exit code")
   local got, summary = findings(out)
   t.eq(diff(got, expected), "", "findings of the --fix run")
   -- orphans 5, untracked 4, stale 2
   t.eq(summary and summary.fixed, 11, "summary.fixed")
-  local after = snapshot()
+  local after = w:snapshot { dirs = true }
   for k, v in pairs(before) do
     if not k:find("^file %./actor_manifests/") then
       t.eq(after[k], v, "unchanged: " .. k)
     end
   end
-  local doc = assert(tdm.Manifest.load(mpath("0007"), cfg))
+  local doc = assert(tdm.Manifest.load(w:mpath("0007"), cfg))
   t.eq(#doc.training_data, 3, "0007's new manifest lists its 3 files")
-  doc = assert(tdm.Manifest.load(mpath("0010"), cfg))
+  doc = assert(tdm.Manifest.load(w:mpath("0010"), cfg))
   t.eq(#doc.training_data, 3, "0010's new manifest lists its 3 objects")
-  doc = assert(tdm.Manifest.load(mpath("0005"), cfg))
+  doc = assert(tdm.Manifest.load(w:mpath("0005"), cfg))
   t.eq(#doc.training_data, 3, "0005 keeps its missing entries")
-  t.eq(t.read(mpath("0013")), '{"character_id": "0013", "training_data": [',
+  t.eq(t.read(w:mpath("0013")), '{"character_id": "0013", "training_data": [',
        "bad manifest left alone")
-  rc, out = run("audit --json")
+  rc, out = w:tdm("audit --json")
   t.eq(rc, 1, "exit code after --fix")
   got = findings(out)
   local want = {}
@@ -230,38 +176,38 @@ end)
 
 t.test("after --fix, removing leftovers and push/prune/migrate: exit 0", function()
   -- what only a person should remove
-  os.remove(mpath("0008"))
-  os.remove(mpath("0013"))
+  os.remove(w:mpath("0008"))
+  os.remove(w:mpath("0013"))
   os.execute("rm -rf " .. sh_quote(DATA .. "/actors/0001_impostor"))
-  os.remove(tdir("0009_non_images") .. "/notes.txt")
-  os.remove(tdir("0009_non_images") .. "/.DS_Store")
-  for _, k in ipairs({ key_of("0009_non_images", "readme.txt"), PREFIX .. "/stray.jpg",
-                       key_of("0012_nested", "sub/0012_nested_0.jpg") }) do
+  os.remove(w:tdir("0009_non_images") .. "/notes.txt")
+  os.remove(w:tdir("0009_non_images") .. "/.DS_Store")
+  for _, k in ipairs({ w:key("0009_non_images", "readme.txt"), PREFIX .. "/stray.jpg",
+                       w:key("0012_nested", "sub/0012_nested_0.jpg") }) do
     assert(client:delete(k))
   end
   -- what the other commands resolve: missing entries (explicit prune),
   -- out_of_sync files (push --overwrite: local wins), the legacy file
-  local rc, _, err = run("sync-manifests --prune --quiet")
+  local rc, _, err = w:tdm("sync-manifests --prune --quiet")
   t.eq(rc, 0, "sync-manifests --prune: " .. err)
   for _, a in ipairs({ A1, "0004_out_of_sync", "0011_mixed_state" }) do
-    rc, _, err = run("push --overwrite --quiet " .. a)
+    rc, _, err = w:tdm("push --overwrite --quiet " .. a)
     t.eq(rc, 0, "push --overwrite " .. a .. ": " .. err)
   end
-  rc, _, err = run("migrate --quiet")
+  rc, _, err = w:tdm("migrate --quiet")
   t.eq(rc, 0, "migrate: " .. err)
   local out
-  rc, out = run("audit --json")
+  rc, out = w:tdm("audit --json")
   t.eq(rc, 0, "exit code on a clean tree; got " .. out:sub(1, 400))
   t.eq(diff(findings(out), {}), "", "no findings")
 end)
 
 t.test("stale derived fields: reported once, fixed by --fix", function()
-  local path = mpath("0002")
+  local path = w:mpath("0002")
   local text = t.read(path)
   local changed, n = text:gsub('"size_mb": [%d.]+', '"size_mb": 9.99', 1)
   t.eq(n, 1, "size_mb replaced")
   t.write(path, changed)
-  local rc, out = run("audit --json")
+  local rc, out = w:tdm("audit --json")
   t.eq(rc, 1, "exit code")
   local got = findings(out)
   local key = next(got)
@@ -269,34 +215,32 @@ t.test("stale derived fields: reported once, fixed by --fix", function()
        "one stale_manifest entry finding: " .. tostring(key))
   t.eq(next(got, key), nil, "only that finding")
   t.ok(out:find("size_mb 9.99 stored", 1, true), "detail names the field")
-  rc = run("audit --fix --quiet")
+  rc = w:tdm("audit --fix --quiet")
   t.eq(rc, 1, "--fix run reports it")
-  rc = run("audit --quiet")
+  rc = w:tdm("audit --quiet")
   t.eq(rc, 0, "clean after --fix")
 end)
 
 t.test("--verify re-hashes what size+mtime vouch for", function()
   local name = "0002_local_only"
-  local path = tdir(name) .. "/" .. name .. "_0.jpg"
+  local path = w:tdir(name) .. "/" .. name .. "_0.jpg"
   os.execute("touch -d '2024-01-01 00:00:00' " .. sh_quote(path))
-  local rc = run("audit --fix --quiet")   -- records the old mtime
-  rc = run("audit --quiet")
+  local rc = w:tdm("audit --fix --quiet")   -- records the old mtime
+  rc = w:tdm("audit --quiet")
   t.eq(rc, 0, "clean before the change")
   local data = t.read(path)
   local flipped = string.char((data:byte(10) + 1) % 256)
   t.write(path, data:sub(1, 9) .. flipped .. data:sub(11))
   os.execute("touch -d '2024-01-01 00:00:00' " .. sh_quote(path))
-  rc = run("audit --quiet")
+  rc = w:tdm("audit --quiet")
   t.eq(rc, 0, "same size and mtime: the stored MD5 is reused")
   local out
-  rc, out = run("audit --verify --json")
+  rc, out = w:tdm("audit --verify --json")
   t.eq(rc, 1, "--verify finds the change")
   t.eq(diff(findings(out), { ["hash_mismatch " .. name .. "/" .. name .. "_0.jpg"] = 1 }), "",
        "findings with --verify")
 end)
 
-local keys = {}
-for obj in client:list(PREFIX .. "/") do if obj then keys[#keys + 1] = obj.key end end
-if #keys > 0 then client:delete_many(keys) end
+w:cleanup()
 
 return t.done()

@@ -8,18 +8,11 @@ local t = require "t"
 local tdm = require "tdm"
 local core = require "tdm.core"
 local cjson = require "cjson"
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
-local lf = dofile(ROOT .. "/tests/lib/legacy_fixture.lua")
-
-assert(os.getenv("AWS_ENDPOINT_URL"), "run through tests/run.sh (needs s3rver)")
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local lf = dofile(e2e.ROOT .. "/tests/lib/legacy_fixture.lua")
 
 local sh_quote = t.shq
-
--- A unique prefix for this test file's objects.
-local PREFIX = string.format("t/migrate-%d-%d", os.time(), math.floor(core.now() * 1e6) % 1000000)
-local tmp = t.tmpdir()
-local DATA = tmp .. "/data"
+local PREFIX = e2e.prefix("t/migrate")
 
 local accepted = lf.accepted({ actor_name = "X", bucket = "story-boards-assets",
                                prefix = PREFIX, region = "us-west-1" })
@@ -29,59 +22,29 @@ local N_SHAPES, N_GARBLED = #accepted, #garbled
 local N_KILL = 12
 local nbulk = N_SHAPES + N_GARBLED + 4 + N_KILL
 
-local fx = fixture.generate { data_root = DATA, prefix = PREFIX, seed = 7,
-                              scenarios = false, bulk = nbulk, bulk_files = 4,
-                              bulk_size = 4 * 400 }
-local cfg = tdm.config { data_root = DATA, prefix = PREFIX }
-local client = assert(tdm.s3.client(cfg))
+local w = e2e.world { prefix = PREFIX, fixture = { seed = 7, scenarios = false,
+                      bulk = nbulk, bulk_files = 4, bulk_size = 4 * 400 } }
+local DATA, fx, cfg = w.D, w.fx, w.cfg
 
 local names = {}
 for name in pairs(fx.actors) do names[#names + 1] = name end
 table.sort(names)
 assert(#names == nbulk, "fixture actors")
 
-local function key_of(name, fn) return PREFIX .. "/" .. name .. "/" .. fn end
-local function tdir(name) return DATA .. "/actors/" .. name .. "/training_data" end
-local function mpath(name) return DATA .. "/actor_manifests/" .. name:match("^(%d+)") .. "_manifest.json" end
-local function legacy(name) return tdir(name) .. "/response.json" end
-
--- Run tdm-lua with args; returns exit code, stdout, stderr.
-local function run(args)
-  local out, err = tmp .. "/out", tmp .. "/err"
-  local cmd = "tdm-lua " .. args .. " --data-root " .. sh_quote(DATA) ..
-              " --prefix " .. sh_quote(PREFIX) .. " >" .. out .. " 2>" .. err
-  local _, _, rc = os.execute(cmd)
-  return rc, t.read(out) or "", t.read(err) or ""
-end
-
--- Checksums of every file under DATA (lock files excluded: taking a lock
--- is not a change of data) and of every object under PREFIX.
-local function snapshot()
-  local snap = {}
-  local p = io.popen("cd " .. sh_quote(DATA) .. " && find . -type f ! -name '*.lock' | sort")
-  for rel in p:lines() do
-    snap["file " .. rel] = core.md5_file(DATA .. "/" .. rel:sub(3))
-  end
-  p:close()
-  for obj, err in client:list(PREFIX .. "/") do
-    assert(obj, err)
-    snap["object " .. obj.key] = obj.etag
-  end
-  return snap
-end
+local function legacy(name) return w:tdir(name) .. "/response.json" end
 
 -- The world per actor, made varied: index 1 only in S3 (local deleted),
 -- index 3 differs (local rewritten), index 5 only local; 0 and 2 synced.
 for _, name in ipairs(names) do
-  os.remove(tdir(name) .. "/" .. name .. "_1.jpg")
-  t.write(tdir(name) .. "/" .. name .. "_3.jpg", "changed locally " .. name)
-  t.write(tdir(name) .. "/" .. name .. "_5.jpg", "only local " .. name)
+  os.remove(w:tdir(name) .. "/" .. name .. "_1.jpg")
+  t.write(w:tdir(name) .. "/" .. name .. "_3.jpg", "changed locally " .. name)
+  t.write(w:tdir(name) .. "/" .. name .. "_5.jpg", "only local " .. name)
 end
 
 -- What each file of `name` really is now.
 local function truth(name, fn)
-  local lmd5 = core.stat(tdir(name) .. "/" .. fn) and core.md5_file(tdir(name) .. "/" .. fn)
-  local smd5 = fx.objects[key_of(name, fn)]
+  local lmd5 = core.stat(w:tdir(name) .. "/" .. fn) and core.md5_file(w:tdir(name) .. "/" .. fn)
+  local smd5 = fx.objects[w:key(name, fn)]
   if lmd5 and smd5 then return lmd5 == smd5 and "synced" or "out_of_sync", lmd5 end
   if lmd5 then return "local_only", lmd5 end
   if smd5 then return "s3_only", smd5 end
@@ -98,7 +61,7 @@ local function expected_name(name, fn)
 end
 
 local function entries_of(name)
-  local doc = assert(tdm.Manifest.load(mpath(name), cfg))
+  local doc = assert(tdm.Manifest.load(w:mpath(name), cfg))
   local out = {}
   for _, e in ipairs(doc.training_data) do out[e.filename] = e end
   return out, doc
@@ -111,7 +74,7 @@ local function next_actor() i = i + 1; return names[i] end
 for k, c in ipairs(accepted) do
   local name = next_actor()
   shape_actor[k] = name
-  os.remove(mpath(name))
+  os.remove(w:mpath(name))
   local text = lf.accepted({ actor_name = name, bucket = "story-boards-assets",
                              prefix = PREFIX, region = "us-west-1" })[k].text
   lf.write(DATA, name, text)
@@ -120,7 +83,7 @@ end
 for k in ipairs(garbled) do
   local name = next_actor()
   garbled_actor[k] = name
-  os.remove(mpath(name))
+  os.remove(w:mpath(name))
   lf.write(DATA, name, lf.garbled({ actor_name = name, bucket = "story-boards-assets",
                                     prefix = PREFIX, region = "us-west-1" })[k].text)
 end
@@ -130,13 +93,13 @@ for _ = 1, N_KILL do kill_actors[#kill_actors + 1] = next_actor() end
 
 t.test("dry run prints the plan and changes nothing", function()
   local name = dry_actor
-  os.remove(mpath(name))
+  os.remove(w:mpath(name))
   lf.write(DATA, name, cjson.encode({ images = {
-    { url = "s3://story-boards-assets/" .. key_of(name, name .. "_0.jpg") },
-    { url = "s3://story-boards-assets/" .. key_of(name, name .. "_1.jpg") } } }))
-  local before = snapshot()
-  local rc, out, err = run("migrate --dry-run --json")
-  t.eq(snapshot(), before, "data root and bucket after --dry-run")
+    { url = "s3://story-boards-assets/" .. w:key(name, name .. "_0.jpg") },
+    { url = "s3://story-boards-assets/" .. w:key(name, name .. "_1.jpg") } } }))
+  local before = w:snapshot { no_locks = true }
+  local rc, out, err = w:tdm("migrate --dry-run --json")
+  t.eq(w:snapshot { no_locks = true }, before, "data root and bucket after --dry-run")
   t.eq(rc, 1, "exit code (garbled files present): " .. err)
   local planned = {}
   for line in out:gmatch("[^\n]+") do
@@ -163,14 +126,14 @@ for _, name in ipairs(kill_actors) do
   local urls = {}
   for j = 0, 5 do
     urls[#urls + 1] = "https://story-boards-assets.s3.us-west-1.amazonaws.com/" ..
-                      key_of(name, string.format("%s_%d.jpg", name, j))
+                      w:key(name, string.format("%s_%d.jpg", name, j))
   end
   lf.write(DATA, name, cjson.encode(urls))
 end
 
 t.test("dry run plans 'update' for entries the manifest has, 'add' for new ones", function()
-  local before = snapshot()
-  local rc, out, err = run("migrate --dry-run --json --actor " .. merge_actor)
+  local before = w:snapshot { no_locks = true }
+  local rc, out, err = w:tdm("migrate --dry-run --json --actor " .. merge_actor)
   t.eq(rc, 0, "exit code: " .. err)
   local planned = {}
   for line in out:gmatch("[^\n]+") do
@@ -179,7 +142,7 @@ t.test("dry run plans 'update' for entries the manifest has, 'add' for new ones"
   end
   t.eq(planned[merge_actor .. "_0.jpg"], "update", "_0")
   t.eq(planned[merge_actor .. "_6.jpg"], "add", "_6")
-  t.eq(snapshot(), before, "nothing changed")
+  t.eq(w:snapshot { no_locks = true }, before, "nothing changed")
 end)
 
 -- Kill migrate at seeded random moments: whenever a legacy file is gone,
@@ -187,7 +150,7 @@ end)
 local function check_invariant(round)
   for _, name in ipairs(kill_actors) do
     if not core.stat(legacy(name)) then
-      local doc, err = tdm.Manifest.load(mpath(name), cfg)
+      local doc, err = tdm.Manifest.load(w:mpath(name), cfg)
       t.ok(doc, string.format("round %d: %s: response.json gone, manifest loads: %s",
                               round, name, tostring(err)))
       local have = {}
@@ -226,7 +189,7 @@ t.test("SIGKILL at random moments never loses a legacy file before its manifest"
   end
 end)
 
-local rc, out, err = run("migrate --json")
+local rc, out, err = w:tdm("migrate --json")
 
 t.test("exit code 1: garbled files were found, the rest went on", function()
   t.eq(rc, 1, "exit code; stderr: " .. err:sub(1, 300))
@@ -256,7 +219,7 @@ for k, c in ipairs(accepted) do
       t.eq(e.status, st, fn .. " status")
       if md5 then t.eq(e.md5_hash, md5, fn .. " md5_hash") end
       t.eq(e.s3_url, "https://story-boards-assets.s3.us-west-1.amazonaws.com/" ..
-                     key_of(name, fn), fn .. " s3_url")
+                     w:key(name, fn), fn .. " s3_url")
     end
   end)
 end
@@ -265,7 +228,7 @@ t.test("garbled files are reported, left byte-identical, no manifest made", func
   for k, c in ipairs(garbled) do
     local name = garbled_actor[k]
     t.eq(t.read(legacy(name)), garbled_bytes[k], c.name .. ": bytes of response.json")
-    t.eq(core.stat(mpath(name)), nil, c.name .. ": no manifest written")
+    t.eq(core.stat(w:mpath(name)), nil, c.name .. ": no manifest written")
     local found = false
     for line in out:gmatch("[^\n]+") do
       local ev = cjson.decode(line)
@@ -296,7 +259,7 @@ t.test("--keep-legacy keeps response.json", function()
   -- one and run for that actor only.
   local text = cjson.encode({ keep_actor .. "_2.jpg" })
   lf.write(DATA, keep_actor, text)
-  local rc2, _, err2 = run("migrate --keep-legacy --actor " .. keep_actor)
+  local rc2, _, err2 = w:tdm("migrate --keep-legacy --actor " .. keep_actor)
   t.eq(rc2, 0, "exit code: " .. err2)
   t.eq(t.read(legacy(keep_actor)), text, "response.json kept byte-identical")
   local entries = entries_of(keep_actor)
@@ -308,14 +271,14 @@ end)
 t.test("a second run on the leftovers changes nothing; one stderr line each", function()
   os.remove(legacy(keep_actor))
   -- a symlinked response.json is refused too (and left as it is)
-  t.write(tmp .. "/elsewhere.json", cjson.encode({ link_actor .. "_0.jpg" }))
-  os.remove(mpath(link_actor))
-  assert(os.execute("ln -s " .. sh_quote(tmp .. "/elsewhere.json") .. " " ..
+  t.write(w.tmp .. "/elsewhere.json", cjson.encode({ link_actor .. "_0.jpg" }))
+  os.remove(w:mpath(link_actor))
+  assert(os.execute("ln -s " .. sh_quote(w.tmp .. "/elsewhere.json") .. " " ..
                     sh_quote(legacy(link_actor))))
-  local before = snapshot()
-  local rc2, out2, err2 = run("migrate")
+  local before = w:snapshot { no_locks = true }
+  local rc2, out2, err2 = w:tdm("migrate")
   t.eq(rc2, 1, "exit code")
-  t.eq(snapshot(), before, "data root and bucket")
+  t.eq(w:snapshot { no_locks = true }, before, "data root and bucket")
   t.eq(out2, "", "nothing migrated")
   local lines = {}
   for line in err2:gmatch("[^\n]+") do
@@ -325,12 +288,9 @@ t.test("a second run on the leftovers changes nothing; one stderr line each", fu
   t.ok(err2:find(legacy(link_actor) .. ": not a regular file (link)", 1, true),
        "symlink refused: " .. err2)
   t.ok(core.stat(legacy(link_actor)).type == "link", "symlink left in place")
-  t.eq(core.stat(mpath(link_actor)), nil, "no manifest for the symlinked one")
+  t.eq(core.stat(w:mpath(link_actor)), nil, "no manifest for the symlinked one")
 end)
 
--- Clean up this prefix's objects.
-local keys = {}
-for obj in client:list(PREFIX .. "/") do if obj then keys[#keys + 1] = obj.key end end
-if #keys > 0 then client:delete_many(keys) end
+w:cleanup()
 
 return t.done()
