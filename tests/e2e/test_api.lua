@@ -9,7 +9,7 @@ package.path = ROOT .. "/tests/lua/?.lua;" .. package.path
 local t = require "t"
 local tdm = require "tdm"
 local core = require "tdm.core"
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local e2e = dofile(ROOT .. "/tests/lib/e2e.lua")
 
 local q = t.shq
 local function sh(cmd)
@@ -31,11 +31,8 @@ local T0 = core.now()
 -- Debian's python3 (a pyenv shim can take seconds to start).
 local PY = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
 
-local tmp = t.tmpdir()
-local data_root = tmp .. "/data"
-local prefix = "t/api" .. tostring(os.time()) .. tostring(math.random(1e6))
-local fx = fixture.generate { data_root = data_root, prefix = prefix }
-local cfg = tdm.config { data_root = data_root, prefix = prefix }
+local w = e2e.world { tag = "t/api", fixture = {} }
+local tmp, data_root, prefix, fx, cfg, s3 = w.tmp, w.D, w.prefix, w.fx, w.cfg, w.client
 local api = tdm.API.new(cfg)
 local TOKEN = "tok-" .. tostring(math.random(1e9))
 local MAX = 1048576
@@ -137,16 +134,9 @@ local function status_of(doc)
   return out
 end
 
--- A snapshot of every byte under the data root and the test's S3 prefix.
-local s3 = tdm.s3.client(cfg)
-local function snapshot()
-  local parts = { sh("cd " .. q(data_root) .. " && find . -type f ! -name '*.lock' "
-                     .. "| LC_ALL=C sort | xargs -r md5sum") }
-  for obj in s3:list(prefix .. "/") do
-    parts[#parts + 1] = obj.key .. " " .. tostring(obj.etag)
-  end
-  return table.concat(parts, "\n")
-end
+-- Every byte under the data root and the test's S3 prefix (lock files
+-- aside).
+local function snapshot() return w:snapshot { no_locks = true } end
 
 print(string.format("# fixture and server ready: %.1fs", core.now() - T0))
 
@@ -199,7 +189,7 @@ t.test("GET auto-initialized the actor with no manifest", function()
   local doc = assert(api:get_training_data(7))
   t.ok(core.stat(data_root .. "/actor_manifests/0007_manifest.json"),
        "manifest 0007 written")
-  t.eq(status_of(doc), fixture.expected_statuses(fx, "0007_no_manifest"),
+  t.eq(status_of(doc), e2e.fixture.expected_statuses(fx, "0007_no_manifest"),
        "statuses")
   local only = assert(api:get_training_data(10))
   t.eq(only.actor_name, "0010_s3_only_actor", "S3-only actor found")
@@ -368,7 +358,7 @@ t.test("hostile requests get their status and change nothing", function()
     .. "EOF")
   t.ok(tonumber(sent) and tonumber(sent) > MAX, "streamed more than the limit: " .. sent)
   os.execute("sleep 0.3")
-  t.eq(snapshot(), before, "data root and bucket unchanged")
+  t.eq(e2e.snapdiff(before, snapshot()), "", "data root and bucket unchanged")
 end)
 
 t.test("access log: one line a request, no headers, no token", function()
@@ -393,7 +383,7 @@ t.test("S3 unreachable -> 503, nothing changed", function()
   t.eq(code, 200, "GET from the manifest still works")
   code, body = curl(q(b2 .. "/api/actors/12/training-data"))
   t.eq(code, 503, "GET of an actor to look up in S3 (" .. body .. ")")
-  t.eq(snapshot(), before, "nothing changed")
+  t.eq(e2e.snapdiff(before, snapshot()), "", "nothing changed")
   os.execute("kill -TERM " .. pid2)
 end)
 

@@ -15,27 +15,17 @@
 local t = require "t"
 local core = require "tdm.core"
 local cjson = require "cjson"
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fp = dofile(ROOT .. "/tests/lib/faultproxy.lua")
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
-local CAT = ROOT .. "/tests/catalogue"
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local fp = e2e.fp
+local CAT = e2e.ROOT .. "/tests/catalogue"
 local cases = dofile(CAT .. "/cases.lua")
 local SHOW = os.getenv("TDM_CATALOGUE_SHOW") == "1"
 
-local function run_id()
-  local f = io.open("/proc/sys/kernel/random/uuid")
-  local u = f:read("l"):gsub("-", ""):sub(1, 12)
-  f:close()
-  return u
-end
-
 -- The template data root, made once; every case gets a copy at the same
 -- absolute path (manifests record the data root as configured).
-local work = fp.fastdir()
-local D = work .. "/data"
-local P = "t/catalogue-" .. run_id()
-local fx = fixture.generate { data_root = D, prefix = P, scenarios = false,
-  bulk = 1, bulk_files = 2, bulk_size = 8 * 1024, seed = 42 }
+local w = e2e.world { tag = "t/catalogue", fast = true, fixture = { scenarios = false,
+  bulk = 1, bulk_files = 2, bulk_size = 8 * 1024, seed = 42 } }
+local work, D, P, fx = w.tmp, w.D, w.prefix, w.fx
 local CAT_DIR = D .. "/actors/0042_cat/training_data"
 assert(core.mkdirs(CAT_DIR))
 t.write(CAT_DIR .. "/0042_cat_0.jpg", "hello")

@@ -16,16 +16,8 @@ local t = require "t"
 local cjson = require "cjson"
 local core = require "tdm.core"
 local tdm = require "tdm"
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fp = dofile(ROOT .. "/tests/lib/faultproxy.lua")
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
-
-local function run_id()
-  local f = io.open("/proc/sys/kernel/random/uuid")
-  local u = f:read("l"):gsub("-", ""):sub(1, 12)
-  f:close()
-  return u
-end
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local fp = e2e.fp
 
 local function free_port()
   local p = io.popen("python3 -c 'import socket; s=socket.socket(); " ..
@@ -56,9 +48,9 @@ local function jpeg(n)
          string.rep(string.char(n % 251), 2000 + n) .. "\255\217"
 end
 
-local D = t.tmpdir() .. "/data"
-local fx = fixture.generate { data_root = D, prefix = "t/concurrency-" .. run_id(),
-  scenarios = false, bulk = 3, bulk_files = 10, bulk_size = 200 * 1024, seed = 99 }
+local w = e2e.world { tag = "t/concurrency", fixture = {
+  scenarios = false, bulk = 3, bulk_files = 10, bulk_size = 200 * 1024, seed = 99 } }
+local D, fx = w.D, w.fx
 local names = {}
 for name in pairs(fx.actors) do names[#names + 1] = name end
 table.sort(names)

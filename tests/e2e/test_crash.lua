@@ -18,20 +18,12 @@
 local t = require "t"
 local cjson = require "cjson"
 local core = require "tdm.core"
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fp = dofile(ROOT .. "/tests/lib/faultproxy.lua")
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local fp = e2e.fp
 
 local TRIALS = tonumber(os.getenv("TDM_CRASH_TRIALS") or "") or 30
 local SEED = tonumber(os.getenv("TDM_CRASH_SEED") or "") or 7
 math.randomseed(SEED)
-
-local function run_id()
-  local f = io.open("/proc/sys/kernel/random/uuid")
-  local u = f:read("l"):gsub("-", ""):sub(1, 12)
-  f:close()
-  return u
-end
 
 local function copy_tree(from, to)
   assert(os.execute("rm -rf " .. fp.q(to) .. " && cp -a " .. fp.q(from) ..
@@ -251,9 +243,9 @@ local function argv(cmd, D, prefix, extra)
 end
 
 t.test("pull-all killed at random moments", function()
-  local T = fp.fastdir() .. "/tpl"
-  local fx = fixture.generate { data_root = T, prefix = "t/crash-pull-" .. run_id(),
-    scenarios = false, bulk = 2, bulk_files = 4, bulk_size = 128 * 1024, seed = SEED }
+  local w = e2e.world { tag = "t/crash-pull", fast = true, data = "tpl", fixture = {
+    scenarios = false, bulk = 2, bulk_files = 4, bulk_size = 128 * 1024, seed = SEED } }
+  local T, fx = w.D, w.fx
   os.execute("rm -rf " .. fp.q(T .. "/actors"))
   local first = true
   for _, a in pairs(fx.actors) do
@@ -265,11 +257,10 @@ t.test("pull-all killed at random moments", function()
 end)
 
 t.test("push killed at random moments", function()
-  local T = fp.fastdir() .. "/tpl"
-  local base = "t/crash-push-" .. run_id()
-  local fx = fixture.generate { data_root = T, prefix = base,
+  local w = e2e.world { tag = "t/crash-push", fast = true, data = "tpl", fixture = {
     scenarios = false, bulk = 1, bulk_files = 6, bulk_size = 192 * 1024,
-    seed = SEED + 1, upload = false }
+    seed = SEED + 1, upload = false } }
+  local T, fx, base = w.D, w.fx, w.prefix
   os.execute("rm -rf " .. fp.q(T .. "/actor_manifests"))
   local name = next(fx.actors)
   local function prefix(i) return base .. "/" .. i end
@@ -288,17 +279,17 @@ t.test("push killed at random moments", function()
 end)
 
 t.test("sync-manifests killed at random moments", function()
-  local T = fp.fastdir() .. "/tpl"
-  local fx = fixture.generate { data_root = T, prefix = "t/crash-sync-" .. run_id(),
-    scenarios = true, junk = false, seed = SEED + 2 }
+  local w = e2e.world { tag = "t/crash-sync", fast = true, data = "tpl", fixture = {
+    scenarios = true, junk = false, seed = SEED + 2 } }
+  local T, fx = w.D, w.fx
   crash_trials { name = "sync-manifests", template = T, want = want_of(fx),
     args = function(D) return argv("sync-manifests", D, fx.prefix) end }
 end)
 
 t.test("migrate killed at random moments", function()
-  local T = fp.fastdir() .. "/tpl"
-  local fx = fixture.generate { data_root = T, prefix = "t/crash-migrate-" .. run_id(),
-    scenarios = false, bulk = 2, bulk_files = 4, bulk_size = 32 * 1024, seed = SEED + 3 }
+  local w = e2e.world { tag = "t/crash-migrate", fast = true, data = "tpl", fixture = {
+    scenarios = false, bulk = 2, bulk_files = 4, bulk_size = 32 * 1024, seed = SEED + 3 } }
+  local T, fx = w.D, w.fx
   -- Legacy layout: no manifests, a response.json per actor naming its
   -- images by their public S3 URLs.
   os.execute("rm -rf " .. fp.q(T .. "/actor_manifests"))

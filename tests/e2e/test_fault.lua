@@ -8,22 +8,14 @@
 -- Seeded: TDM_FAULT_SEED (default below) seeds the proxy and the data.
 local t = require "t"
 local cjson = require "cjson"
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fp = dofile(ROOT .. "/tests/lib/faultproxy.lua")
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local fp = e2e.fp
 
 local SEED = tonumber(os.getenv("TDM_FAULT_SEED") or "") or 20261126
 local FAULTS = { seed = SEED, p503 = 0.10, reset = 0.03, truncate = 0.03,
                  corrupt = 0.01 }
 local totals = { injected = 0, p503 = 0, reset = 0, truncate = 0,
                  corrupt = 0, requests = 0 }
-
-local function run_id()
-  local f = io.open("/proc/sys/kernel/random/uuid")
-  local u = f:read("l"):gsub("-", ""):sub(1, 12)
-  f:close()
-  return u
-end
 
 local function add_stats(st)
   for _, k in ipairs { "p503", "reset", "truncate", "corrupt", "requests" } do
@@ -112,10 +104,10 @@ end
 
 t.test("pull-all through 10% 503 + 3% resets + 3% truncation + 1% corruption",
        function()
-  local D = fp.fastdir() .. "/data"
-  local fx = fixture.generate { data_root = D, prefix = "t/fault-pull-" .. run_id(),
+  local w = e2e.world { tag = "t/fault-pull", fast = true, fixture = {
     scenarios = false, bulk = 10, bulk_files = 16, bulk_size = 160 * 1024,
-    seed = SEED }
+    seed = SEED } }
+  local D, fx = w.D, w.fx
   -- Nothing local: half the actors keep their manifest (files missing
   -- locally), half start from S3 alone.
   os.execute("rm -rf " .. fp.q(D .. "/actors"))
@@ -151,10 +143,10 @@ t.test("pull-all through 10% 503 + 3% resets + 3% truncation + 1% corruption",
 end)
 
 t.test("push through the same faults", function()
-  local D = fp.fastdir() .. "/data"
-  local fx = fixture.generate { data_root = D, prefix = "t/fault-push-" .. run_id(),
+  local w = e2e.world { tag = "t/fault-push", fast = true, fixture = {
     scenarios = false, bulk = 6, bulk_files = 12, bulk_size = 120 * 1024,
-    seed = SEED + 1, upload = false }
+    seed = SEED + 1, upload = false } }
+  local D, fx = w.D, w.fx
   local p = fp.start(FAULTS)
   local names = {}
   for name in pairs(fx.actors) do names[#names + 1] = name end
@@ -182,10 +174,10 @@ end)
 
 t.test("a corrupted body never lands under its final name nor as synced",
        function()
-  local D = fp.fastdir() .. "/data"
-  local fx = fixture.generate { data_root = D, prefix = "t/fault-corrupt-" .. run_id(),
+  local w = e2e.world { tag = "t/fault-corrupt", fast = true, fixture = {
     scenarios = false, bulk = 1, bulk_files = 4, bulk_size = 64 * 1024,
-    seed = SEED + 2 }
+    seed = SEED + 2 } }
+  local D, fx = w.D, w.fx
   local name = next(fx.actors)
   os.execute("rm -rf " .. fp.q(D .. "/actors"))
   -- Every object GET corrupted: every attempt fails its MD5 check.

@@ -103,14 +103,11 @@ t.test("parse_actor_id", function()
 end)
 
 -- The Lua API against s3rver (tests/run.sh starts it).
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 local core = require "tdm.core"
 local tdm = require "tdm"
-local dir = t.tmpdir()
-local prefix = "t/apilua" .. tostring(os.time()) .. tostring(math.random(1e6))
-fixture.generate { data_root = dir .. "/data", prefix = prefix, junk = false }
-local cfg = tdm.config { data_root = dir .. "/data", prefix = prefix }
+local w = e2e.world { tag = "t/apilua", fixture = { junk = false } }
+local dir, prefix, cfg = w.tmp, w.prefix, w.cfg
 local api = API.new(cfg)
 local tdir = dir .. "/data/actors/0001_all_synced/training_data/"
 local mfile = dir .. "/data/actor_manifests/0001_manifest.json"
