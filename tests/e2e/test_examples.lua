@@ -4,15 +4,15 @@
 local t = require "t"
 local tdm = require "tdm"
 
-local root = t.tmpdir()
-local prefix = string.format("examples-%d-%d", os.time(), math.random(1e6))
-local env = string.format("TDM_DATA_ROOT='%s' TDM_PREFIX='%s' ", root, prefix)
-local cfg = tdm.config { data_root = root, prefix = prefix }
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+
+local w = e2e.world { tag = "examples" }
+local root, cfg, s3 = w.D, w.cfg, w.client
+local env = string.format("TDM_DATA_ROOT=%s TDM_PREFIX=%s ", t.shq(root), t.shq(w.prefix))
 local actor = "0031_example_actor"
-local dir = root .. "/actors/" .. actor .. "/training_data"
+local dir = w:tdir(actor)
 assert(tdm.core.mkdirs(dir))
 
-local s3 = assert(tdm.s3.client(cfg))
 local function put(name, bytes)
   local src = root .. "/upload.tmp"
   t.write(src, bytes)

@@ -7,18 +7,14 @@ local t = require "t"
 local cjson = require "cjson"
 local core = require "tdm.core"
 
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
-local HOST = ROOT .. "/tdm-lua"
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local HOST = e2e.ROOT .. "/tdm-lua"
 local TRIALS = tonumber(os.getenv("TDM_KILL_TRIALS")) or 3
 local SEED = tonumber(os.getenv("TDM_KILL_SEED")) or 20261126
 
-local PREFIX = string.format("e2e-kill-%d-%d/training_data", math.floor(core.now()),
-                             math.random(1, 1e6))
-local TMP = t.tmpdir()
-local D = TMP .. "/data"
-local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 9, scenarios = false,
-                              bulk = 6, bulk_files = 17, bulk_size = 32 * 1024 }
+local w = e2e.world { prefix = e2e.prefix("e2e-kill") .. "/training_data", fixture = {
+  seed = 9, scenarios = false, bulk = 6, bulk_files = 17, bulk_size = 32 * 1024 } }
+local PREFIX, TMP, D, fx = w.prefix, w.tmp, w.D, w.fx
 
 local q = t.shq
 local function sh(cmd) return os.execute(cmd) end
@@ -32,7 +28,7 @@ end
 local function check_tree(trial)
   local finals, temps = 0, 0
   for name, a in pairs(fx.actors) do
-    local dir = D .. "/actors/" .. name .. "/training_data"
+    local dir = w:tdir(name)
     for _, f in ipairs(core.listdir(dir) or {}) do
       if f:sub(1, 1) == "." then
         temps = temps + 1
@@ -49,7 +45,7 @@ end
 
 local function check_manifests(trial)
   for name in pairs(fx.actors) do
-    local p = D .. "/actor_manifests/" .. name:match("^(%d+)") .. "_manifest.json"
+    local p = w:mpath(name)
     local text = t.read(p)
     t.ok(text, trial .. ": manifest of " .. name .. " exists")
     local ok, doc = pcall(cjson.decode, text)
@@ -126,9 +122,9 @@ t.test("SIGINT stops pull-all cleanly: exit 130, finished files kept", function(
   t.eq(temps, 0, "temp files left by an interrupted (not killed) run")
   -- what landed is recorded: every file present is synced in its manifest
   for name in pairs(fx.actors) do
-    local doc = cjson.decode(t.read(D .. "/actor_manifests/" .. name:match("^(%d+)") .. "_manifest.json"))
+    local doc = cjson.decode(t.read(w:mpath(name)))
     for _, e in ipairs(doc.training_data) do
-      if core.stat(D .. "/actors/" .. name .. "/training_data/" .. e.filename) then
+      if core.stat(w:lpath(name, e.filename)) then
         t.eq(e.status, "synced", "sigint: landed " .. e.filename .. " recorded")
       end
     end
@@ -144,7 +140,7 @@ t.test("the next pull-all completes and everything is synced", function()
   t.eq(finals, total_files, "files present")
   t.eq(temps, 0, "temp files of killed runs left after a completed run")
   for name, a in pairs(fx.actors) do
-    local p = D .. "/actor_manifests/" .. name:match("^(%d+)") .. "_manifest.json"
+    local p = w:mpath(name)
     local doc = cjson.decode(t.read(p))
     t.eq(doc.statistics.training_synced_count, 17, name .. " synced count")
     for _, e in ipairs(doc.training_data) do

@@ -3,14 +3,11 @@
 -- they are older than the manifest saves that record them and the racy
 -- rule has nothing to re-hash; no manifest is rewritten.
 local t = require "t"
-local cjson = require "cjson"
 local tdm = require "tdm"
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local prefix = string.format("e2e-noop-%d-%d", os.time(), math.random(1e6))
-local src, D = t.tmpdir(), t.tmpdir() .. "/data"
-local cfg = tdm.config { data_root = src, prefix = prefix }
-local s3 = assert(tdm.s3.client(cfg))
+local w = e2e.world { tag = "e2e-noop" }
+local src, D, cfg, s3 = w.tmp, w.D, w.cfg, w.client
 
 -- 3 actors x 4 objects, put straight into the bucket.
 local jobs = {}
@@ -29,15 +26,9 @@ for _, r in ipairs((s3:transfer(jobs))) do assert(r.ok, r.error) end
 os.execute("sleep 1.2")
 
 local function pull_all()
-  local p = io.popen(string.format("%s/tdm-lua pull-all --json --data-root '%s' --prefix '%s'",
-                                   ROOT, D, prefix))
-  local summary
-  for line in p:lines() do
-    local ev = cjson.decode(line)
-    if ev.summary then summary = ev.summary end
-  end
-  local ok, _, rc = p:close()
-  return ok and 0 or rc, summary or {}
+  local rc, out = w:tdm("pull-all --json")
+  local _, summary = e2e.json_lines(out)
+  return rc, summary or {}
 end
 
 t.test("pull-all then an immediate no-op pull-all", function()
