@@ -10,7 +10,8 @@
 local t = require "t"
 local tdm = require "tdm"
 
-local PREFIX = string.format("tdmtest-mp-%08x/", math.random(0, 0x7fffffff))
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local PREFIX = e2e.prefix("tdmtest-mp") .. "/"
 local dir = t.tmpdir()
 local c = assert(tdm.s3.client())
 local EP = os.getenv("AWS_ENDPOINT_URL")

@@ -7,8 +7,8 @@ local t = require "t"
 local tdm = require "tdm"
 local core = tdm.core
 
-local PREFIX = string.format("tdmtest-s3-%08x%08x/", math.random(0, 0x7fffffff),
-                             math.random(0, 0x7fffffff))
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local PREFIX = e2e.prefix("tdmtest-s3") .. "/"
 local dir = t.tmpdir()
 local c = assert(tdm.s3.client())
 
