@@ -21,9 +21,16 @@ MANDIR = $(PREFIX)/share/man
 PKG_CONFIG ?= pkg-config
 DEPS = lua5.4 libcurl openssl expat jansson libmicrohttpd
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEPS))
+# libcurl and libmicrohttpd are not linked: src/tdm_dl.c dlopens them on
+# first use (start-up cost; see src/tdm_curl.h), by these sonames.
+DL_LIBDIR := $(shell $(PKG_CONFIG) --variable=libdir libcurl)
+soname = $(or $(shell objdump -p $(DL_LIBDIR)/$(1).so 2>/dev/null | \
+  sed -n 's/^ *SONAME *//p'),$(2))
+CURL_SONAME := $(call soname,libcurl,libcurl.so.4)
+MHD_SONAME := $(call soname,libmicrohttpd,libmicrohttpd.so.12)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs lua5.4 openssl expat jansson) -ldl
 # The Lua module resolves lua_* from the interpreter that loads it.
-MOD_LIBS := $(shell $(PKG_CONFIG) --libs libcurl openssl expat jansson libmicrohttpd)
+MOD_LIBS := $(shell $(PKG_CONFIG) --libs openssl expat jansson) -ldl
 
 CC ?= cc
 WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
@@ -35,7 +42,9 @@ ifneq ($(SANITIZE),)
 endif
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) \
              $(WARN) -fPIC -pthread -Iinclude $(DEP_CFLAGS) $(SANFLAGS) \
-             -DTDM_LUADIR='"$(LUA_LMOD_DIR)"' $(CFLAGS)
+             -DTDM_LUADIR='"$(LUA_LMOD_DIR)"' \
+             -DTDM_CURL_SONAME='"$(CURL_SONAME)"' \
+             -DTDM_MHD_SONAME='"$(MHD_SONAME)"' $(CFLAGS)
 ALL_LDFLAGS = -pthread $(SANFLAGS) $(LDFLAGS)
 
 # Build directory. `make B=build-asan SANITIZE=address,undefined` builds a
@@ -84,8 +93,7 @@ $(B):
 	[ "$(B)" = build ] || ln -sfn ../lua $(B)/lua
 
 $(LIB): $(CORE_OBJS)
-	rm -f $@
-	$(AR) rcs $@ $^
+	rm -f $@.tmp.$$$$ && $(AR) rcs $@.tmp.$$$$ $^ && mv -f $@.tmp.$$$$ $@
 
 # Linked to a temp name and renamed into place, so a test running the
 # previous binary (or starting one) never sees a half-written file.

@@ -46,14 +46,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <curl/curl.h>
-#include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <lualib.h>
 
 #include "lbind.h"
+#include "tdm_curl.h"
+#include "tdm_mhd.h"
 
 
 #define HTTP_MAX_FILES_DEFAULT 16
@@ -967,11 +967,13 @@ static int l_http_serve(lua_State *L) {
   atomic_init(&srv->progress_ms, now_ms());
   atomic_init(&srv->buffered, 0);
 
+  /* libcurl too, now: its global init is not safe to race from the
+   * workers' first S3 clients. */
+  if (tdm_mhd_load(&err) != TDM_OK || tdm_curl_load(&err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
   fd = open_listener(listen_spec, bound, sizeof bound, &err);
   if (fd < 0) return tdm_lua_fail(L, &err);
 
-  /* libcurl's global init is not safe to race from several workers. */
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   /* Workers inherit a mask without SIGINT/SIGTERM, so the signal reaches
    * this (the polling) thread and never interrupts a request. */
   sigemptyset(&block);
@@ -991,7 +993,6 @@ static int l_http_serve(lua_State *L) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!d) {
     close(fd);
-    curl_global_cleanup();
     tdm_error_set(&err, "EIO", "cannot start the HTTP server on %s",
                   bound);
     return tdm_lua_fail(L, &err);
@@ -1003,8 +1004,7 @@ static int l_http_serve(lua_State *L) {
     lua_pushstring(L, bound);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       MHD_stop_daemon(d);
-      curl_global_cleanup();
-      return lua_error(L);
+        return lua_error(L);
     }
   }
   take_default_signal(SIGTERM, &saved_term, &took_term);
@@ -1030,7 +1030,6 @@ static int l_http_serve(lua_State *L) {
   log_line("tdm-lua serve: stopped (%d requests unfinished)",
            atomic_load(&srv->inflight));
   MHD_stop_daemon(d);
-  curl_global_cleanup();
   if (took_term) sigaction(SIGTERM, &saved_term, NULL);
   if (took_int) sigaction(SIGINT, &saved_int, NULL);
   /* The signal was this server's normal way to stop, not a failure. */

@@ -104,8 +104,8 @@ tdm_s3 *tdm_s3_new(const tdm_s3_config *cfg, tdm_error *err) {
   c->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^
            (uint64_t)(uintptr_t)c;
   if (!c->rng) c->rng = 88172645463325252ull;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-      !(c->multi = curl_multi_init())) {
+  if (tdm_curl_load(err) != TDM_OK) goto fail;
+  if (!(c->multi = curl_multi_init())) {
     tdm_error_set(err, "EIO", "S3 client: libcurl failed to start");
     goto fail;
   }

@@ -5,7 +5,7 @@
 #ifndef TDM_S3_INT_H
 #define TDM_S3_INT_H
 
-#include <curl/curl.h>
+#include "tdm_curl.h"
 
 #include "tdm.h"
 #include "tdm/s3.h"

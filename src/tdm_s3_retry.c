@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "tdm.h"
 #include "tdm/s3.h"
 
@@ -63,8 +61,7 @@ double tdm_s3_retry_after(const char *value, time_t now) {
     while (isspace((unsigned char)*end)) end++;
     return *end ? -1 : d;
   }
-  t = curl_getdate(value, NULL);
-  if (t < 0) return -1;
+  if ((t = (time_t)tdm_s3_parse_time(value)) <= 0) return -1;
   return t > now ? (double)(t - now) : 0;
 }
 

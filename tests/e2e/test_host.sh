@@ -8,6 +8,35 @@ check_out "tdm-lua -e md5" "900150983cd24fb0d6963f7d28e17f72" \
 check_out "stock lua5.4 loads the build tree" \
   "900150983cd24fb0d6963f7d28e17f72" \
   lua5.4 -e 'package.cpath="./?.so;"..package.cpath; package.path="./lua/?.lua;./lua/?/init.lua;"..package.path; print(require("tdm").md5("abc"))'
+# libcurl and libmicrohttpd are loaded on first use only (start-up cost):
+# not for hashing or a manifest scan, libcurl for an S3 client, and the
+# same from a stock lua5.4 that requires the module.
+mkdir -p "$tmp/data/actors/0007_demo/training_data"
+printf 'img' > "$tmp/data/actors/0007_demo/training_data/0007_demo_0.jpg"
+cat > "$tmp/lazy.lua" <<EOF
+local function loaded(lib)
+  for l in io.lines("/proc/self/maps") do
+    if l:find(lib, 1, true) then return "yes" end
+  end
+  return "no"
+end
+local tdm = require "tdm"
+local cfg = tdm.config { data_root = "$tmp/data", bucket = "b",
+                         endpoint = "http://127.0.0.1:9" }
+tdm.md5_file("$0")
+local m = assert(tdm.Manifest.open(7, cfg))
+assert(m:scan_local())
+m:close()
+local before = loaded("libcurl") .. " " .. loaded("libmicrohttpd")
+assert(tdm.s3.client(cfg))
+print(before, loaded("libcurl") .. " " .. loaded("libmicrohttpd"))
+EOF
+export AWS_ACCESS_KEY_ID=AKIDLAZY AWS_SECRET_ACCESS_KEY=lazysecret
+check_out "tdm-lua loads libcurl only for S3, libmicrohttpd never unasked" \
+  "no no	yes no" tdm-lua "$tmp/lazy.lua"
+check_out "stock lua5.4 with the module: the same" "no no	yes no" \
+  lua5.4 -e 'package.cpath="./?.so;"..package.cpath; package.path="./lua/?.lua;./lua/?/init.lua;"..package.path' "$tmp/lazy.lua"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 check_rc "--help exits 0" 0 tdm-lua --help
 check_grep "--help lists commands" "commands:" tdm-lua --help
 check_grep "--help lists md5" "md5 " tdm-lua --help
