@@ -2,10 +2,9 @@
 # test_api_http.sh -- the HTTP server binding (core.http_serve, src/lhttp.c)
 # with a tiny handler: request table, limits, multipart, bearer token,
 # errors without leaks, access log, graceful SIGTERM.
-. "$(dirname "$0")/../lib/assert.sh"
-tmp=$(mktemp -d); pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+. "$(dirname "$0")/../lib/e2e.sh"
+pid=
+at_exit '[ -n "$pid" ] && kill "$pid" 2>/dev/null'
 
 mkdir -p "$tmp/mods"
 cat > "$tmp/mods/tiny_handler.lua" <<'EOF'

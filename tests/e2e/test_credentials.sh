@@ -6,9 +6,7 @@
 # AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE, INI details, and failure
 # paths. Every output of every case is collected and must never contain
 # the fake secret key or session token.
-. "$(dirname "$0")/../lib/assert.sh"
-cd "${TDM_TEST_ROOT:-$(dirname "$0")/../..}"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib/e2e.sh"
 ALL="$tmp/all-output"; : >"$ALL"
 
 SECRET="FAKEsecretKEYnever/shown+0123456789abcdef"

@@ -6,15 +6,9 @@
 # bucket that does not exist; then the HTTP API is queried. Everything
 # printed to stdout and stderr is grepped for the secret and the token.
 # Commands' own results are not judged here, only what they print.
-. "$(dirname "$0")/../lib/assert.sh"
-cd "${TDM_TEST_ROOT:-$(dirname "$0")/../..}"
-tmp=$(mktemp -d)
+. "$(dirname "$0")/../lib/e2e.sh"
 serve_pid=
-cleanup() {
-  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+at_exit '[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null'
 ALL="$tmp/all-output"; : >"$ALL"
 
 SECRET="LEAKsecretKEY/never+shown0123456789abcdef"
@@ -23,7 +17,7 @@ TOKEN="LEAKsessionTOKEN/never+shown=zzzzzzzzzzzz"
 # signature, so a fake secret still gets real answers).
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-S3RVER}"
 export AWS_SECRET_ACCESS_KEY="$SECRET" AWS_SESSION_TOKEN="$TOKEN"
-export TDM_DATA_ROOT="$tmp/data" TDM_PREFIX="leaktest-$$-$RANDOM"
+e2e_world leaktest
 unset TDM_API_TOKEN
 
 actor=0042_leak

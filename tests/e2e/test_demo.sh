@@ -3,10 +3,8 @@
 # whole story into a temp dir and ends clean: exit 0, every manifest
 # all synced, no legacy response.json left.
 set -u
-cd "$(dirname "$0")/../.."
-. tests/lib/assert.sh
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdm-demo-test.XXXXXX")
-trap 'rm -rf "$DIR"' EXIT
+. "$(dirname "$0")/../lib/e2e.sh"
+DIR=$tmp
 # The harness already installed and built; the demo starts its own s3rver.
 TDM_DEMO_DIR=$DIR TDM_DEMO_SKIP_DEPS=1 TDM_DEMO_SKIP_BUILD=1 \
   bash scripts/demo.sh >"$DIR/out" 2>&1

@@ -4,9 +4,8 @@
 # program; `luarocks make` builds and installs a loadable rock; uninstall
 # removes what install put there. Runs in a copy of the source tree so
 # the working build is not disturbed.
-. "$(dirname "$0")/../lib/assert.sh"
+. "$(dirname "$0")/../lib/e2e.sh"
 src=$(pwd)
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/src"
 git -C "$src" ls-files -z | (cd "$src" && xargs -0 cp --parents -t "$tmp/src")
 cd "$tmp/src" || exit 1

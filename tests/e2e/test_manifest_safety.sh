@@ -9,16 +9,13 @@
 #   * no permission to write (run as nobody via setpriv): save fails with a
 #     message naming the file, bytes unchanged.
 set -u
-cd "$(dirname "$0")/../.."
-. tests/lib/assert.sh
+# tmpfs when there is one: the test is about locks and atomic renames, and
+# fsync on a loaded shared disk would make it slow, not stronger.
+E2E_FAST=1 . "$(dirname "$0")/../lib/e2e.sh"
+TMP=$tmp
 ROOT=$(pwd)
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/?.so;;"
-# tmpfs when there is one: the test is about locks and atomic renames, and
-# fsync on a loaded shared disk would make it slow, not stronger.
-TMP=$(mktemp -d /dev/shm/tdm-msafety.XXXXXX 2>/dev/null ||
-      mktemp -d "${TMPDIR:-/tmp}/tdm-msafety.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 ACTOR=0042_european_30_male
 export TDM_DATA_ROOT="$TMP/data"
 mkdir -p "$TDM_DATA_ROOT/actors/$ACTOR/training_data"

@@ -3,8 +3,7 @@
 # comment `<!-- runnable -->` on the line before the fence) runs and exits
 # 0, from the repository root, with s3rver from tests/run.sh and a scratch
 # data root (TDM_DATA_ROOT) so it leaves nothing behind.
-. "$(dirname "$0")/../lib/assert.sh"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib/e2e.sh"
 python3 - README.md "$tmp" <<'PY'
 import re, sys, os
 text = open(sys.argv[1], encoding="utf-8").read()
@@ -16,7 +15,7 @@ print(len(blocks))
 PY
 n=$(ls "$tmp"/block*.sh 2>/dev/null | wc -l)
 [ "$n" -ge 1 ] && pass || fail "README has no runnable blocks"
-export TDM_DATA_ROOT="$tmp/data" TDM_PREFIX="readme-$$-$RANDOM"
+e2e_world readme
 for b in "$tmp"/block*.sh; do
   [ -f "$b" ] || continue
   if out=$(bash -e "$b" 2>&1); then pass

@@ -8,13 +8,12 @@
 # token by design -- X-Amz-Security-Token -- so that one URL is checked
 # for the secret only.)
 set -u
-cd "$(dirname "$0")/../.."
-. tests/lib/assert.sh
+. "$(dirname "$0")/../lib/e2e.sh"
 
 SECRET="tdmCanarySecret/Do+Not=Leak0123456789abcdefABCDEF"
 TOKEN="tdmCanaryToken/Session+Token=0123456789abcdefSECRETTOKEN"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tdm-leak.XXXXXX")
-trap 'rm -rf "$WORK"; [ -n "${FLAKY_PID:-}" ] && kill "$FLAKY_PID" 2>/dev/null' EXIT
+WORK=$tmp
+at_exit '[ -n "${FLAKY_PID:-}" ] && kill "$FLAKY_PID" 2>/dev/null'
 
 # the misbehaving server for 403 / 503
 exec 3< <(exec python3 tests/lib/s3_flaky.py)

@@ -2,8 +2,7 @@
 # test_s3rver.sh -- self-test of the harness: the s3rver started by
 # tests/run.sh takes a signed PUT, lists more than 1000 keys across pages,
 # and serves a GET, all through curl --aws-sigv4.
-. "$(dirname "$0")/../lib/assert.sh"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib/e2e.sh"
 : "${AWS_ENDPOINT_URL:?run through tests/run.sh, which starts s3rver}"
 B="$AWS_ENDPOINT_URL/story-boards-assets"
 SIG=(--aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
