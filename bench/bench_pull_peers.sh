@@ -44,12 +44,12 @@ for t in $TOOLS; do
 done
 
 . tests/lib/s3rver.sh
+. bench/lib.sh
 s3rver_start story-boards-assets || exit 1
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tdm-bench-pull.XXXXXX")
 trap 's3rver_stop; rm -rf "$WORK"' EXIT
 export LUA_PATH="$TDM_LUA_DIR/?.lua;$TDM_LUA_DIR/?/init.lua;;"
 export LUA_CPATH="$ROOT/?.so;;"
-HOSTPORT=${AWS_ENDPOINT_URL#http://}
 
 # ---- dataset ---------------------------------------------------------------
 echo "bench: generating $ACTORS x $PER_ACTOR objects of ~$SIZE bytes" >&2
@@ -93,24 +93,8 @@ end
 if bad > 0 then os.exit(1) end
 EOF
 
-# ---- peers' configuration ----------------------------------------------------
-export RCLONE_CONFIG_BENCH_TYPE=s3
-export RCLONE_CONFIG_BENCH_PROVIDER=Other
-export RCLONE_CONFIG_BENCH_ENDPOINT=$AWS_ENDPOINT_URL
-export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
-export RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
-export RCLONE_CONFIG_BENCH_REGION=$AWS_REGION
-export RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
-cat > "$WORK/s3cfg" <<EOF
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-host_base = $HOSTPORT
-host_bucket = $HOSTPORT
-use_https = False
-signature_v2 = False
-bucket_location = $AWS_REGION
-EOF
+# ---- peers' configuration (bench/lib.sh) --------------------------------------
+peers_setup "$WORK/peers" $JOBS_LIST
 
 RESULTS=$WORK/results.tsv
 : > "$RESULTS"
@@ -123,18 +107,12 @@ run() {
   start=$(date +%s.%N)
   case $tool in
     tdm) "$TDM_LUA" "$WORK/pull.lua" "$dest" "$jobs" ;;
-    aws)
-      printf '[default]\ns3 =\n  max_concurrent_requests = %s\n' "$jobs" \
-        > "$WORK/awscfg.$jobs"
-      AWS_CONFIG_FILE="$WORK/awscfg.$jobs" aws --endpoint-url \
-        "$AWS_ENDPOINT_URL" s3 sync "s3://story-boards-assets/$PREFIX" \
-        "$dest" --only-show-errors ;;
+    aws) aws_peer "c$jobs" s3 sync "s3://story-boards-assets/$PREFIX" "$dest" ;;
     rclone)
-      env -u AWS_CA_BUNDLE rclone copy "bench:story-boards-assets/$PREFIX" \
-        "$dest" --transfers "$jobs" --checkers "$jobs" -q ;;
+      rclone_peer copy "s3rver:story-boards-assets/$PREFIX" "$dest" \
+        --transfers "$jobs" --checkers "$jobs" ;;
     s3cmd)
-      s3cmd -c "$WORK/s3cfg" -q sync "s3://story-boards-assets/$PREFIX/" \
-        "$dest/" >/dev/null ;;
+      s3cmd_peer sync "s3://story-boards-assets/$PREFIX/" "$dest/" >/dev/null ;;
   esac
   rc=$?
   end=$(date +%s.%N)

@@ -32,6 +32,7 @@ LOG=$W/bench.log
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/?.so;;"
 
 . tests/lib/s3rver.sh
+. bench/lib.sh
 s3rver_start story-boards-assets || exit 1
 trap 's3rver_stop; rm -rf "$W"' EXIT
 PREFIX="bench-sync/system_actors/training_data"
@@ -57,29 +58,13 @@ mkdir -p "$W/src"
 echo "dataset ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms:" \
      "$(find "$W/src/data/actors" -type f | wc -l) files, $(du -sh "$W/src/data/actors" | cut -f1)" >&2
 
-# -- peers' configuration (same server, path-style, plain HTTP)
-HOSTPORT=${AWS_ENDPOINT_URL#http://}
-cat >"$W/s3cfg" <<EOF
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-host_base = $HOSTPORT
-host_bucket = $HOSTPORT
-use_https = False
-signature_v2 = False
-bucket_location = $AWS_REGION
-EOF
-export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
-       RCLONE_CONFIG_BENCH_ENDPOINT=$AWS_ENDPOINT_URL \
-       RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID \
-       RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-       RCLONE_CONFIG_BENCH_REGION=$AWS_REGION RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+# -- peers' configuration (bench/lib.sh: same server, path-style, plain HTTP)
+peers_setup "$W/peers" "$JOBS"
 # tdm DIR CMD...: tdm-lua CMD on the tree $W/DIR (data root "data" there)
 tdm() { local d=$1; shift; (cd "$W/$d" && "$ROOT/tdm-lua" "$@" --quiet --jobs "$JOBS" \
   --prefix "$PREFIX" --data-root data); }
-awss3() { aws --endpoint-url "$AWS_ENDPOINT_URL" s3 "$@" --only-show-errors; }
-rcl() { env -u AWS_CA_BUNDLE rclone --transfers "$JOBS" --checkers "$JOBS" "$@"; }
-s3c() { s3cmd -c "$W/s3cfg" --no-progress "$@"; }
+awss3() { aws_peer "c$JOBS" s3 "$@"; }
+rcl() { rclone_peer --transfers "$JOBS" --checkers "$JOBS" "$@"; }
 has() { command -v "$1" >/dev/null 2>&1; }
 
 declare -A BEST
@@ -119,12 +104,12 @@ for run in $(seq 1 "$RUNS"); do
   timed sync-cold tdm tdm tdm-sync sync-manifests
   timed sync-warm tdm tdm tdm-sync sync-manifests
   if has rclone; then
-    timed sync-cold "rclone check" rcl check --checksum "$W/src/data/actors" "bench:$BUCKET/$PREFIX" --one-way
-    timed sync-warm "rclone check" rcl check --checksum "$W/src/data/actors" "bench:$BUCKET/$PREFIX" --one-way
+    timed sync-cold "rclone check" rcl check --checksum "$W/src/data/actors" "s3rver:$BUCKET/$PREFIX" --one-way
+    timed sync-warm "rclone check" rcl check --checksum "$W/src/data/actors" "s3rver:$BUCKET/$PREFIX" --one-way
   fi
   if has s3cmd; then
-    timed sync-cold "s3cmd sync --dry-run" s3c sync --dry-run "$W/src/data/actors/" "$S3URL/"
-    timed sync-warm "s3cmd sync --dry-run" s3c sync --dry-run "$W/src/data/actors/" "$S3URL/"
+    timed sync-cold "s3cmd sync --dry-run" s3cmd_peer sync --dry-run "$W/src/data/actors/" "$S3URL/"
+    timed sync-warm "s3cmd sync --dry-run" s3cmd_peer sync --dry-run "$W/src/data/actors/" "$S3URL/"
   fi
   if has aws; then
     timed sync-cold "aws s3 sync --dryrun" awss3 sync --dryrun "$W/src/data/actors" "$S3URL"
@@ -146,13 +131,13 @@ for run in $(seq 1 "$RUNS"); do
   fi
   if has rclone; then
     rm -rf "$W/rclone"; mkdir -p "$W/rclone"
-    timed pull-empty "rclone copy --checksum" rcl copy --checksum "bench:$BUCKET/$PREFIX" "$W/rclone"
-    timed pull-noop "rclone copy --checksum" rcl copy --checksum "bench:$BUCKET/$PREFIX" "$W/rclone"
+    timed pull-empty "rclone copy --checksum" rcl copy --checksum "s3rver:$BUCKET/$PREFIX" "$W/rclone"
+    timed pull-noop "rclone copy --checksum" rcl copy --checksum "s3rver:$BUCKET/$PREFIX" "$W/rclone"
   fi
   if has s3cmd; then
     rm -rf "$W/s3cmd"; mkdir -p "$W/s3cmd"
-    timed pull-empty "s3cmd sync" s3c sync "$S3URL/" "$W/s3cmd/"
-    timed pull-noop "s3cmd sync" s3c sync "$S3URL/" "$W/s3cmd/"
+    timed pull-empty "s3cmd sync" s3cmd_peer sync "$S3URL/" "$W/s3cmd/"
+    timed pull-noop "s3cmd sync" s3cmd_peer sync "$S3URL/" "$W/s3cmd/"
   fi
 done
 

@@ -10,6 +10,8 @@
 #   bench_na OP TOOL ROLE NOTE   # record a row that could not run
 #   bench_rss OP TOOL ROLE RUN FILES -- CMD...   # peak RSS (KB) of CMD
 #       (OP must start with "rss ": report.py puts those in the RSS table)
+#   peers_setup DIR CONCURRENCY...   # aws cli, rclone and s3cmd configured
+#       for the s3rver; aws_peer, rclone_peer, s3cmd_peer (see below)
 #
 # The server CPU column: when S3RVER_PID is set, the CPU time the s3rver
 # process used during CMD, as a percentage of one core over CMD's wall time
@@ -160,3 +162,62 @@ drop_cache() {
   sync
   { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null
 }
+
+# peers_setup DIR CONCURRENCY...: configure the peer tools for the s3rver
+# at $AWS_ENDPOINT_URL (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# AWS_REGION: tests/lib/s3rver.sh exports them), one file each in DIR
+# (also $PEERS), and define the functions the benchmarks run them by:
+#   aws_peer cN ARGS...   /usr/bin/aws (Debian's awscli, not whatever else
+#                         is on PATH) with profile cN, one per CONCURRENCY
+#                         N (max_concurrent_requests N)
+#   rclone_peer ARGS...   rclone with the remote "s3rver:"
+#   s3cmd_peer ARGS...    s3cmd, quiet, no progress meter
+# awscli 2.9 ignores AWS_ENDPOINT_URL (so --endpoint-url) and takes its
+# concurrency only from its config file; named profiles take the
+# credentials file.
+AWS=/usr/bin/aws
+peers_setup() {
+  PEERS=$1; shift
+  local c hostport=${AWS_ENDPOINT_URL#http://}
+  mkdir -p "$PEERS"
+  : > "$PEERS/aws-config"; : > "$PEERS/aws-credentials"
+  for c in "$@"; do
+    printf '[profile c%s]\nregion = %s\ns3 =\n  max_concurrent_requests = %s\n' \
+      "$c" "$AWS_REGION" "$c" >> "$PEERS/aws-config"
+    printf '[c%s]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+      "$c" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" \
+      >> "$PEERS/aws-credentials"
+  done
+  cat > "$PEERS/rclone.conf" <<EOC
+[s3rver]
+type = s3
+provider = Other
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+endpoint = $AWS_ENDPOINT_URL
+region = $AWS_REGION
+force_path_style = true
+EOC
+  cat > "$PEERS/s3cfg" <<EOC
+[default]
+access_key = $AWS_ACCESS_KEY_ID
+secret_key = $AWS_SECRET_ACCESS_KEY
+host_base = $hostport
+host_bucket = $hostport
+bucket_location = $AWS_REGION
+use_https = False
+signature_v2 = False
+check_ssl_certificate = False
+progress_meter = False
+EOC
+}
+aws_peer() {       # aws_peer PROFILE ARGS...
+  AWS_CONFIG_FILE=$PEERS/aws-config \
+  AWS_SHARED_CREDENTIALS_FILE=$PEERS/aws-credentials \
+  AWS_PROFILE=$1 "$AWS" --endpoint-url "$AWS_ENDPOINT_URL" --only-show-errors \
+    "${@:2}" < /dev/null
+}
+rclone_peer() {    # rclone 1.60 refuses to start with AWS_CA_BUNDLE set
+  env -u AWS_CA_BUNDLE rclone --config "$PEERS/rclone.conf" -q "$@"
+}
+s3cmd_peer() { s3cmd -c "$PEERS/s3cfg" --no-progress -q "$@"; }

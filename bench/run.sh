@@ -82,61 +82,8 @@ PEERS=$WORK/peers; rm -rf "$PEERS"; mkdir -p "$PEERS"
 SCRATCH=$WORK/scratch; rm -rf "$SCRATCH"; mkdir -p "$SCRATCH"
 trap 's3rver_stop; rm -rf "$SCRATCH"' EXIT
 
-# ---- peers' configuration, all pointed at this s3rver -----------------
-# awscli 2.9: ignores AWS_ENDPOINT_URL (so --endpoint-url); concurrency
-# only from its config file; named profiles take the credentials file.
-cat > "$PEERS/aws-config" <<EOF
-[profile c10]
-region = $AWS_REGION
-s3 =
-  max_concurrent_requests = 10
-[profile c32]
-region = $AWS_REGION
-s3 =
-  max_concurrent_requests = 32
-EOF
-cat > "$PEERS/aws-credentials" <<EOF
-[c10]
-aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
-[c32]
-aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
-EOF
-cat > "$PEERS/rclone.conf" <<EOF
-[s3rver]
-type = s3
-provider = Other
-access_key_id = $AWS_ACCESS_KEY_ID
-secret_access_key = $AWS_SECRET_ACCESS_KEY
-endpoint = $EP
-region = $AWS_REGION
-force_path_style = true
-EOF
-hostport=${EP#http://}
-cat > "$PEERS/s3cfg" <<EOF
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-host_base = $hostport
-host_bucket = $hostport
-bucket_location = $AWS_REGION
-use_https = False
-signature_v2 = False
-check_ssl_certificate = False
-progress_meter = False
-EOF
-AWS=/usr/bin/aws   # Debian's awscli, not whatever else is on PATH
-aws_peer() {       # aws_peer PROFILE ARGS...
-  AWS_CONFIG_FILE=$PEERS/aws-config \
-  AWS_SHARED_CREDENTIALS_FILE=$PEERS/aws-credentials \
-  AWS_PROFILE=$1 "$AWS" --endpoint-url "$EP" --only-show-errors \
-    "${@:2}" < /dev/null
-}
-rclone_peer() {    # rclone 1.60 refuses to start with AWS_CA_BUNDLE set
-  env -u AWS_CA_BUNDLE rclone --config "$PEERS/rclone.conf" -q "$@"
-}
-s3cmd_peer() { s3cmd -c "$PEERS/s3cfg" --no-progress -q "$@"; }
+# ---- peers' configuration, all pointed at this s3rver (bench/lib.sh) --
+peers_setup "$PEERS" 10 32
 
 # ---- data --------------------------------------------------------------
 # dataset N PREFIX: generate $WORK/src-N (kept between runs) and load it
