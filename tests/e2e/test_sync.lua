@@ -7,71 +7,31 @@ local t = require "t"
 local cjson = require "cjson"
 local core = require "tdm.core"
 
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
-local HOST = ROOT .. "/tdm-lua"
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local ROOT, fixture = e2e.ROOT, e2e.fixture
 
-local PREFIX = string.format("e2e-sync-%d-%d/system_actors/training_data",
-                             math.floor(core.now()), math.random(1, 1e6))
-local D = t.tmpdir() .. "/data"
-local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 5 }
+local w = e2e.world { prefix = e2e.prefix("e2e-sync") .. "/system_actors/training_data",
+                      fixture = { seed = 5 } }
+local PREFIX, D, fx, cfg, client = w.prefix, w.D, w.fx, w.cfg, w.client
 -- Let the fixture's files age past the racy window (a file modified
 -- within 1 s of a manifest save is re-hashed by the next scan), so "a
 -- second sync hashes nothing" depends on tdm, not on how fast this runs.
 os.execute("sleep 1.1")
-local s3 = require "tdm.s3"
-local cfg = require("tdm.config")({ data_root = D, prefix = PREFIX })
-local client = assert(s3.client(cfg))
 
 local q = t.shq
-
--- Run `tdm-lua ARGS --data-root D --prefix P`; returns rc, stdout, stderr.
-local function tdm(args)
-  local errf = os.tmpname()
-  local p = io.popen(string.format("%s %s --data-root %s --prefix %s 2>%s",
-                                   HOST, args, q(D), q(PREFIX), errf))
-  local out = p:read("a")
-  local _, _, rc = p:close()
-  local err = t.read(errf) or ""
-  os.remove(errf)
-  return rc, out, err
-end
+local function tdm(args) return w:tdm(args) end
 
 -- Events and summary of a --json run.
 local function json_lines(out)
-  local events, summary = {}, nil
-  for line in out:gmatch("[^\n]+") do
-    local ok, v = pcall(cjson.decode, line)
-    t.ok(ok, "stdout line is JSON: " .. line)
-    if v.summary then summary = v.summary else events[#events + 1] = v end
-  end
+  local events, summary = e2e.json_lines(out)
   return events, summary or {}
 end
 
--- Every file under the data root -> md5, and every object -> etag/size.
 -- Lock files count unless `no_locks` (a dry run opens manifests
 -- read-only and touches none; a real run writes its pid into them).
-local function snapshot(no_locks)
-  local snap = {}
-  local p = io.popen("cd " .. q(D) .. " && find . -type f "
-                     .. (no_locks and "! -name '*.lock' " or "") .. "| sort")
-  for f in p:lines() do snap[f] = core.md5_file(D .. "/" .. f:sub(3)) end
-  p:close()
-  for obj, err in client:list(PREFIX .. "/") do
-    assert(obj, err)
-    snap["s3:" .. obj.key] = tostring(obj.etag) .. "/" .. obj.size
-  end
-  return snap
-end
+local function snapshot(no_locks) return w:snapshot { no_locks = no_locks } end
 
-local function diff(a, b)
-  for k, v in pairs(a) do if b[k] ~= v then return k end end
-  for k in pairs(b) do if a[k] == nil then return k end end
-end
-
-local function manifest_path(name)
-  return D .. "/actor_manifests/" .. name:match("^(%d+)") .. "_manifest.json"
-end
+local function manifest_path(name) return w:mpath(name) end
 
 local function load_manifest(name)
   local text = t.read(manifest_path(name))
@@ -172,8 +132,7 @@ t.test("--dry-run of every command changes nothing", function()
     local rc, out, err = tdm(args)
     t.ok(rc == 0 or rc == 1, args .. ": exit 0/1, got " .. tostring(rc) .. " " .. err)
     t.ok(#out > 0, args .. ": prints a plan")
-    local k = diff(before, snapshot())
-    t.eq(k, nil, args .. ": first difference in data root or bucket")
+    t.eq(e2e.snapdiff(before, snapshot()), "", args .. ": data root and bucket")
   end
   local _, out = tdm("pull-all --dry-run --json")
   local events, summary = json_lines(out)
@@ -280,7 +239,7 @@ t.test("pull ACTOR URLS_JSON: exactly those; foreign URLs refused", function()
   local rc, _, err = tdm("pull " .. name .. " " .. q(cjson.encode({ url, foreign })))
   t.eq(rc, 2, "foreign URL refused with exit 2")
   t.ok(err:find("outside actor", 1, true), "message names the refusal: " .. err)
-  t.eq(diff(before, snapshot()), nil, "refused pull changed nothing")
+  t.eq(e2e.snapdiff(before, snapshot()), "", "refused pull changed nothing")
 
   -- a URL of this actor's prefix with no object behind it: reported, exit 1
   local ghost = cfg.public_url_base .. "/" .. PREFIX .. "/" .. name .. "/" .. name .. "_9.jpg"
@@ -342,7 +301,7 @@ t.test("the no-op pull-all hashes, downloads and writes nothing", function()
   t.eq(summary.downloaded or 0, 0, "files downloaded")
   t.eq(summary.manifests_written or 0, 0, "manifests written")
   t.eq(manifest_mtimes(), before, "manifest mtimes")
-  t.eq(diff(snap, snapshot(true)), nil, "data root and bucket unchanged")
+  t.eq(e2e.snapdiff(snap, snapshot(true)), "", "data root and bucket unchanged")
 end)
 
 t.test("a bad manifest is reported and the run goes on", function()
