@@ -5,15 +5,11 @@ local t = require "t"
 local core = require "tdm.core"
 local tdm = require "tdm"
 
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local fixture = dofile(ROOT .. "/tests/lib/fixture.lua")
-local PREFIX = string.format("e2e-syncapi-%d-%d/training_data", math.floor(core.now()),
-                             math.random(1, 1e6))
-local D = t.tmpdir() .. "/data"
-local fx = fixture.generate { data_root = D, prefix = PREFIX, seed = 11 }
-local cfg = { data_root = D, prefix = PREFIX }
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local w = e2e.world { prefix = e2e.prefix("e2e-syncapi") .. "/training_data",
+                      fixture = { seed = 11 } }
+local PREFIX, D, fx, cfg, client = w.prefix, w.D, w.fx, w.cfg, w.client
 local sync = tdm.Sync.new(cfg)
-local client = assert(tdm.s3.client(tdm.config(cfg)))
 
 local function manifest(name)
   local m = assert(tdm.Manifest.open(name, cfg))
@@ -24,7 +20,7 @@ local function manifest(name)
   return by, stats
 end
 
-local function lpath(name, fn) return D .. "/actors/" .. name .. "/training_data/" .. fn end
+local function lpath(name, fn) return w:lpath(name, fn) end
 
 t.test("the sync modules and commands write no globals", function()
   local before = {}
@@ -134,12 +130,10 @@ t.test("delete = true mirrors one side onto the other", function()
 end)
 
 t.test("batches flushed while the listing goes on land everything", function()
-  local D2 = t.tmpdir() .. "/data"
-  local prefix = PREFIX .. "-batch"
-  fixture.generate { data_root = D2, prefix = prefix, seed = 3, scenarios = false,
-                     bulk = 6, bulk_files = 5, bulk_size = 5000 }
-  os.execute("rm -rf '" .. D2 .. "/actors'")
-  local s = tdm.Sync.new { data_root = D2, prefix = prefix }
+  local w2 = e2e.world { prefix = PREFIX .. "-batch", fixture = { seed = 3,
+    scenarios = false, bulk = 6, bulk_files = 5, bulk_size = 5000 } }
+  os.execute("rm -rf " .. t.shq(w2.D .. "/actors"))
+  local s = tdm.Sync.new(w2.cfg)
   local T = s:run { direction = "pull", batch = 4 }
   t.eq(T.downloaded, 30, "downloaded")
   t.eq(T.synced, 30, "synced")

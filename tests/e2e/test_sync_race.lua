@@ -8,14 +8,13 @@ local t = require "t"
 local core = require "tdm.core"
 local tdm = require "tdm"
 
-local PREFIX = string.format("e2e-syncrace-%d-%d/training_data", math.floor(core.now()),
-                             math.random(1, 1e6))
-local D = t.tmpdir() .. "/data"
-local cfg = { data_root = D, prefix = PREFIX }
-local client = assert(tdm.s3.client(tdm.config(cfg)))
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 
-local function lpath(name, fn) return D .. "/actors/" .. name .. "/training_data/" .. fn end
-local function key(name, fn) return PREFIX .. "/" .. name .. "/" .. fn end
+local w = e2e.world { prefix = e2e.prefix("e2e-syncrace") .. "/training_data" }
+local cfg, client = w.cfg, w.client
+
+local function lpath(name, fn) return w:lpath(name, fn) end
+local function key(name, fn) return w:key(name, fn) end
 
 local function entries(name)
   local m = assert(tdm.Manifest.open(name, cfg))
@@ -29,7 +28,7 @@ end
 -- (all under the manifest's lock).
 local function api_upload(name, fn, data)
   local m = assert(tdm.Manifest.open(name, cfg))
-  assert(core.mkdirs(D .. "/actors/" .. name .. "/training_data"))
+  assert(core.mkdirs(w:tdir(name)))
   t.write(lpath(name, fn), data)
   local put = assert(client:put(lpath(name, fn), key(name, fn)))
   local facts = { ["local"] = true, s3 = { md5 = put.md5, etag = put.etag,
@@ -57,7 +56,7 @@ t.test("refresh: a file uploaded and recorded after the listing stays synced", f
   local sync = tdm.Sync.new(cfg)
   -- A local-only file the manifest knows, then the API uploads it and a
   -- new file between the listing and the lock.
-  assert(core.mkdirs(D .. "/actors/" .. name .. "/training_data"))
+  assert(core.mkdirs(w:tdir(name)))
   t.write(lpath(name, name .. "_1.jpg"), "one")
   assert(sync:auto_initialize_manifest(name))
   t.eq(status(entries(name), name .. "_1.jpg"), "local_only", "before: local_only")

@@ -8,14 +8,10 @@ local cjson = require "cjson"
 local core = require "tdm.core"
 local tdm = require "tdm"
 
-local ROOT = os.getenv("TDM_TEST_ROOT") or "."
-local HOST = ROOT .. "/tdm-lua"
-local PREFIX = string.format("e2e-synctwice-%d-%d/training_data", math.floor(core.now()),
-                             math.random(1, 1e6))
-local TMP = t.tmpdir()
-local D = TMP .. "/data"
-local cfg = { data_root = D, prefix = PREFIX }
-local client = assert(tdm.s3.client(tdm.config(cfg)))
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local HOST = e2e.ROOT .. "/tdm-lua"
+local w = e2e.world { prefix = e2e.prefix("e2e-synctwice") .. "/training_data" }
+local PREFIX, TMP, D, cfg, client = w.prefix, w.tmp, w.D, w.cfg, w.client
 
 local q = t.shq
 
@@ -76,8 +72,7 @@ t.test("two pull-all runs at once download each file exactly once", function()
   print(string.format("# two pull-alls: %d downloads for %d files, %d actors skipped as busy",
                       total, ACTORS * FILES, busy))
   for _, name in ipairs(names) do
-    local doc, why = tdm.Manifest.load(D .. "/actor_manifests/" .. name:sub(1, 4)
-                                       .. "_manifest.json", tdm.config(cfg))
+    local doc, why = tdm.Manifest.load(w:mpath(name), cfg)
     t.ok(doc, name .. ": manifest loads (" .. tostring(why) .. ")")
     for _, e in ipairs(doc and doc.training_data or {}) do
       t.eq(e.status, "synced", name .. ": status of " .. e.filename)
