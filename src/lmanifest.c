@@ -538,6 +538,99 @@ static int m_save(lua_State *L) {
   return 2;
 }
 
+/* ---- background saves: the tdm.ManifestSaver type -------------------- */
+
+#define SAVER_T "tdm.ManifestSaver"
+
+typedef struct lsaver { tdm_saver *s; } lsaver;
+
+static tdm_saver *check_saver(lua_State *L, int idx) {
+  lsaver *u = luaL_checkudata(L, idx, SAVER_T);
+  if (!u->s) luaL_error(L, "attempt to use a closed manifest saver");
+  return u->s;
+}
+
+/* core.manifest_saver([threads [, max_pending]]) -> saver: writes the
+ * manifests handed to m:save_async on `threads` background threads
+ * (default 4). Closing it (close, __gc, __close) waits for every save. */
+static int l_manifest_saver(lua_State *L) {
+  int threads = (int)luaL_optinteger(L, 1, 4);
+  int max_pending = (int)luaL_optinteger(L, 2, 0);
+  tdm_error err;
+  lsaver *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->s = NULL;
+  luaL_setmetatable(L, SAVER_T);
+  if (tdm_saver_new(&u->s, threads, max_pending, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  return 1;
+}
+
+/* saver:wait() -> failures: wait for every save handed over, then return
+ * (and forget) the failed ones as a list of { actor, path, message, code }
+ * (empty when all were written). */
+static int s_wait(lua_State *L) {
+  tdm_saver *s = check_saver(L, 1);
+  tdm_saver_failure f;
+  lua_Integer k = 0;
+  tdm_saver_wait(s);
+  lua_newtable(L);
+  while (tdm_saver_take_failures(s, &f, 1) == 1) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, f.actor_name);
+    lua_setfield(L, -2, "actor");
+    lua_pushstring(L, f.path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, f.err.message[0] ? f.err.message : "unknown error");
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, f.err.code[0] ? f.err.code : "EIO");
+    lua_setfield(L, -2, "code");
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+/* saver:pending() -> number of saves handed over and not yet written. */
+static int s_pending(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tdm_saver_pending(check_saver(L, 1)));
+  return 1;
+}
+
+/* close(), __gc, __close: wait for the pending saves, then free (failures
+ * not taken by wait() are dropped); safe to call twice. */
+static int s_close(lua_State *L) {
+  lsaver *u = luaL_checkudata(L, 1, SAVER_T);
+  tdm_saver_free(u->s);
+  u->s = NULL;
+  return 0;
+}
+
+static const luaL_Reg saver_methods[] = {
+  {"wait", s_wait},
+  {"pending", s_pending},
+  {"close", s_close},
+  {NULL, NULL}
+};
+
+/* m:save_async(saver) -> true, written | nil, msg, code: as save(), but
+ * the file is written by the saver's threads, which also release the
+ * manifest's lock once the new version is durable. After a written save
+ * this handle holds no lock: read it, close it; a further save fails
+ * ("EINVAL"). Write failures come from saver:wait(). */
+static int m_save_async(lua_State *L) {
+  tdm_manifest *m = check_open(L, 1);
+  tdm_saver *s = check_saver(L, 2);
+  tdm_error err;
+  int written;
+  if (tdm_manifest_read_only(m))
+    return luaL_error(L, "manifest %s was opened read-only: save refused",
+                      tdm_manifest_path(m));
+  if (tdm_manifest_save_async(m, s, &written, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  lua_pushboolean(L, 1);
+  lua_pushboolean(L, written);
+  return 2;
+}
+
 /* encode() -> the JSON text save would write now. */
 static int m_encode(lua_State *L) {
   tdm_manifest *m = check_open(L, 1);
@@ -585,6 +678,7 @@ static const luaL_Reg methods[] = {
   {"statistics", m_statistics},
   {"scan_local", m_scan_local},
   {"save", m_save},
+  {"save_async", m_save_async},
   {"encode", m_encode},
   {"close", m_close},
   {NULL, NULL}
@@ -609,11 +703,21 @@ static void createmeta(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  luaL_newmetatable(L, SAVER_T);
+  lua_pushcfunction(L, s_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, s_close);
+  lua_setfield(L, -2, "__close");
+  luaL_newlibtable(L, saver_methods);
+  luaL_setfuncs(L, saver_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
 }
 
 static const luaL_Reg funcs[] = {
   {"manifest_open", l_manifest_open},
   {"manifest_read", l_manifest_read},
+  {"manifest_saver", l_manifest_saver},
   {"actor_id", l_actor_id},
   {"is_image_name", l_is_image_name},
   {"format_utc", l_format_utc},

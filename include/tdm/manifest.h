@@ -23,6 +23,7 @@
 #include "error.h"
 #include "buf.h"
 #include "hash.h"
+#include "fs.h"
 
 /* Largest manifest file tdm reads (a 10,000-entry manifest is ~5 MB). */
 #define TDM_MANIFEST_MAX_BYTES (64u * 1024 * 1024)
@@ -224,5 +225,55 @@ void tdm_scan_report_free(tdm_scan_report *rep);
 int tdm_lock_acquire(const char *lockpath, double timeout, int *fd,
                      tdm_error *err);
 void tdm_lock_release(int fd);
+
+/* ---- background saves ------------------------------------------------- */
+
+/* A saver writes manifests on background threads, so that a bulk run does
+ * not wait on each save's fsyncs: the caller hands over a locked manifest's
+ * encoded document *and its lock*; a writer thread writes it atomically
+ * (tdm_atomic_write: temp file, fsync, rename, fsync of the directory) and
+ * only then releases the lock. Until then no other process (and no other
+ * open in this process) can lock, read-modify-write or replace that
+ * manifest, so the safety rules hold unchanged; what a crash loses is
+ * what a crash before a synchronous save would lose. */
+typedef struct tdm_saver tdm_saver;
+
+/* A failed background save: the actor, the manifest path, the error. */
+typedef struct tdm_saver_failure {
+  char actor_name[TDM_NAME_MAX + 1];
+  char path[TDM_PATH_MAX];
+  tdm_error err;
+} tdm_saver_failure;
+
+/* A saver with `threads` writers (1-16; started on first use). At most
+ * `max_pending` saves are queued at once (<= 0: 64); a save handed over
+ * beyond that waits for a writer (bounds memory). */
+int tdm_saver_new(tdm_saver **out, int threads, int max_pending,
+                  tdm_error *err);
+
+/* Like tdm_manifest_save, but the write happens on `s`'s threads. When
+ * the manifest is dirty its statistics and training_data_updated are
+ * recomputed now, the encoded document and the lock go to the saver, and
+ * *written = 1: from then on m is unlocked for this handle (readable in
+ * memory; further saves are refused with "EINVAL"). When it is clean
+ * nothing is queued and m keeps its lock. Failures of the write itself
+ * are reported by tdm_saver_wait. */
+int tdm_manifest_save_async(tdm_manifest *m, tdm_saver *s, int *written,
+                            tdm_error *err);
+
+/* Block until every save handed over so far is written (or failed).
+ * Returns the number of failures not yet taken. */
+size_t tdm_saver_wait(tdm_saver *s);
+
+/* Saves handed over and not finished yet. */
+size_t tdm_saver_pending(tdm_saver *s);
+
+/* Move up to `max` finished failures into out[]; returns how many. */
+size_t tdm_saver_take_failures(tdm_saver *s, tdm_saver_failure *out,
+                               size_t max);
+
+/* Wait for every pending save, stop the threads, free. NULL is a no-op.
+ * Failures not taken are dropped. */
+void tdm_saver_free(tdm_saver *s);
 
 #endif

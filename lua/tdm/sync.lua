@@ -490,6 +490,28 @@ local function claim_busy(path, token)
   return true, pid
 end
 
+-- Write our claim to `path`: a temp file renamed into place, so a reader
+-- sees all of it or none, but not fsynced -- a claim only matters while
+-- its run is alive (a crash voids it), so it need not survive one.
+-- -> true | nil, msg, code.
+local function write_claim(path, token)
+  local tmp = path .. ".tmp." .. (my_pid() or "0")
+  local f, msg = io.open(tmp, "w")
+  if not f then return nil, "write claim " .. path .. ": " .. tostring(msg), "EIO" end
+  local ok, wmsg = f:write((my_pid() or "0") .. " " .. token .. "\n")
+  local okc, cmsg = f:close()
+  if not ok or not okc then
+    os.remove(tmp)
+    return nil, "write claim " .. path .. ": " .. tostring(wmsg or cmsg), "EIO"
+  end
+  local okr, rmsg = os.rename(tmp, path)
+  if not okr then
+    os.remove(tmp)
+    return nil, "write claim " .. path .. ": " .. tostring(rmsg), "EIO"
+  end
+  return true
+end
+
 -- Remove `path` if it still holds our claim.
 local function release_claim(path, token)
   local f = io.open(path, "r")
@@ -559,8 +581,7 @@ function Sync:process_actor(name, objects, o, state)
       end
     end
     if claim and #jobs > 0 then
-      local okc, cmsg, ccode = core.atomic_write(claim, (my_pid() or "0") .. " "
-                                                 .. state.token .. "\n")
+      local okc, cmsg, ccode = write_claim(claim, state.token)
       if not okc then return { nil, cmsg, ccode } end
       state.claims[name] = claim
     end
@@ -573,11 +594,14 @@ function Sync:process_actor(name, objects, o, state)
       if would then T.manifests_written = T.manifests_written + 1
       else T.manifests_unchanged = T.manifests_unchanged + 1 end
     else
-      local saved, written, sc = m:save()
+      -- Written in the background (state.saver holds the lock until the
+      -- new version is durable); a failed write is reported at the end.
+      local saved, written, sc = m:save_async(state.saver)
       if not saved then return { nil, written, sc } end
       if written then
         T.manifests_written = T.manifests_written + 1
         if created then T.manifests_created = T.manifests_created + 1 end
+        state.counted[name] = created and "created" or "written"
       else
         T.manifests_unchanged = T.manifests_unchanged + 1
       end
@@ -614,7 +638,7 @@ end
 -- (another process recorded something meanwhile), the transfer's result
 -- may be older than that record: the local file is hashed and the object
 -- asked for (HEAD) instead. Returns true | nil, msg, code.
-function Sync:apply_results(name, done)
+function Sync:apply_results(name, done, saver)
   local m, msg, code = manifest_mod().open(name, self.cfg)
   if not m then return nil, msg, code end
   local ok, res = pcall(function()
@@ -652,7 +676,9 @@ function Sync:apply_results(name, done)
       end
       if not okk then return { nil, emsg, ecode } end
     end
-    local saved, emsg, ecode = m:save()
+    local saved, emsg, ecode
+    if saver then saved, emsg, ecode = m:save_async(saver)
+    else saved, emsg, ecode = m:save() end
     if not saved then return { nil, emsg, ecode } end
     return { true, m:statistics() }
   end)
@@ -708,7 +734,7 @@ function Sync:flush(o, state)
     if not list or #list == 0 then return end
     done[actor] = {}
     last_save[actor] = core.now()
-    local ok, emsg, ecode = self:apply_results(actor, list)
+    local ok, emsg, ecode = self:apply_results(actor, list, state.saver)
     if not ok then
       T.actor_errors = T.actor_errors + 1
       fail(r, actor, nil, emsg, ecode)
@@ -806,7 +832,11 @@ end
 -- Returns the totals (a flat table for the summary) and per-actor final
 -- statistics in totals._final (name -> statistics).
 function Sync:run(o)
+  -- Manifest saves are written by background threads (their fsyncs off
+  -- this thread); <close> waits for them however the run ends.
+  local saver <close> = core.manifest_saver(4)
   local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
+                  saver = saver, counted = {},
                   planned = 0, files_done = 0, bytes_done = 0, claims = {},
                   token = string.format("%s-%.6f-%s", my_pid() or "0", core.now(),
                                         tostring({}):match("0x(%x+)") or "0") }
@@ -904,6 +934,17 @@ function Sync:run(o)
     end
   end
   if not o.dry_run then self:flush(o, state) end
+  for _, f in ipairs(saver:wait()) do
+    local how = state.counted[f.actor]
+    if how then
+      T.manifests_written = T.manifests_written - 1
+      if how == "created" then T.manifests_created = T.manifests_created - 1 end
+      state.counted[f.actor] = nil
+    end
+    state.final[f.actor] = nil
+    T.actor_errors = T.actor_errors + 1
+    fail(r, f.actor, nil, f.message, f.code)
+  end
   for actor in pairs(state.claims) do self:release_claim(state, actor) end
   for _, stats in pairs(state.final) do
     T.synced = T.synced + (stats.training_synced_count or 0)

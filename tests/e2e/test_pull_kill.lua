@@ -106,7 +106,8 @@ t.test("SIGINT stops pull-all cleanly: exit 130, finished files kept", function(
   local pidf, rcf = TMP .. "/pid2", TMP .. "/rc2"
   os.remove(rcf)
   sh(string.format("sh -c '%s pull-all --quiet --jobs 4 --data-root %s --prefix %s >/dev/null 2>&1 & "
-                   .. "echo $! > %s; wait $!; echo $? > %s' &", HOST, D, PREFIX, pidf, rcf))
+                   .. "echo $! > %s; wait $!; echo $? > %s.tmp; mv %s.tmp %s' &", HOST, D, PREFIX,
+                   pidf, rcf, rcf, rcf))
   local deadline = core.now() + 60
   while not t.read(pidf) and core.now() < deadline do sh("sleep 0.01") end
   local pid = t.read(pidf):match("%d+")
