@@ -370,7 +370,7 @@ t.test("access log: one line a request, no headers, no token", function()
 end)
 
 t.test("S3 unreachable -> 503, nothing changed", function()
-  local port = sh(PY .. [[ -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']]):match("%d+")
+  local port = e2e.free_port()
   local b2, pid2 = serve("AWS_ENDPOINT_URL=http://127.0.0.1:" .. port, "down")
   t.write(tmp .. "/ok.jpg", jpeg(500, 4))
   local before = snapshot()

@@ -19,14 +19,6 @@ local tdm = require "tdm"
 local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 local fp = e2e.fp
 
-local function free_port()
-  local p = io.popen("python3 -c 'import socket; s=socket.socket(); " ..
-    "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1]); s.close()'")
-  local port = p:read("l")
-  p:close()
-  return port
-end
-
 local function curl(args)
   local p = io.popen("curl -s --max-time 30 " .. args)
   local s = p:read("a")
@@ -60,7 +52,7 @@ os.execute("rm -rf " .. fp.q(D .. "/actors"))
 local env = { TDM_LOCK_TIMEOUT = "60" }
 
 t.test("two pull-alls and the API server at once", function()
-  local port = free_port()
+  local port = e2e.free_port()
   local server = fp.spawn({ "serve", "--listen", "127.0.0.1:" .. port,
     "--quiet", "--data-root", D, "--prefix", fx.prefix }, env)
   local url = "http://127.0.0.1:" .. port

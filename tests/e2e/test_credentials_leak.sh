@@ -68,7 +68,7 @@ AWS_ACCESS_KEY_ID=AKIAUNKNOWN00000000 run "unknown key sync-manifests --json" \
   tdm-lua sync-manifests --json
 
 # The HTTP API (access log on stderr) and its S3-backed paths.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 tdm-lua serve --listen "127.0.0.1:$port" >"$tmp/serve.out" 2>&1 &
 serve_pid=$!
 for _ in $(seq 50); do

@@ -12,16 +12,9 @@ local PREFIX = e2e.prefix("tdmtest-s3") .. "/"
 local dir = t.tmpdir()
 local c = assert(tdm.s3.client())
 
-local function write(path, data) t.write(path, data) return path end
+local files_in = e2e.files_in
 
--- Every file under `d`, hidden ones (temp files) included.
-local function files_in(d)
-  local out, p = {}, io.popen("find '" .. d .. "' -type f 2>/dev/null")
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  table.sort(out)
-  return out
-end
+local function write(path, data) t.write(path, data) return path end
 
 t.test("put, head, get, delete round trip", function()
   local src = write(dir .. "/src.jpg", "image bytes\0\1\2")

@@ -7,6 +7,7 @@ local tdm = require "tdm"
 local core = tdm.core
 
 local ROOT = os.getenv("TDM_TEST_ROOT") or "."
+local files_in = dofile(ROOT .. "/tests/lib/e2e.lua").files_in
 local srv = io.popen("exec python3 '" .. ROOT .. "/tests/lib/s3_flaky.py'")
 local port, pid = srv:read("l"):match("^(%d+) (%d+)$")
 assert(port, "flaky server did not start")
@@ -24,14 +25,6 @@ local function stats(ep)
   p:close()
   local out = {}
   for path, n in s:gmatch("(%S+) (%d+)\n") do out[path] = tonumber(n) end
-  return out
-end
-
-local function files_in(d)
-  local out, p = {}, io.popen("find '" .. d .. "' -type f 2>/dev/null")
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  table.sort(out)
   return out
 end
 

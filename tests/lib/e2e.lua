@@ -25,6 +25,8 @@
 --   w:cleanup()             -- delete every object under the prefix
 --   e2e.snapdiff(a, b)      -- "" when two snapshots are equal
 --   e2e.json_lines(out)     -- events, summary of a --json run's stdout
+--   e2e.files_in(dir)       -- sorted paths of every file under dir
+--   e2e.free_port()         -- a free loopback TCP port (a string)
 --   e2e.run_id(), e2e.prefix(tag), e2e.ROOT, e2e.fixture, e2e.fp
 local t = require "t"
 local tdm = require "tdm"
@@ -153,6 +155,26 @@ function e2e.snapdiff(a, b)
   end
   table.sort(lines)
   return table.concat(lines, "; ")
+end
+
+--- Every file under `d` (hidden ones, temp files, too), sorted.
+function e2e.files_in(d)
+  local out, p = {}, io.popen("find " .. q(d) .. " -type f 2>/dev/null")
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  table.sort(out)
+  return out
+end
+
+--- A free TCP port on 127.0.0.1 (as a string), from Debian's python3 (a
+-- pyenv shim can take seconds to start).
+function e2e.free_port()
+  local py = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+  local p = io.popen(py .. " -c 'import socket; s=socket.socket(); " ..
+    "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1]); s.close()'")
+  local port = p:read("l")
+  p:close()
+  return port
 end
 
 --- The events and the summary of a --json run; every line must be JSON.

@@ -8,8 +8,10 @@
 #     (servers to stop; CMD is evaluated then, so it may name variables
 #     set later);
 #   * e2e_world TAG: export TDM_DATA_ROOT=$tmp/data and a key prefix of
-#     this run's own, TDM_PREFIX=TAG-RUNID.
+#     this run's own, TDM_PREFIX=TAG-RUNID;
+#   * free_port: a free loopback TCP port (tests/lib/s3rver.sh's).
 . "$(dirname "${BASH_SOURCE[0]}")/assert.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/s3rver.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 if [ "${E2E_FAST:-}" = 1 ]; then
   tmp=$(mktemp -d /dev/shm/tdm-e2e.XXXXXX 2>/dev/null ||
