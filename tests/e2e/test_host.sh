@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # test_host.sh -- the tdm-lua host: scripts, arg, -e, -l, errors, exit codes.
-. "$(dirname "$0")/../lib/assert.sh"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib/e2e.sh"
 
 check_out "tdm-lua -e md5" "900150983cd24fb0d6963f7d28e17f72" \
   tdm-lua -e 'print(require("tdm").md5("abc"))'
