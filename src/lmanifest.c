@@ -475,11 +475,16 @@ static void push_names(lua_State *L, const tdm_scan_item *v, size_t n,
   lua_setfield(L, -2, field);
 }
 
-/* scan_local([{ verify = false, jobs = 2 }]) -> report | nil, msg, code.
+static tdm_prehash *check_prehash(lua_State *L, int idx);
+
+/* scan_local([{ verify = false, jobs = 2, prehash = p }]) -> report |
+ * nil, msg, code. With a prehash (core.prehash), MD5s it has for exactly
+ * these files are taken from it instead of hashing them again.
  * The C report lives in a box (userdata with __gc) while it is copied. */
 static int m_scan_local(lua_State *L) {
   tdm_manifest *m = check_open(L, 1);
   int verify = 0, jobs = 2;
+  tdm_prehash *pre = NULL;
   tdm_error err;
   size_t i;
   box *bx;
@@ -491,12 +496,13 @@ static int m_scan_local(lua_State *L) {
                                                       : "?";
       if (strcmp(k, "verify") == 0) verify = lua_toboolean(L, -1);
       else if (strcmp(k, "jobs") == 0) jobs = (int)luaL_checkinteger(L, -1);
+      else if (strcmp(k, "prehash") == 0) pre = check_prehash(L, -1);
       else luaL_error(L, "scan_local: unknown option '%s'", k);
       lua_pop(L, 1);
     }
   }
   bx = new_box(L);
-  if (tdm_manifest_scan(m, verify, jobs, &bx->rep, &err) != TDM_OK)
+  if (tdm_manifest_scan_pre(m, verify, jobs, pre, &bx->rep, &err) != TDM_OK)
     return tdm_lua_fail(L, &err);
   lua_createtable(L, 0, 8);
   push_names(L, bx->rep.added, bx->rep.n_added, "added");
@@ -537,6 +543,79 @@ static int m_save(lua_State *L) {
   lua_pushboolean(L, written);
   return 2;
 }
+
+/* ---- hashing ahead: the tdm.Prehash type ------------------------------ */
+
+#define PREHASH_T "tdm.Prehash"
+
+typedef struct lprehash { tdm_prehash *p; } lprehash;
+
+static tdm_prehash *check_prehash(lua_State *L, int idx) {
+  lprehash *u = luaL_checkudata(L, idx, PREHASH_T);
+  if (!u->p) luaL_error(L, "attempt to use a closed prehash");
+  return u->p;
+}
+
+/* core.prehash(dirs [, threads [, ahead]]) -> prehash: hash the image
+ * files of the folders dirs (a list of training_data/ paths, in the order
+ * the scans will come) on `threads` background threads (default 2), at
+ * most `ahead` folders (default 4) beyond the one being scanned; pass it
+ * to m:scan_local{ prehash = p }. The list is copied before any thread
+ * starts. */
+static int l_prehash(lua_State *L) {
+  int threads = (int)luaL_optinteger(L, 2, 2);
+  int ahead = (int)luaL_optinteger(L, 3, 4);
+  size_t n, i;
+  const char **dirs;
+  tdm_error err;
+  lprehash *u;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  n = (size_t)luaL_len(L, 1);
+  /* the strings stay referenced by the table (argument 1) meanwhile */
+  dirs = lua_newuserdatauv(L, (n ? n : 1) * sizeof *dirs, 0);   /* 4 */
+  for (i = 0; i < n; i++) {
+    lua_geti(L, 1, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "prehash: dirs[%d] is not a string", (int)i + 1);
+    dirs[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  u = lua_newuserdatauv(L, sizeof *u, 0);                       /* 5 */
+  u->p = NULL;
+  luaL_setmetatable(L, PREHASH_T);
+  rc = tdm_prehash_new(&u->p, dirs, n, threads, ahead, &err);
+  if (rc != TDM_OK) return tdm_lua_fail(L, &err);
+  return 1;
+}
+
+/* p:stats() -> { taken = n, hashed = n }: files whose MD5 scans took from
+ * it, files it hashed. */
+static int p_stats(lua_State *L) {
+  uint64_t taken, hashed;
+  tdm_prehash_stats(check_prehash(L, 1), &taken, &hashed);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)taken);
+  lua_setfield(L, -2, "taken");
+  lua_pushinteger(L, (lua_Integer)hashed);
+  lua_setfield(L, -2, "hashed");
+  return 1;
+}
+
+/* close(), __gc, __close: stop the threads and free; safe twice. */
+static int p_close(lua_State *L) {
+  lprehash *u = luaL_checkudata(L, 1, PREHASH_T);
+  tdm_prehash_free(u->p);
+  u->p = NULL;
+  return 0;
+}
+
+static const luaL_Reg prehash_methods[] = {
+  {"stats", p_stats},
+  {"close", p_close},
+  {NULL, NULL}
+};
 
 /* ---- background saves: the tdm.ManifestSaver type -------------------- */
 
@@ -703,6 +782,15 @@ static void createmeta(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  luaL_newmetatable(L, PREHASH_T);
+  lua_pushcfunction(L, p_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, p_close);
+  lua_setfield(L, -2, "__close");
+  luaL_newlibtable(L, prehash_methods);
+  luaL_setfuncs(L, prehash_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_newmetatable(L, SAVER_T);
   lua_pushcfunction(L, s_close);
   lua_setfield(L, -2, "__gc");
@@ -718,6 +806,7 @@ static const luaL_Reg funcs[] = {
   {"manifest_open", l_manifest_open},
   {"manifest_read", l_manifest_read},
   {"manifest_saver", l_manifest_saver},
+  {"prehash", l_prehash},
   {"actor_id", l_actor_id},
   {"is_image_name", l_is_image_name},
   {"format_utc", l_format_utc},

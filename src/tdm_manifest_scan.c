@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tdm_manifest_int.h"
 
@@ -21,6 +22,7 @@ typedef struct sfile {
   long entry;          /* index in the manifest, -1 for a new file */
   int need_hash;
   int ok;              /* hashed (or reused) fine */
+  struct stat st;      /* as the scan found it */
   char md5[TDM_MD5_HEX_LEN + 1];
   char reason[256];    /* why skipped */
 } sfile;
@@ -82,7 +84,8 @@ static void *hash_worker(void *arg) {
     struct stat st;
     char path[TDM_PATH_MAX];
     pthread_mutex_lock(&w->mu);
-    while (w->next < w->files->n && !w->files->v[w->next].need_hash)
+    while (w->next < w->files->n && (!w->files->v[w->next].need_hash ||
+                                     w->files->v[w->next].ok))
       w->next++;
     i = w->next++;
     if (tdm_interrupted()) w->stop = 1;
@@ -139,7 +142,8 @@ static int hash_all(flist *files, int jobs, tdm_error *err) {
   pthread_t th[16];
   int k, started = 0;
   size_t i, todo = 0;
-  for (i = 0; i < files->n; i++) todo += files->v[i].need_hash != 0;
+  for (i = 0; i < files->n; i++)
+    todo += files->v[i].need_hash && !files->v[i].ok;
   if (todo == 0) return TDM_OK;  /* the warm case: no thread at all */
   if ((size_t)jobs > todo) jobs = (int)todo;
   w.files = files;
@@ -190,8 +194,18 @@ static int cmp_sfile(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
+static long pre_enter(tdm_prehash *p, const char *dir);
+static int pre_take(tdm_prehash *p, long idx, const char *name,
+                    const struct stat *st, char *md5);
+
 int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
                       tdm_scan_report *rep, tdm_error *err) {
+  return tdm_manifest_scan_pre(m, verify, jobs, NULL, rep, err);
+}
+
+int tdm_manifest_scan_pre(tdm_manifest *m, int verify, int jobs,
+                          tdm_prehash *pre, tdm_scan_report *rep,
+                          tdm_error *err) {
   char dir[TDM_PATH_MAX];
   flist files;
   size_t i, old_n = 0;
@@ -248,6 +262,7 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
     }
     f->size = (int64_t)st.st_size;
     f->mtime = mtime_of(&st);
+    f->st = st;
     e = f->entry >= 0 ? &m->ents[f->entry] : NULL;
     if (e && !verify && e->loc.present && e->loc.md5[0] &&
         e->loc.size == f->size && fabs(e->loc.mtime - f->mtime) <= 1e-6 &&
@@ -257,6 +272,15 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
       rep->reused++;
     } else {
       f->need_hash = 1;
+    }
+  }
+  if (pre) {
+    /* MD5s hashed ahead, for exactly these files */
+    long idx = pre_enter(pre, dir);
+    for (i = 0; idx >= 0 && i < files.n; i++) {
+      sfile *f = &files.v[i];
+      if (f->need_hash && pre_take(pre, idx, f->name, &f->st, f->md5))
+        f->ok = 1;
     }
   }
   if (hash_all(&files, jobs, err) != TDM_OK) goto out;
@@ -343,4 +367,316 @@ out:
   free(files.v);
   if (rc != TDM_OK) tdm_scan_report_free(rep);
   return rc;
+}
+
+/* ---- hashing ahead (tdm_prehash) ---------------------------------------- */
+
+#define PRE_MAX_THREADS 16
+/* Seconds a file must have been left alone before it is hashed ahead. */
+#define PRE_SETTLED 0.1
+
+enum { P_QUEUED, P_HASHING, P_DONE, P_FAILED, P_TAKEN };
+enum { D_NEW, D_LISTING, D_LISTED, D_GONE };
+
+typedef struct pfile {
+  char name[TDM_NAME_MAX + 1];
+  int state;
+  struct stat st;                /* as hashed (P_DONE) */
+  char md5[TDM_MD5_HEX_LEN + 1];
+} pfile;
+
+typedef struct pdir {
+  char *path;
+  int state;
+  pfile *files;
+  size_t n, next;                /* next: first file not handed out */
+  int busy;                      /* files of it being hashed */
+} pdir;
+
+struct tdm_prehash {
+  pthread_mutex_t mu;
+  pthread_cond_t cv_work, cv_done;
+  pthread_t th[PRE_MAX_THREADS];
+  int nth, ahead, stop;
+  pdir *dirs;
+  size_t n;
+  size_t cursor;                 /* the last folder a scan asked for */
+  size_t work;                   /* folders before it have no work left */
+  uint64_t taken, hashed;
+};
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+         a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+         a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Free a folder's file list when nobody hashes in it (mu held). */
+static void pdir_drop(pdir *d) {
+  d->state = D_GONE;
+  if (d->busy == 0) {
+    free(d->files);
+    d->files = NULL;
+    d->n = d->next = 0;
+  }
+}
+
+/* List the image files of `path` into a new array (no lock held).
+ * Returns the count; 0 and *out NULL when none or unreadable. */
+static size_t pre_list(const char *path, pfile **out) {
+  DIR *dd = opendir(path);
+  struct dirent *de;
+  pfile *v = NULL;
+  size_t n = 0, cap = 0;
+  *out = NULL;
+  if (!dd) return 0;
+  while ((de = readdir(dd)) != NULL) {
+    size_t len = strlen(de->d_name);
+    if (!tdm_is_image_name(de->d_name) || len > TDM_NAME_MAX) continue;
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 32;
+      pfile *p = realloc(v, nc * sizeof *p);
+      if (!p) break;
+      v = p;
+      cap = nc;
+    }
+    memset(&v[n], 0, sizeof v[n]);
+    memcpy(v[n].name, de->d_name, len + 1);
+    v[n].state = P_QUEUED;
+    n++;
+  }
+  closedir(dd);
+  *out = v;
+  return n;
+}
+
+static double wall_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Hash one file of folder `d` (no lock held): stat, hash, stat again; the
+ * result is kept only for a regular file unchanged throughout and settled
+ * (ctime more than a second before the hashing began). */
+static int pre_hash_one(const char *dir, const char *name,
+                        struct stat *out, char *md5) {
+  char path[TDM_PATH_MAX];
+  struct stat a;
+  uint64_t size;
+  tdm_error err;
+  double start = wall_now();
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    return 0;
+  if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode)) return 0;
+  /* A change after the bytes were read must show in the stat the scan
+   * compares: so the last change must be older than the read by more than
+   * the granularity of file timestamps (one clock tick, <= 10 ms). */
+  if ((double)a.st_ctim.tv_sec + (double)a.st_ctim.tv_nsec * 1e-9
+      >= start - PRE_SETTLED)
+    return 0;                    /* racy: the scan hashes it itself */
+  if (tdm_md5_file(path, md5, &size, &err) != TDM_OK) return 0;
+  return lstat(path, out) == 0 && same_file(&a, out) &&
+         (uint64_t)out->st_size == size;
+}
+
+static void *pre_worker(void *arg) {
+  tdm_prehash *p = arg;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop) {
+    size_t i, lim = p->cursor + (size_t)p->ahead;
+    pdir *d = NULL;
+    pfile *f = NULL;
+    struct stat st;
+    char md5[TDM_MD5_HEX_LEN + 1];
+    int ok;
+    if (tdm_interrupted()) break;
+    if (lim > p->n) lim = p->n;
+    /* folders with nothing left to hand out move the start of the search */
+    while (p->work < p->n &&
+           (p->dirs[p->work].state == D_GONE ||
+            (p->dirs[p->work].state == D_LISTED &&
+             p->dirs[p->work].next >= p->dirs[p->work].n)))
+      p->work++;
+    for (i = p->work < p->cursor ? p->cursor : p->work; i < lim; i++) {
+      pdir *c = &p->dirs[i];
+      if (c->state == D_NEW) {
+        pfile *v;
+        size_t n;
+        c->state = D_LISTING;
+        pthread_mutex_unlock(&p->mu);
+        n = pre_list(c->path, &v);
+        pthread_mutex_lock(&p->mu);
+        c->files = v;
+        c->n = n;
+        c->next = 0;
+        if (c->state == D_LISTING) c->state = D_LISTED;
+        else pdir_drop(c);       /* passed while listing */
+        pthread_cond_broadcast(&p->cv_done);
+        d = NULL;
+        break;                   /* look again from the start */
+      }
+      if (c->state == D_LISTED) {
+        while (c->next < c->n && c->files[c->next].state != P_QUEUED)
+          c->next++;
+        if (c->next < c->n) {
+          d = c;
+          f = &c->files[c->next++];
+          break;
+        }
+      }
+    }
+    if (i < lim && !d) continue; /* listed a folder: search again */
+    if (!d) {
+      pthread_cond_wait(&p->cv_work, &p->mu);
+      continue;
+    }
+    f->state = P_HASHING;
+    d->busy++;
+    pthread_mutex_unlock(&p->mu);
+    ok = pre_hash_one(d->path, f->name, &st, md5);
+    pthread_mutex_lock(&p->mu);
+    if (ok) {
+      f->st = st;
+      memcpy(f->md5, md5, sizeof f->md5);
+      f->state = P_DONE;
+      p->hashed++;
+    } else {
+      f->state = P_FAILED;
+    }
+    d->busy--;
+    if (d->state == D_GONE) pdir_drop(d);
+    pthread_cond_broadcast(&p->cv_done);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+int tdm_prehash_new(tdm_prehash **out, const char *const *dirs, size_t n,
+                    int threads, int ahead, tdm_error *err) {
+  tdm_prehash *p = calloc(1, sizeof *p);
+  size_t i;
+  *out = NULL;
+  if (!p || !(p->dirs = calloc(n ? n : 1, sizeof *p->dirs))) {
+    free(p);
+    return tdm_error_set(err, "ENOMEM", "out of memory");
+  }
+  p->n = n;
+  for (i = 0; i < n; i++) {
+    if (!(p->dirs[i].path = strdup(dirs[i]))) {
+      p->n = i;
+      tdm_prehash_free(p);
+      return tdm_error_set(err, "ENOMEM", "out of memory");
+    }
+  }
+  p->ahead = ahead > 0 ? ahead : 4;
+  if (threads < 1) threads = 1;
+  if (threads > PRE_MAX_THREADS) threads = PRE_MAX_THREADS;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv_work, NULL);
+  pthread_cond_init(&p->cv_done, NULL);
+  while (n > 0 && p->nth < threads &&
+         pthread_create(&p->th[p->nth], NULL, pre_worker, p) == 0)
+    p->nth++;
+  *out = p;
+  return TDM_OK;
+}
+
+void tdm_prehash_free(tdm_prehash *p) {
+  size_t i;
+  int k;
+  if (!p) return;
+  if (p->dirs && (p->nth > 0 || p->n == 0)) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+  }
+  for (k = 0; k < p->nth; k++) pthread_join(p->th[k], NULL);
+  if (p->dirs) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+    for (i = 0; i < p->n; i++) {
+      free(p->dirs[i].path);
+      free(p->dirs[i].files);
+    }
+  }
+  free(p->dirs);
+  free(p);
+}
+
+void tdm_prehash_stats(tdm_prehash *p, uint64_t *taken, uint64_t *hashed) {
+  pthread_mutex_lock(&p->mu);
+  *taken = p->taken;
+  *hashed = p->hashed;
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* The folder `dir` in p's list, or -1 (mu held). Scans come in list
+ * order, so the search starts at the cursor. */
+static long pre_find_dir(const tdm_prehash *p, const char *dir) {
+  size_t i;
+  for (i = p->cursor; i < p->n; i++)
+    if (strcmp(p->dirs[i].path, dir) == 0) return (long)i;
+  for (i = 0; i < p->cursor && i < p->n; i++)
+    if (strcmp(p->dirs[i].path, dir) == 0) return (long)i;
+  return -1;
+}
+
+/* The scan of folder `dir` is starting: move the window there (folders
+ * before it are dropped) and return its index, or -1 when not listed. */
+static long pre_enter(tdm_prehash *p, const char *dir) {
+  long idx;
+  size_t i;
+  pthread_mutex_lock(&p->mu);
+  idx = pre_find_dir(p, dir);
+  if (idx >= 0 && (size_t)idx > p->cursor) {
+    for (i = p->cursor; i < (size_t)idx; i++)
+      if (p->dirs[i].state != D_GONE) pdir_drop(&p->dirs[i]);
+    p->cursor = (size_t)idx;
+    pthread_cond_broadcast(&p->cv_work);
+  }
+  if (idx >= 0) {
+    pdir *d = &p->dirs[idx];
+    /* not reached yet: the scan hashes it all, the threads skip it */
+    if (d->state == D_NEW) {
+      d->state = D_GONE;
+      idx = -1;
+    }
+    while (d->state == D_LISTING) pthread_cond_wait(&p->cv_done, &p->mu);
+    if (d->state == D_GONE) idx = -1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return idx;
+}
+
+/* The MD5 of `name` in folder idx when the prehash has it for exactly the
+ * file `st` describes (copied to md5, returns 1); a file not started yet
+ * is withdrawn (the caller hashes it). Returns 0 otherwise. */
+static int pre_take(tdm_prehash *p, long idx, const char *name,
+                    const struct stat *st, char *md5) {
+  pdir *d;
+  size_t i;
+  int hit = 0;
+  pthread_mutex_lock(&p->mu);
+  d = &p->dirs[idx];
+  for (i = 0; d->state == D_LISTED && i < d->n; i++) {
+    pfile *f = &d->files[i];
+    if (strcmp(f->name, name) != 0) continue;
+    if (f->state == P_QUEUED) f->state = P_TAKEN;
+    while (f->state == P_HASHING) pthread_cond_wait(&p->cv_done, &p->mu);
+    if (f->state == P_DONE && same_file(&f->st, st)) {
+      memcpy(md5, f->md5, TDM_MD5_HEX_LEN + 1);
+      p->taken++;
+      hit = 1;
+    }
+    f->state = P_TAKEN;
+    break;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return hit;
 }

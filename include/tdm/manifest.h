@@ -217,6 +217,41 @@ int tdm_manifest_scan(tdm_manifest *m, int verify, int jobs,
                       tdm_scan_report *rep, tdm_error *err);
 void tdm_scan_report_free(tdm_scan_report *rep);
 
+/* ---- hashing ahead ------------------------------------------------------ */
+
+/* A prehash hashes, on background threads, the image files of a list of
+ * actor folders in the order a bulk run will scan them, a few folders
+ * ahead of the scan, so that hashing overlaps the S3 listing and one pool
+ * of threads keeps every core busy across actors. A scan given the
+ * prehash (tdm_manifest_scan_pre) takes a file's MD5 from it instead of
+ * hashing, but only when the file is unchanged since it was hashed (same
+ * device, inode, size, mtime and ctime, checked before and after hashing
+ * and again by the scan) and settled (its ctime 0.1 s or more before the
+ * hashing began, well over the granularity of file timestamps, so that a
+ * later change cannot go unseen): anything else is hashed by the scan as
+ * usual. */
+typedef struct tdm_prehash tdm_prehash;
+
+/* A prehash over the `n` folders dirs[] (copied; each
+ * "{data_root}/actors/{name}/training_data"), hashed on `threads` threads
+ * (1-16), at most `ahead` folders beyond the last one a scan asked for
+ * (<= 0: 4). Threads start at once. */
+int tdm_prehash_new(tdm_prehash **out, const char *const *dirs, size_t n,
+                    int threads, int ahead, tdm_error *err);
+
+/* Stop the threads (the file being hashed is finished) and free. NULL is a
+ * no-op. */
+void tdm_prehash_free(tdm_prehash *p);
+
+/* Files whose MD5 a scan took from the prehash so far, and files the
+ * prehash hashed. */
+void tdm_prehash_stats(tdm_prehash *p, uint64_t *taken, uint64_t *hashed);
+
+/* tdm_manifest_scan, taking MD5s from `pre` (may be NULL) where it can. */
+int tdm_manifest_scan_pre(tdm_manifest *m, int verify, int jobs,
+                          tdm_prehash *pre, tdm_scan_report *rep,
+                          tdm_error *err);
+
 /* ---- locks (used by tdm_manifest_open) -------------------------------- */
 
 /* Take an exclusive flock on `lockpath` (created 0644, never written),

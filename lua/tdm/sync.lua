@@ -293,7 +293,8 @@ function Sync:refresh(m, objects, opts)
   -- (measured 3-4x slower scans with 16 threads on 2 CPUs), while
   -- cfg.jobs is sized for network transfers.
   local scan, msg, code = m:scan_local({ verify = opts.verify or false,
-                                         jobs = math.min(self.cfg.jobs, cpu_count()) })
+                                         jobs = math.min(self.cfg.jobs, cpu_count()),
+                                         prehash = opts.prehash })
   if not scan then return nil, msg, code end
   local rep = { scan = scan, s3_added = {}, s3_gone = {}, pruned = {},
                 confirmed = {} }
@@ -549,7 +550,8 @@ function Sync:process_actor(name, objects, o, state)
       -- A void claim (its run is gone) is removed under the lock.
       if core.stat(claim) then os.remove(claim) end
     end
-    local rep, emsg, ecode = self:refresh(m, objects, o)
+    local rep, emsg, ecode = self:refresh(m, objects, { verify = o.verify, prune = o.prune,
+                                                        prehash = state.prehash })
     if not rep then return { nil, emsg, ecode } end
     T.actors = T.actors + 1
     T.files_hashed = T.files_hashed + (rep.scan.hashed or 0)
@@ -821,6 +823,29 @@ local function manifest_ids(dir)
   return ids
 end
 
+--- A core.prehash over the local actor folders that a run over all
+-- actors will have to hash (selected, and without a manifest unless
+-- o.verify), sorted as the listing delivers them; nil when there are none.
+function Sync:prehash_for(o)
+  local actors_dir = self.data_root .. "/actors"
+  local mdir = self.data_root .. "/actor_manifests/"
+  local names = {}
+  for _, name in ipairs(core.listdir(actors_dir) or {}) do
+    if check_actor_name(name) and selected(o, name) and (o.verify or not
+       core.stat(mdir .. norm_id(name:match("^(%d+)")) .. "_manifest.json")) then
+      names[#names + 1] = name
+    end
+  end
+  if #names == 0 then return nil end
+  -- keys are {prefix}/{name}/{file}: S3 sorts by the name followed by "/"
+  table.sort(names, function(a, b) return a .. "/" < b .. "/" end)
+  local dirs = {}
+  for i, name in ipairs(names) do
+    dirs[i] = actors_dir .. "/" .. name .. "/training_data"
+  end
+  return core.prehash(dirs, math.min(self.cfg.jobs, cpu_count()), 32)
+end
+
 --- The bulk engine behind sync-manifests, pull-all, pull and push.
 -- o = { direction = nil | "pull" | "push" | "both", repair, overwrite,
 --   dry_run, verify, prune, reporter (tdm.cli reporter or nil),
@@ -887,6 +912,11 @@ function Sync:run(o)
       end
     end
   else
+    -- Hash ahead, on every core, the local actors the scans will hash
+    -- (no manifest yet, or --verify), in listing order, while the listing
+    -- is being fetched and between its pages.
+    local prehash <close> = self:prehash_for(o)
+    state.prehash = prehash
     local listed, msg, code = self:each_listed_actor(self.list_root, process, skip)
     if not listed then
       -- Without the complete listing nobody else can be judged: report and stop.
