@@ -8,6 +8,7 @@
  * resources are released. Memory the C core allocates for a call is owned
  * by a tdm.S3Batch userdata, so an error raised while pushing results
  * cannot leak it. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -344,6 +345,110 @@ static int l_list_page(lua_State *L) {
   return 2;
 }
 
+/* ---- a listing page fetched in the background ---------------------------
+ * c:list_page_async(prefix, max_keys, token) starts one ListObjectsV2 page
+ * on a thread of its own and returns at once; listing:wait() returns what
+ * list_page would. Meanwhile the client is busy (close raises, and any
+ * other request on it fails "EBUSY"), so give it a client of its own.
+ * A bulk run fetches page k+1 this way while it works through page k. */
+
+#define LISTING "tdm.S3Listing"
+
+typedef struct llisting {
+  lclient *u;                  /* the client (kept alive by uservalue 1) */
+  lbatch *h;                   /* its job and strings (uservalue 1 too) */
+  pthread_t th;
+  int started, joined, rc;
+  tdm_error err;
+} llisting;
+
+static void *listing_thread(void *ud) {
+  llisting *l = ud;
+  l->rc = tdm_s3_run(l->u->c, l->h->jobs, 1, 1, NULL, &l->err);
+  return NULL;
+}
+
+/* Wait for the thread (once) and give the client back. */
+static void listing_join(llisting *l) {
+  if (l->started && !l->joined) {
+    pthread_join(l->th, NULL);
+    l->joined = 1;
+    l->u->running = 0;
+  }
+}
+
+static int listing_gc(lua_State *L) {
+  listing_join(luaL_checkudata(L, 1, LISTING));
+  return 0;
+}
+
+/* c:list_page_async([prefix [, max_keys [, token]]]) -> listing. */
+static int l_list_page_async(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *prefix = luaL_optstring(L, 2, "");
+  lua_Integer max_keys = luaL_optinteger(L, 3, 0);
+  const char *token = luaL_optstring(L, 4, NULL);
+  llisting *l;
+  lbatch *h;
+  luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 3,
+                "max_keys must be 1..1000");
+  if (u->running)
+    return luaL_error(L, "list_page_async: the S3 client is busy (a "
+                      "transfer or another listing is running on it)");
+  lua_settop(L, 4);
+  h = new_holder(L, 1, 1);                              /* 5 */
+  h->jobs[0].op = TDM_S3_LIST;
+  h->jobs[0].key = hold(L, h, prefix);
+  h->jobs[0].max_keys = (int)max_keys;
+  h->jobs[0].token = hold(L, h, token);
+  l = lua_newuserdatauv(L, sizeof *l, 1);               /* 6 */
+  memset(l, 0, sizeof *l);
+  luaL_setmetatable(L, LISTING);
+  lua_pushvalue(L, 5);
+  lua_setiuservalue(L, 6, 1);
+  l->u = u;
+  l->h = h;
+  u->running = 1;
+  if (pthread_create(&l->th, NULL, listing_thread, l) != 0) {
+    /* no thread: fetch it now; wait() returns it */
+    l->rc = tdm_s3_run(u->c, h->jobs, 1, 1, NULL, &l->err);
+    u->running = 0;
+    l->joined = 1;
+  }
+  l->started = 1;
+  return 1;
+}
+
+/* listing:wait() -> objects, next_token | nil, msg, code: as
+ * c:list_page. A second wait() raises. */
+static int listing_wait(lua_State *L) {
+  llisting *l = luaL_checkudata(L, 1, LISTING);
+  tdm_s3_job *j;
+  size_t i;
+  if (!l->h) return luaL_error(L, "listing: already waited for");
+  listing_join(l);
+  j = &l->h->jobs[0];
+  l->h = NULL;
+  if (l->rc != TDM_OK) return tdm_lua_fail(L, &l->err);
+  if (!j->ok) return job_fail(L, j);
+  lua_createtable(L, (int)j->nobjects, 0);
+  for (i = 0; i < j->nobjects; i++) {
+    const tdm_s3_object *o = &j->objects[i];
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, o->key);
+    lua_setfield(L, -2, "key");
+    set_int(L, "size", (lua_Integer)o->size);
+    set_str(L, "etag", o->etag);
+    set_str(L, "md5", o->md5);
+    lua_pushnumber(L, o->last_modified);
+    lua_setfield(L, -2, "last_modified");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  if (j->next_token) lua_pushstring(L, j->next_token);
+  else lua_pushnil(L);
+  return 2;
+}
+
 /* c:delete_many(keys) -> { deleted = {keys}, errors = { {key=, code=,
  * message=} } } | nil, msg, code (when no batch could be sent at all).
  * Batches of up to 1000 keys run concurrently. */
@@ -591,6 +696,7 @@ static const luaL_Reg methods[] = {
   {"delete", l_delete},
   {"delete_many", l_delete_many},
   {"list_page", l_list_page},
+  {"list_page_async", l_list_page_async},
   {"presign", l_presign},
   {"transfer", l_transfer},
   {"bucket", l_bucket},
@@ -638,6 +744,14 @@ static void createmeta(lua_State *L) {
   luaL_newmetatable(L, BATCH);
   lua_pushcfunction(L, lbatch_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LISTING);
+  lua_pushcfunction(L, listing_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, listing_wait);
+  lua_setfield(L, -2, "wait");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
 

@@ -148,39 +148,67 @@ local function s3_fact(obj)
            mtime = obj.last_modified }
 end
 
+--- The client listings use: one of their own, so that the next page can
+-- be fetched in the background while the main client transfers files.
+function Sync:list_client()
+  if not self._list_client then
+    local c, msg, code = s3_mod().client(self.cfg)
+    if not c then return nil, msg, code end
+    self._list_client = c
+  end
+  return self._list_client
+end
+
 --- Stream the listing under `list_prefix` and call fn(actor, objects) for
 -- each actor as soon as its (contiguous) group of keys ends; objects maps
 -- filename -> listing object. on_skip(key, reason, actor) gets every key
--- that is refused. Only one actor's objects are held at a time. Returns
--- true | nil, msg, code (after a listing failure no later group is
--- delivered, so no actor is judged on a partial listing).
+-- that is refused. Only one actor's objects are held at a time (and the
+-- next page of keys, which is fetched in the background while this one
+-- is worked through). Returns true | nil, msg, code (after a listing
+-- failure no later group is delivered, so no actor is judged on a
+-- partial listing).
 function Sync:each_listed_actor(list_prefix, fn, on_skip)
-  local c, msg, code = self:client()
+  local c, msg, code = self:list_client()
   if not c then return nil, msg, code end
+  local raw = c._c   -- the core client (tdm.s3 keeps it there)
   local cur, objs, done = nil, {}, {}
   self.listings = (self.listings or 0) + 1
   -- Every object of this listing was seen at this time or later: what a
   -- manifest recorded after it is newer than the listing (see refresh).
   self.listed_at = core.now()
-  for obj, err, ecode in c:list(list_prefix) do
-    if not obj then return nil, err, ecode end
-    local actor, file, why = self:split_key(obj.key)
-    if actor and actor ~= cur then
-      if done[actor] then
-        return nil, string.format("listing of '%s' is not sorted by key (%s seen twice)",
-                                  list_prefix, actor), "S3_UNSORTED"
+  local per_page = self.list_page_keys or 1000   -- test seam: smaller pages
+  local pending = raw:list_page_async(list_prefix, per_page)
+  local ok, res, emsg, ecode = pcall(function()
+    while pending do
+      local page, nxt, pcode = pending:wait()
+      pending = nil
+      if not page then return nil, nxt, pcode end
+      if nxt then pending = raw:list_page_async(list_prefix, per_page, nxt) end
+      for _, obj in ipairs(page) do
+        local actor, file, why = self:split_key(obj.key)
+        if actor and actor ~= cur then
+          if done[actor] then
+            return nil, string.format("listing of '%s' is not sorted by key (%s seen twice)",
+                                      list_prefix, actor), "S3_UNSORTED"
+          end
+          if cur then
+            done[cur] = true
+            fn(cur, objs)
+          end
+          cur, objs = actor, {}
+        end
+        if file then objs[file] = obj else on_skip(obj.key, why, actor) end
+        if core.interrupted() then return nil, "interrupted", "EINTR" end
       end
-      if cur then
-        done[cur] = true
-        fn(cur, objs)
-      end
-      cur, objs = actor, {}
     end
-    if file then objs[file] = obj else on_skip(obj.key, why, actor) end
-    if core.interrupted() then return nil, "interrupted", "EINTR" end
-  end
-  if cur then fn(cur, objs) end
-  return true
+    if cur then fn(cur, objs) end
+    return true
+  end)
+  -- However the listing ended, a page still being fetched is waited for,
+  -- so the listing client is free for the next listing.
+  if pending then pending:wait() end
+  if not ok then error(res, 0) end
+  return res, emsg, ecode
 end
 
 --- The objects of one actor: filename -> object | nil, msg, code.
