@@ -19,12 +19,7 @@ local tdm = require "tdm"
 local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 local fp = e2e.fp
 
-local function curl(args)
-  local p = io.popen("curl -s --max-time 30 " .. args)
-  local s = p:read("a")
-  p:close()
-  return s
-end
+local function curl(args) return fp.curl(args, 30) end
 
 local function summary_of(out)
   for line in out:gmatch("[^\n]+") do

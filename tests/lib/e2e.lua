@@ -143,19 +143,8 @@ function World:cleanup()
   if #keys > 0 then self.client:delete_many(keys) end
 end
 
---- What differs between two snapshots, one line per path ("" = nothing).
-function e2e.snapdiff(a, b)
-  local lines = {}
-  for k, v in pairs(b) do
-    if a[k] == nil then lines[#lines + 1] = "created " .. k
-    elseif a[k] ~= v then lines[#lines + 1] = "changed " .. k end
-  end
-  for k in pairs(a) do
-    if b[k] == nil then lines[#lines + 1] = "removed " .. k end
-  end
-  table.sort(lines)
-  return table.concat(lines, "; ")
-end
+--- What differs between two snapshots ("" = nothing): faultproxy's.
+e2e.snapdiff = e2e.fp.diff
 
 --- Every file under `d` (hidden ones, temp files, too), sorted.
 function e2e.files_in(d)

@@ -287,12 +287,15 @@ function fp.start(o)
   error("faultproxy did not start: " .. (read(dir .. "/out") or "?"))
 end
 
-local function curl(args)
-  local p = io.popen("curl -s --max-time 10 " .. args)
+--- The body `curl -s ARGS` answers (ARGS a shell fragment), in at most
+-- `max_time` seconds (default 10).
+local function curl(args, max_time)
+  local p = io.popen("curl -s --max-time " .. (max_time or 10) .. " " .. args)
   local s = p:read("a")
   p:close()
   return s
 end
+fp.curl = curl
 
 --- The proxy's counters (a table).
 function Proxy:stats()
