@@ -21,8 +21,8 @@
 #             tdm-lua pull-all | aws s3 sync (max_concurrent_requests 10,
 #             32) | rclone copy --checksum (--transfers 4, 32) | s3cmd sync
 #   push      push of a fresh tree (no manifests) to a fresh prefix:
-#             `tdm-lua push ACTOR` once per actor (the command takes one),
-#             and bench/push_all.lua (tdm.Sync, all actors in one batch)
+#             `tdm-lua push-all` (every actor in one batch), and
+#             `tdm-lua push ACTOR` once per actor
 #   manifests sync-manifests cold (no manifests) and warm (manifests
 #             current) vs md5sum of the tree (one process and xargs -P2)
 #   md5       hashing of the tree: tdm.md5_file vs md5sum, openssl speed
@@ -190,20 +190,20 @@ op_push() {
         tdm)
           if tdm_has_command push; then
             export TDM_DATA_ROOT=$d TDM_PREFIX=$p/training_data
-            bench_run "$P" "tdm-lua push" tdm "$run" "$N_BYTES" "$e" \
-              tdm_push_all
+            bench_run "$P" "tdm-lua push, per actor" tdm "$run" "$N_BYTES" \
+              "$e" tdm_push_all
             unset TDM_DATA_ROOT TDM_PREFIX
           elif [ "$run" = 1 ]; then
-            bench_na "$P" "tdm-lua push" tdm "not built"
+            bench_na "$P" "tdm-lua push, per actor" tdm "not built"
           fi ;;
-        tdmbulk)   # the same engine, every actor in one batch
-          if tdm_has_command push; then
+        tdmbulk)   # every actor in one batch
+          if tdm_has_command push-all; then
             export TDM_DATA_ROOT=$d TDM_PREFIX=$p/training_data
-            bench_run "$P" "tdm.Sync push, 1 process" tdm "$run" \
-              "$N_BYTES" "$e" "$TDM_LUA" bench/push_all.lua
+            bench_run "$P" "tdm-lua push-all" tdm "$run" "$N_BYTES" "$e" \
+              "$TDM_LUA" push-all --quiet
             unset TDM_DATA_ROOT TDM_PREFIX
           elif [ "$run" = 1 ]; then
-            bench_na "$P" "tdm.Sync push, 1 process" tdm "not built"
+            bench_na "$P" "tdm-lua push-all" tdm "not built"
           fi ;;
         aws10|aws32)
           local c=${t#aws}
