@@ -26,7 +26,9 @@
 #   manifests sync-manifests cold (no manifests) and warm (manifests
 #             current) vs md5sum of the tree (one process and xargs -P2)
 #   md5       hashing of the tree: tdm.md5_file vs md5sum, openssl speed
-#   ceiling   the server's ceiling: curl --parallel (32) GETs to /dev/null
+#   ceiling   the server's ceiling: curl --parallel (32) GETs to /dev/null,
+#             and the listing floor (curl ListObjectsV2, every page) of
+#             the no-op pull and warm sync-manifests
 #   rss       peak RSS (/usr/bin/time) of sync-manifests and pull-all at N,
 #             and of listing K zero-byte objects (default 100,000)
 #             (TDM_BENCH_LIST_PEER=0 skips the aws s3 ls comparison)
@@ -273,7 +275,37 @@ op_ceiling() {
       --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
       --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
       -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -K "$cfg"
+    # The floor of a no-op pull and of a warm sync-manifests: the listing
+    # every client must make (pages of 1000, one after the other).
+    local op
+    for op in "no-op pull" "no-op pull, 2nd (tdm manifests settled)" \
+              "sync-manifests warm"; do
+      BENCH_CHECK="" bench_run "$op" "curl ListObjectsV2, every page" ref \
+        "$run" "" "$N_FILES" raw_listing "$PREFIX/" "$N_FILES"
+    done
   done
+}
+# raw_listing PREFIX COUNT: every ListObjectsV2 page under PREFIX, as a
+# client must fetch them (each page waits for the previous one's token);
+# fails unless COUNT keys were listed.
+raw_listing() {
+  local tok="" page n=0 total=0
+  while :; do
+    page=$(curl -s --no-progress-meter --fail -G \
+      --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+      --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+      --data-urlencode "list-type=2" --data-urlencode "prefix=$1" \
+      ${tok:+--data-urlencode "continuation-token=$tok"} \
+      "$EP/$BUCKET") || return 1
+    n=$(printf '%s' "$page" | grep -o '<Key>' | wc -l)
+    total=$((total + n))
+    tok=$(printf '%s' "$page" |
+      sed -n 's:.*<NextContinuationToken>\(.*\)</NextContinuationToken>.*:\1:p')
+    [ -n "$tok" ] || break
+  done
+  echo "listed $total objects"
+  [ "$total" -eq "$2" ]
 }
 
 # ---- peak RSS -----------------------------------------------------------
