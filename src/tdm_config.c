@@ -19,7 +19,7 @@ static const struct {
   {"endpoint", "AWS_ENDPOINT_URL", NULL, "", 0, 0},
   {"profile", "AWS_PROFILE", NULL, "", 0, 0},
   {"ca_bundle", "AWS_CA_BUNDLE", NULL, "", 0, 0},
-  {"jobs", "TDM_JOBS", NULL, "16", 0, 1},
+  {"jobs", "TDM_JOBS", NULL, "32", 0, 1},
   {"lock_timeout", "TDM_LOCK_TIMEOUT", NULL, "30", 0, 1},
   {"multipart_threshold", "TDM_MULTIPART_THRESHOLD", NULL, "67108864", 0, 1},
   {"api_listen", "TDM_API_LISTEN", NULL, "127.0.0.1:8080", 0, 0},

@@ -16,7 +16,7 @@
 void tdm_s3_config_defaults(tdm_s3_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->path_style = -1;
-  cfg->jobs = 16;
+  cfg->jobs = 32;
   cfg->multipart_threshold = 64 * MIB;
   cfg->part_size = 8 * MIB;
   cfg->max_attempts = 5;
@@ -92,7 +92,7 @@ tdm_s3 *tdm_s3_new(const tdm_s3_config *cfg, tdm_error *err) {
                                      err) != TDM_OK) {
     goto fail;
   }
-  c->jobs = cfg->jobs > 0 ? cfg->jobs : 16;
+  c->jobs = cfg->jobs > 0 ? cfg->jobs : 32;
   c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 5;
   c->threshold = cfg->multipart_threshold ? cfg->multipart_threshold
                                           : 64 * MIB;

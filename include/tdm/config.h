@@ -20,7 +20,7 @@
  * endpoint       AWS_ENDPOINT_URL       (AWS)
  * profile        AWS_PROFILE            (default)
  * ca_bundle      AWS_CA_BUNDLE          (system)
- * jobs           TDM_JOBS               16
+ * jobs           TDM_JOBS               32
  * lock_timeout   TDM_LOCK_TIMEOUT       30 (seconds)
  * multipart_threshold TDM_MULTIPART_THRESHOLD 67108864 (bytes)
  * api_listen     TDM_API_LISTEN         127.0.0.1:8080

@@ -46,7 +46,7 @@ typedef struct tdm_s3_config {
   int path_style;               /* -1 (default): path-style when an endpoint
                                    is set or the bucket has a '.', else
                                    virtual-hosted; 0 or 1 to force */
-  int jobs;                     /* default concurrency of a batch: 16 */
+  int jobs;                     /* default concurrency of a batch: 32 */
   uint64_t multipart_threshold; /* bytes; default 64 MiB */
   uint64_t part_size;           /* bytes; default 8 MiB (grown so that a
                                    file has at most 10000 parts) */

@@ -38,7 +38,7 @@ local common_options = {
 local bulk_options = {
   { "--dry-run", "dry_run", "flag", "print the plan; change nothing anywhere" },
   { "--json", "json", "flag", "one JSON object per line on stdout, for machines" },
-  { "--jobs", "jobs", "number", "concurrent transfers/hashes (default: TDM_JOBS or 16)", "N" },
+  { "--jobs", "jobs", "number", "concurrent transfers/hashes (default: TDM_JOBS or 32)", "N" },
   { "--actor", "actors", "list", "only this actor (id or name; repeatable)", "ACTOR" },
   { "--shard", "shard", "value", "only shard K of N (stable split of actors across hosts)", "K/N" },
   { "--quiet", "quiet", "flag", "no per-file lines, only errors and the summary" },

@@ -6,7 +6,7 @@
 --     print(obj.key, obj.size, obj.md5)
 --   end
 --   local r = c:get(key, "data/actors/.../0042_x_1.jpg")  -- verified MD5
---   local results, interrupted = c:transfer(jobs, { jobs = 16,
+--   local results, interrupted = c:transfer(jobs, { jobs = 32,
 --     on_complete = function(i, r) ... end })
 --
 -- Failures of the world return nil, message, code ("S3_NoSuchKey",
