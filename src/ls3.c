@@ -303,30 +303,11 @@ static int l_delete(lua_State *L) {
   return 1;
 }
 
-/* c:list_page(prefix [, max_keys [, token [, start_after]]]) ->
- * { {key, size, etag, md5, last_modified}, ... }, next_token|nil |
- * nil, msg, code. */
-static int l_list_page(lua_State *L) {
-  lclient *u = check_client(L, 1);
-  const char *prefix = luaL_optstring(L, 2, "");
-  lua_Integer max_keys = luaL_optinteger(L, 3, 0);
-  const char *token = luaL_optstring(L, 4, NULL);
-  const char *after = luaL_optstring(L, 5, NULL);
-  lbatch *h;
-  tdm_s3_job *j;
+
+/* Push a finished ListObjectsV2 page as its Lua results: { {key=, size=,
+ * etag=, md5=, last_modified=}, ... }, next token or nil. */
+static int push_page(lua_State *L, const tdm_s3_job *j) {
   size_t i;
-  int r;
-  luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 3,
-                "max_keys must be 1..1000");
-  h = new_holder(L, 1, 1);
-  j = &h->jobs[0];
-  j->op = TDM_S3_LIST;
-  j->key = hold(L, h, prefix);
-  j->max_keys = (int)max_keys;
-  j->token = hold(L, h, token);
-  j->start_after = hold(L, h, after);
-  if ((r = run(L, u, h, 1)) != 0) return r;
-  if (!j->ok) return job_fail(L, j);
   lua_createtable(L, (int)j->nobjects, 0);
   for (i = 0; i < j->nobjects; i++) {
     const tdm_s3_object *o = &j->objects[i];
@@ -343,6 +324,31 @@ static int l_list_page(lua_State *L) {
   if (j->next_token) lua_pushstring(L, j->next_token);
   else lua_pushnil(L);
   return 2;
+}
+/* c:list_page(prefix [, max_keys [, token [, start_after]]]) ->
+ * { {key, size, etag, md5, last_modified}, ... }, next_token|nil |
+ * nil, msg, code. */
+static int l_list_page(lua_State *L) {
+  lclient *u = check_client(L, 1);
+  const char *prefix = luaL_optstring(L, 2, "");
+  lua_Integer max_keys = luaL_optinteger(L, 3, 0);
+  const char *token = luaL_optstring(L, 4, NULL);
+  const char *after = luaL_optstring(L, 5, NULL);
+  lbatch *h;
+  tdm_s3_job *j;
+  int r;
+  luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 3,
+                "max_keys must be 1..1000");
+  h = new_holder(L, 1, 1);
+  j = &h->jobs[0];
+  j->op = TDM_S3_LIST;
+  j->key = hold(L, h, prefix);
+  j->max_keys = (int)max_keys;
+  j->token = hold(L, h, token);
+  j->start_after = hold(L, h, after);
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (!j->ok) return job_fail(L, j);
+  return push_page(L, j);
 }
 
 /* ---- a listing page fetched in the background ---------------------------
@@ -424,29 +430,13 @@ static int l_list_page_async(lua_State *L) {
 static int listing_wait(lua_State *L) {
   llisting *l = luaL_checkudata(L, 1, LISTING);
   tdm_s3_job *j;
-  size_t i;
   if (!l->h) return luaL_error(L, "listing: already waited for");
   listing_join(l);
   j = &l->h->jobs[0];
   l->h = NULL;
   if (l->rc != TDM_OK) return tdm_lua_fail(L, &l->err);
   if (!j->ok) return job_fail(L, j);
-  lua_createtable(L, (int)j->nobjects, 0);
-  for (i = 0; i < j->nobjects; i++) {
-    const tdm_s3_object *o = &j->objects[i];
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, o->key);
-    lua_setfield(L, -2, "key");
-    set_int(L, "size", (lua_Integer)o->size);
-    set_str(L, "etag", o->etag);
-    set_str(L, "md5", o->md5);
-    lua_pushnumber(L, o->last_modified);
-    lua_setfield(L, -2, "last_modified");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  if (j->next_token) lua_pushstring(L, j->next_token);
-  else lua_pushnil(L);
-  return 2;
+  return push_page(L, j);
 }
 
 /* c:delete_many(keys) -> { deleted = {keys}, errors = { {key=, code=,

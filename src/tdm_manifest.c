@@ -775,16 +775,22 @@ int tdm_manifest_encode(tdm_manifest *m, tdm_buf *out, tdm_error *err) {
   return tdm_json_write(m->root, out, err);
 }
 
-int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err) {
-  tdm_buf b;
-  double now = now_ts();
-  *written = 0;
+/* A save needs a manifest opened for writing, with its lock held. */
+static int check_writable(const tdm_manifest *m, tdm_error *err) {
   if (m->read_only)
     return tdm_error_set(err, "EROFS", "manifest %s was opened read-only",
                          m->path);
   if (m->lockfd < 0)
     return tdm_error_set(err, "EINVAL", "manifest %s is not locked",
                          m->path);
+  return TDM_OK;
+}
+
+int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err) {
+  tdm_buf b;
+  double now = now_ts();
+  *written = 0;
+  if (check_writable(m, err) != TDM_OK) return TDM_ERR;
   if (!tdm_manifest_dirty(m)) return TDM_OK;
   if (refresh_invariants(m, now) != 0)
     return tdm_error_set(err, "ENOMEM", "out of memory");
@@ -936,12 +942,7 @@ int tdm_manifest_save_async(tdm_manifest *m, tdm_saver *s, int *written,
   save_job *j;
   double now = now_ts();
   *written = 0;
-  if (m->read_only)
-    return tdm_error_set(err, "EROFS", "manifest %s was opened read-only",
-                         m->path);
-  if (m->lockfd < 0)
-    return tdm_error_set(err, "EINVAL", "manifest %s is not locked",
-                         m->path);
+  if (check_writable(m, err) != TDM_OK) return TDM_ERR;
   if (!tdm_manifest_dirty(m)) return TDM_OK;
   if (refresh_invariants(m, now) != 0 || !(j = calloc(1, sizeof *j)))
     return tdm_error_set(err, "ENOMEM", "out of memory");
