@@ -20,6 +20,7 @@
 #include "tdm/hash.h"
 #include "tdm/fs.h"
 #include "tdm/interrupt.h"
+#include "tdm/utc.h"
 #include "tdm/config.h"
 #include "tdm/manifest.h"
 #include "tdm/sigv4.h"

@@ -88,21 +88,14 @@ void tdm_format_utc(double ts, char *out, size_t outsz) {
 }
 
 double tdm_parse_utc(const char *s) {
-  struct tm tm;
   int y, mo, d, h, mi, sec, n = 0;
-  double frac = 0;
+  double t, frac = 0;
   if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
                    &sec, &n) != 6)
     return -1;
   if (s[n] == '.') frac = strtod(s + n, NULL);
-  memset(&tm, 0, sizeof tm);
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  return (double)timegm(&tm) + frac;
+  t = tdm_utc_seconds(y, mo, d, h, mi, sec);
+  return t < 0 ? -1 : t + frac;
 }
 
 static double now_ts(void) {

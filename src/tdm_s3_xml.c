@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <expat.h>
 
@@ -275,21 +274,6 @@ int tdm_s3_xml_escape(const char *s, tdm_buf *out, tdm_error *err) {
   return TDM_OK;
 }
 
-/* Epoch seconds of broken-down UTC fields; 0 when they are out of range. */
-static double utc_seconds(int y, int mo, int d, int h, int mi, double sec) {
-  struct tm tm;
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 ||
-      h > 23 || mi < 0 || mi > 59 || sec < 0 || sec >= 61)
-    return 0;
-  memset(&tm, 0, sizeof tm);
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  return (double)timegm(&tm) + sec;
-}
-
 /* 1..12 for an English month abbreviation, 0 for anything else. */
 static int month_number(const char *m) {
   static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
@@ -302,27 +286,30 @@ static int month_number(const char *m) {
 
 /* An HTTP date (RFC 9110 5.6.7) in any of its three forms: IMF-fixdate
  * "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37
- * GMT" and asctime "Sun Nov  6 08:49:37 1994"; 0 when it is none. */
+ * GMT" and asctime "Sun Nov  6 08:49:37 1994"; -1 when it is none or a
+ * field is out of range. */
 static double http_date(const char *s) {
   char mon[4];
   int y, d, h, mi, sec;
   if (sscanf(s, "%*[A-Za-z], %2d %3s %4d %2d:%2d:%2d", &d, mon, &y, &h,
              &mi, &sec) == 6)
-    return utc_seconds(y, month_number(mon), d, h, mi, sec);
+    return tdm_utc_seconds(y, month_number(mon), d, h, mi, sec);
   if (sscanf(s, "%*[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d", &d, mon, &y,
              &h, &mi, &sec) == 6)
-    return utc_seconds(y + (y < 70 ? 2000 : 1900), month_number(mon), d, h,
-                       mi, sec);
+    return tdm_utc_seconds(y + (y < 70 ? 2000 : 1900), month_number(mon), d,
+                           h, mi, sec);
   if (sscanf(s, "%*[A-Za-z] %3s %2d %2d:%2d:%2d %4d", mon, &d, &h, &mi, &sec,
              &y) == 6)
-    return utc_seconds(y, month_number(mon), d, h, mi, sec);
-  return 0;
+    return tdm_utc_seconds(y, month_number(mon), d, h, mi, sec);
+  return -1;
 }
 
 double tdm_s3_parse_time(const char *s) {
   int y, mo, d, h, mi;
-  double sec;
+  double sec, t;
   if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf", &y, &mo, &d, &h, &mi, &sec) == 6)
-    return utc_seconds(y, mo, d, h, mi, sec);
-  return http_date(s);
+    t = tdm_utc_seconds(y, mo, d, h, mi, sec);
+  else
+    t = http_date(s);
+  return t < 0 ? 0 : t;
 }

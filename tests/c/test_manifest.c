@@ -1,7 +1,8 @@
 /* test_manifest.c -- the manifest model: every mutation rule of the seed,
  * status from facts, derived fields, saves that write only on change,
- * locks, local scans, and the bad-input list (message checked, bytes
- * unchanged). */
+ * locks, local scans, the bad-input list (message checked, bytes
+ * unchanged), and training_data_updated read back (out-of-range fields
+ * refused). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 
 #include "t.h"
 #include "tdm.h"
+#include "../../src/tdm_manifest_int.h"
 
 #define ACTOR "0042_european_30_male"
 #define URL "https://story-boards-assets.s3.us-west-1.amazonaws.com"
@@ -596,6 +598,49 @@ static void test_order(void) {
   tdm_manifest_close(m);
 }
 
+/* training_data_updated back to epoch seconds: the value the racy-rule
+ * compares mtimes with; -1 for anything that is not a UTC time in range
+ * (the scan then re-hashes rather than trust a wrong time). */
+static void test_dates(void) {
+  static const struct { const char *s; double want; } cases[] = {
+    {"2024-01-02T03:04:05", 1704164645.0},
+    {"2024-01-02T03:04:05.250000", 1704164645.25},
+    {"1970-01-01T00:00:00.000000", 0.0},
+    {"2016-12-31T23:59:60.000000", 1483228800.0}, /* leap second */
+    {"2026-13-40T25:61:00", -1},
+    {"2026-13-01T00:00:00", -1},
+    {"2026-00-01T00:00:00", -1},
+    {"2026-01-40T00:00:00", -1},
+    {"2026-01-00T00:00:00", -1},
+    {"2026-01-01T25:00:00", -1},
+    {"2026-01-01T00:61:00", -1},
+    {"2026-01-01T00:00:61", -1},
+    {"1969-12-31T23:59:59", -1},
+    {"2026-01-01", -1},
+    {"yesterday", -1},
+  };
+  char what[96];
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double got = tdm_parse_utc(cases[i].s);
+    snprintf(what, sizeof what, "tdm_parse_utc(\"%s\")", cases[i].s);
+    T_CHECK(got == cases[i].want, "%s: expected %.6f, got %.6f", what,
+            cases[i].want, got);
+  }
+  T_CHECK(tdm_parse_utc(NULL) == -1, "tdm_parse_utc(NULL): expected -1");
+  /* the whole seconds exact, the fraction added once: the same double
+   * as timegm + strtod(".123456"), and as minutes + 5.123456 for S3 */
+  T_CHECK(tdm_parse_utc("2024-01-02T03:04:05.123456") ==
+          1704164645.0 + strtod(".123456", NULL),
+          "fraction added to the whole seconds: got %.9f",
+          tdm_parse_utc("2024-01-02T03:04:05.123456"));
+  T_CHECK(tdm_utc_seconds(2024, 1, 2, 3, 4, 5.123456) ==
+          1704164640.0 + 5.123456,
+          "seconds with a fraction: expected %.9f, got %.9f",
+          1704164640.0 + 5.123456,
+          tdm_utc_seconds(2024, 1, 2, 3, 4, 5.123456));
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(root, sizeof root, "%s/tdm-manifest-XXXXXX",
@@ -625,6 +670,7 @@ int main(void) {
   test_scan();
   test_bad_inputs();
   test_order();
+  test_dates();
   if (chdir("/") == 0) sh("rm -rf '%s'", base);
   T_DONE();
 }

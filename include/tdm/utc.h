@@ -1,0 +1,14 @@
+/*
+ * tdm/utc.h -- broken-down UTC times to epoch seconds, with the range
+ * checks that manifest dates and S3 times (ISO 8601, HTTP dates) share.
+ */
+#ifndef TDM_UTC_H
+#define TDM_UTC_H
+
+/* Epoch seconds of the UTC time year `y`, month `mo` (1-12), day `d`
+ * (1-31), `h`:`mi`:`sec` (0-23, 0-59, 0 <= sec < 61: a leap second and
+ * a fraction allowed); -1 when a field is out of range or the year is
+ * before 1970. A day past the month's end rolls over as timegm does. */
+double tdm_utc_seconds(int y, int mo, int d, int h, int mi, double sec);
+
+#endif
