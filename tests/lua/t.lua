@@ -4,6 +4,7 @@
 --   t.test("name", function() t.eq(got, want, "what") end)
 --   t.checkerr(fn, "pattern", {files...})  -- fails with a matching
 --                                          -- message, files unchanged
+--   local m = t.require_no_globals("tdm.x") -- loads, no globals written
 --   return t.done()                        -- prints "N passed, N failed"
 local t = { passed = 0, failed = 0 }
 
@@ -71,6 +72,35 @@ function t.checkerr(fn, pattern, files)
     end
   end
   return msg
+end
+
+--- Require each named module and raise unless none was loaded before (the
+-- check would see nothing), each returns a table, and no global was
+-- created meanwhile (all new ones named). Returns the modules, in order.
+function t.require_no_globals(...)
+  local names, mods, before, new = { ... }, {}, {}, {}
+  for _, name in ipairs(names) do
+    if package.loaded[name] ~= nil then
+      error(name .. ": expected not loaded before the globals check, got " ..
+            "loaded", 2)
+    end
+  end
+  for k in pairs(_G) do before[k] = true end
+  for i, name in ipairs(names) do mods[i] = require(name) end
+  for k in pairs(_G) do
+    if not before[k] then new[#new + 1] = tostring(k) end
+  end
+  table.sort(new)
+  if #new > 0 then
+    error("expected no new globals, got: " .. table.concat(new, ", "), 2)
+  end
+  for i, name in ipairs(names) do
+    if type(mods[i]) ~= "table" then
+      error(string.format("%s: expected a table, got %s", name,
+                          type(mods[i])), 2)
+    end
+  end
+  return table.unpack(mods, 1, #names)
 end
 
 function t.test(name, fn)

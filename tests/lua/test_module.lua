@@ -2,15 +2,11 @@
 -- errors, no globals written.
 local t = require "t"
 
-local before = {}
-for k in pairs(_G) do before[k] = true end
-local tdm = require "tdm"
-
+local tdm
 t.test("module writes no globals", function()
-  for k in pairs(_G) do
-    t.ok(before[k], "global '" .. tostring(k) .. "' was not created")
-  end
+  tdm = t.require_no_globals("tdm")
 end)
+tdm = tdm or require "tdm"
 
 t.test("version", function()
   t.ok(type(tdm.version) == "string" and tdm.version:match("^%d+%.%d+%.%d+"),
