@@ -21,14 +21,6 @@ local fp = e2e.fp
 
 local function curl(args) return fp.curl(args, 30) end
 
-local function summary_of(out)
-  for line in out:gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    if ok and type(ev) == "table" and ev.summary then return ev.summary end
-  end
-  return {}
-end
-
 -- A small distinct JPEG-looking image (the API checks magic bytes).
 local function jpeg(n)
   return "\255\216\255\224\0\16JFIF\0\1\1\0\0\1\0\1\0\0" ..
@@ -91,8 +83,11 @@ t.test("two pull-alls and the API server at once", function()
   t.eq(rca, 0, "first pull-all exit (stderr: " .. tostring(a.stderr):sub(1, 300) .. ")")
   t.eq(rcb, 0, "second pull-all exit (stderr: " .. tostring(b.stderr):sub(1, 300) .. ")")
   t.eq(rcs, 0, "serve exits 0 on SIGTERM")
-  local da = summary_of(a.stdout).downloaded or 0
-  local db = summary_of(b.stdout).downloaded or 0
+  local _, sa = e2e.json_lines(a.stdout, "first pull-all")
+  local _, sb = e2e.json_lines(b.stdout, "second pull-all")
+  t.ok(sa and sb, "both pull-all runs printed a summary")
+  local da = sa and sa.downloaded or 0
+  local db = sb and sb.downloaded or 0
   print(string.format("# concurrency: pull-all A downloaded %d, B %d (of %d " ..
     "missing); %d API uploads, %d GETs; %.1fs", da, db, missing, #uploaded,
     gets, elapsed))

@@ -24,21 +24,13 @@ local function add_stats(st)
   end
 end
 
--- Every JSON line of a --json run's stdout, decoded.
-local function events(out)
-  local list = {}
-  for line in out:gmatch("[^\n]+") do
-    local ok, ev = pcall(cjson.decode, line)
-    if ok and type(ev) == "table" then list[#list + 1] = ev end
-  end
-  return list
-end
-
 -- The retries a run reports: a numeric field named like "retries" in any
--- event (the summary), else nil.
+-- event (the summary), else nil. Every stdout line must be JSON.
 local function reported_retries(out)
   local best
-  for _, ev in ipairs(events(out)) do
+  local events, summary = e2e.json_lines(out)
+  events[#events + 1] = { summary = summary }
+  for _, ev in ipairs(events) do
     for k, v in pairs(ev) do
       if type(v) == "number" and k:lower():find("retr") then
         best = math.max(best or 0, v)

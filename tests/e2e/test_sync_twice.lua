@@ -4,7 +4,6 @@
 -- downloaded exactly once, every entry ends synced, neither run fails,
 -- and no claim file is left behind.
 local t = require "t"
-local cjson = require "cjson"
 local core = require "tdm.core"
 local tdm = require "tdm"
 
@@ -49,16 +48,14 @@ t.test("two pull-all runs at once download each file exactly once", function()
     local rc = tonumber(t.read(TMP .. "/" .. run .. ".rc"))
     t.eq(rc, 0, "run " .. run .. " exit code (stderr: "
          .. (t.read(TMP .. "/" .. run .. ".err") or ""):sub(1, 300) .. ")")
-    local summary
-    for line in (t.read(TMP .. "/" .. run .. ".out") or ""):gmatch("[^\n]+") do
-      local ok, ev = pcall(cjson.decode, line)
-      t.ok(ok, "run " .. run .. ": stdout line is JSON: " .. line)
-      if ok and ev.summary then summary = ev.summary
-      elseif ok and ev.action == "download" and ev.result == "ok" then
+    local events, summary = e2e.json_lines(
+      t.read(TMP .. "/" .. run .. ".out") or "", "run " .. run)
+    for _, ev in ipairs(events) do
+      if ev.action == "download" and ev.result == "ok" then
         local k = ev.actor .. "/" .. ev.file
         count[k] = (count[k] or 0) + 1
         total = total + 1
-      elseif ok and ev.action == "claim" then
+      elseif ev.action == "claim" then
         busy = busy + 1
       end
     end

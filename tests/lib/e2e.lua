@@ -24,7 +24,7 @@
 --       ["dir ./rel"] = true, ["object KEY"] = "etag/size" }
 --   w:cleanup()             -- delete every object under the prefix
 --   e2e.snapdiff(a, b)      -- "" when two snapshots are equal
---   e2e.json_lines(out)     -- events, summary of a --json run's stdout
+--   e2e.json_lines(out[, what]) -- events, summary of a --json run's stdout
 --   e2e.files_in(dir)       -- sorted paths of every file under dir
 --   e2e.free_port()         -- a free loopback TCP port (a string)
 --   e2e.run_id(), e2e.prefix(tag), e2e.ROOT, e2e.fixture, e2e.fp
@@ -166,12 +166,14 @@ function e2e.free_port()
   return port
 end
 
---- The events and the summary of a --json run; every line must be JSON.
-function e2e.json_lines(out)
+--- The events and the summary of a --json run; every line must be a JSON
+-- object (else a failed check, named after `what` when given).
+function e2e.json_lines(out, what)
   local events, summary = {}, nil
   for line in out:gmatch("[^\n]+") do
     local ok, v = pcall(cjson.decode, line)
-    t.ok(ok, "stdout line is JSON: " .. line)
+    t.ok(ok and type(v) == "table", (what and what .. ": " or "") ..
+         "stdout line is a JSON object: " .. line)
     if v.summary then summary = v.summary else events[#events + 1] = v end
   end
   return events, summary
