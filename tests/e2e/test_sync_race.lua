@@ -51,6 +51,15 @@ end
 
 local function status(by, fn) return by[fn] and by[fn].status end
 
+-- A new Sync, and actor `name` with NAME_1.jpg and NAME_2.jpg uploaded and
+-- recorded synced through the API: the start of the delete races.
+local function sync_with_two_files(name)
+  local sync = tdm.Sync.new(cfg)
+  api_upload(name, name .. "_1.jpg", "one")
+  api_upload(name, name .. "_2.jpg", "two")
+  return sync
+end
+
 t.test("refresh: a file uploaded and recorded after the listing stays synced", function()
   local name = "0101_race_up"
   local sync = tdm.Sync.new(cfg)
@@ -87,9 +96,7 @@ end)
 
 t.test("refresh: a file deleted after the listing is not brought back", function()
   local name = "0102_race_del"
-  local sync = tdm.Sync.new(cfg)
-  api_upload(name, name .. "_1.jpg", "one")
-  api_upload(name, name .. "_2.jpg", "two")
+  local sync = sync_with_two_files(name)
   sync.before_lock = function(n)
     if n == name then api_delete(name, name .. "_1.jpg") end
   end
@@ -103,9 +110,7 @@ end)
 
 t.test("pull: a download recorded after the API deleted the file is not resurrected", function()
   local name = "0103_race_pull"
-  local sync = tdm.Sync.new(cfg)
-  api_upload(name, name .. "_1.jpg", "one")
-  api_upload(name, name .. "_2.jpg", "two")
+  local sync = sync_with_two_files(name)
   -- Make both s3_only: remove the local files, refresh.
   os.remove(lpath(name, name .. "_1.jpg"))
   os.remove(lpath(name, name .. "_2.jpg"))
