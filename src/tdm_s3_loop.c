@@ -26,7 +26,8 @@
 #define EMPTY_SHA256 \
   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-enum { ST_PENDING, ST_RUNNING, ST_WAITING, ST_FINAL, ST_DONE };
+/* ST_FREE: a slot not submitted yet, or whose end has been taken */
+enum { ST_FREE, ST_PENDING, ST_RUNNING, ST_WAITING, ST_FINAL, ST_DONE };
 enum { FIN_OK, FIN_RETRY, FIN_FAIL };
 
 /* Finalizer threads: many, because they spend their time in fdatasync/
@@ -86,13 +87,17 @@ typedef struct xfer {
 struct tdm_s3_batch {
   tdm_s3 *c;
   tdm_s3_job *jobs;
-  size_t n, next;              /* next job to start */
+  size_t n;                    /* slots */
+  /* Rings of n slot indices (head/tail count up, taken modulo n; a slot
+   * is in at most one place at a time): submitted and not started yet,
+   * and done and not yet taken. */
+  size_t *pendq, pq_head, pq_tail;
+  size_t *doneq, dq_head, dq_tail;
   xfer *x;
   xfer **active;               /* running or waiting for a retry, and */
   size_t nactive, nkids;       /* the parts in flight (nkids of them) */
   int conc;
-  size_t *doneq, dq_head, dq_tail;
-  size_t ndone, remaining;
+  size_t ndone, remaining;     /* remaining: submitted, not yet done */
   uint64_t bytes;
   int interrupted;
   /* GETs being flushed/verified/renamed by the finalizer threads: the
@@ -654,7 +659,7 @@ static void finish(xfer *x, int ok, const tdm_error *e) {
   if (!ok && e) j->err = *e;
   x->state = ST_DONE;
   remove_active(b, x);
-  b->doneq[b->dq_tail++] = (size_t)(x - b->x);
+  b->doneq[b->dq_tail++ % b->n] = (size_t)(x - b->x);
   b->ndone++;
   b->remaining--;
 }
@@ -1292,25 +1297,26 @@ static void reset_job(tdm_s3_job *j) {
   j->priv = NULL;
 }
 
-tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
+tdm_s3_batch *tdm_s3_queue_new(tdm_s3 *c, tdm_s3_job *jobs, size_t cap,
                                int concurrency, tdm_error *err) {
   tdm_s3_batch *b;
-  size_t i;
+  size_t i, n = cap ? cap : 1;
   if (c->busy) {
     tdm_error_set(err, "EBUSY", "S3 client: a batch is already running "
                   "(one batch per client at a time)");
     return NULL;
   }
   b = calloc(1, sizeof *b);
-  if (!b || !(b->x = calloc(n ? n : 1, sizeof *b->x)) ||
-      !(b->active = calloc((n ? n : 1) * (MP_PARALLEL + 1),
-                           sizeof *b->active)) ||
-      !(b->doneq = calloc(n ? n : 1, sizeof *b->doneq)) ||
-      !(b->fin_in = calloc(n ? n : 1, sizeof *b->fin_in)) ||
-      !(b->fin_out = calloc(n ? n : 1, sizeof *b->fin_out))) {
+  if (!b || !(b->x = calloc(n, sizeof *b->x)) ||
+      !(b->active = calloc(n * (MP_PARALLEL + 1), sizeof *b->active)) ||
+      !(b->pendq = calloc(n, sizeof *b->pendq)) ||
+      !(b->doneq = calloc(n, sizeof *b->doneq)) ||
+      !(b->fin_in = calloc(n, sizeof *b->fin_in)) ||
+      !(b->fin_out = calloc(n, sizeof *b->fin_out))) {
     if (b) {
       free(b->x);
       free(b->active);
+      free(b->pendq);
       free(b->doneq);
       free(b->fin_in);
     }
@@ -1320,24 +1326,59 @@ tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
   }
   b->c = c;
   b->jobs = jobs;
-  b->n = b->remaining = n;
+  b->n = n;
   b->conc = concurrency > 0 ? concurrency : c->jobs;
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
   pthread_cond_init(&b->cv_out, NULL);
   for (i = 0; i < n; i++) {
-    reset_job(&jobs[i]);
-    b->x[i].state = ST_PENDING;
+    b->x[i].state = ST_FREE;
     b->x[i].fd = b->x[i].in_fd = -1;
   }
   c->busy = 1;
   return b;
 }
 
+/* A job that will not run: done, interrupted, queued as done. */
+static void not_started(tdm_s3_batch *b, size_t i, const char *why) {
+  tdm_s3_job *j = &b->jobs[i];
+  j->done = 1;
+  j->interrupted = 1;
+  j->attempts = 0;
+  tdm_error_set(&j->err, "EINTR", "%s s3://%s/%s: not started: %s",
+                j->op == TDM_S3_GET ? "download"
+                : j->op == TDM_S3_PUT ? "upload" : "request", b->c->bucket,
+                j->key ? j->key : "", why);
+  b->x[i].state = ST_DONE;
+  b->doneq[b->dq_tail++ % b->n] = i;
+  b->remaining--;
+}
+
+int tdm_s3_batch_submit(tdm_s3_batch *b, size_t slot, tdm_error *err) {
+  if (slot >= b->n || b->x[slot].state != ST_FREE) {
+    tdm_error_set(err, "EINVAL", "S3 batch: slot %zu is %s", slot,
+                  slot >= b->n ? "out of range" : "still in use");
+    return TDM_ERR;
+  }
+  reset_job(&b->jobs[slot]);
+  b->x[slot].state = ST_PENDING;
+  b->remaining++;
+  if (b->interrupted) not_started(b, slot, "interrupted");
+  else b->pendq[b->pq_tail++ % b->n] = slot;
+  return TDM_OK;
+}
+
+tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
+                               int concurrency, tdm_error *err) {
+  tdm_s3_batch *b = tdm_s3_queue_new(c, jobs, n, concurrency, err);
+  size_t i;
+  for (i = 0; b && i < n; i++) tdm_s3_batch_submit(b, i, err);
+  return b;
+}
+
 /* Stop everything: in-flight jobs are aborted (temp files removed, open
  * uploads aborted), jobs not started are marked so. */
 static void abort_all(tdm_s3_batch *b, const char *why) {
-  size_t i;
   tdm_error e;
   collect_finalized(b, 1);     /* let flushing GETs finish first */
   while (b->nactive > 0) {
@@ -1353,19 +1394,8 @@ static void abort_all(tdm_s3_batch *b, const char *why) {
     xerr(x, &e, "EINTR", "%s", why);
     finish(x, 0, &e);
   }
-  for (i = b->next; i < b->n; i++) {
-    tdm_s3_job *j = &b->jobs[i];
-    j->done = 1;
-    j->interrupted = 1;
-    j->attempts = 0;
-    tdm_error_set(&j->err, "EINTR", "%s s3://%s/%s: not started: %s",
-                  j->op == TDM_S3_GET ? "download"
-                  : j->op == TDM_S3_PUT ? "upload" : "request", b->c->bucket,
-                  j->key ? j->key : "", why);
-    b->x[i].state = ST_DONE;
-    b->remaining--;
-  }
-  b->next = b->n;
+  while (b->pq_head < b->pq_tail)
+    not_started(b, b->pendq[b->pq_head++ % b->n], why);
 }
 
 /* Start due retries and new jobs up to the concurrency. */
@@ -1382,8 +1412,8 @@ static void fill(tdm_s3_batch *b) {
    * holds an open file) */
   while (!b->interrupted &&
          b->nactive - b->nfinal - b->nkids < (size_t)b->conc &&
-         b->nfinal <= 2 * (size_t)b->conc && b->next < b->n)
-    start_job(b, b->next++);
+         b->nfinal <= 2 * (size_t)b->conc && b->pq_head < b->pq_tail)
+    start_job(b, b->pendq[b->pq_head++ % b->n]);
 }
 
 static void drain(tdm_s3_batch *b) {
@@ -1429,7 +1459,11 @@ int tdm_s3_batch_step(tdm_s3_batch *b, int max_wait_ms) {
 
 size_t tdm_s3_batch_take_done(tdm_s3_batch *b, size_t *out, size_t max) {
   size_t n = 0;
-  while (n < max && b->dq_head < b->dq_tail) out[n++] = b->doneq[b->dq_head++];
+  while (n < max && b->dq_head < b->dq_tail) {
+    size_t i = b->doneq[b->dq_head++ % b->n];
+    b->x[i].state = ST_FREE;
+    out[n++] = i;
+  }
   return n;
 }
 
@@ -1460,6 +1494,7 @@ void tdm_s3_batch_free(tdm_s3_batch *b) {
   free(b->fin_out);
   free(b->x);
   free(b->active);
+  free(b->pendq);
   free(b->doneq);
   free(b);
 }

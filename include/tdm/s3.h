@@ -171,15 +171,30 @@ typedef struct tdm_s3_batch tdm_s3_batch;
 tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
                                int concurrency, tdm_error *err);
 
+/* An open-ended batch (a queue) of `cap` job slots jobs[0..cap)
+ * (borrowed until tdm_s3_batch_free), none submitted yet: fill a free slot
+ * and submit it; it may run at once. A slot is free before its first
+ * submit and again once tdm_s3_batch_take_done has returned it, so a
+ * queue runs any number of jobs through a fixed amount of memory. About
+ * 3 x concurrency slots keep it busy (GETs being flushed hold theirs). */
+tdm_s3_batch *tdm_s3_queue_new(tdm_s3 *c, tdm_s3_job *jobs, size_t cap,
+                               int concurrency, tdm_error *err);
+
+/* Queue jobs[slot] (filled in by the caller) to run. After an interrupt
+ * it is done at once, "EINTR" (not started). "EINVAL": slot out of range
+ * or still in use. */
+int tdm_s3_batch_submit(tdm_s3_batch *b, size_t slot, tdm_error *err);
+
 /* Run the loop for at most about `max_wait_ms`: start jobs, move bytes,
  * finish and schedule retries. Returns 1 while jobs remain, 0 when every
- * job is done. On tdm_interrupted() it starts nothing more, aborts what is
+ * submitted job is done. On tdm_interrupted() it starts nothing more, aborts what is
  * in flight (temp files removed; an open multipart upload is aborted) and
  * marks those jobs interrupted ("EINTR"). */
 int tdm_s3_batch_step(tdm_s3_batch *b, int max_wait_ms);
 
-/* Indices of jobs finished since the last call, at most `max`, into
- * `out`; returns how many. */
+/* Indices of jobs finished since the last call (in a queue, also those
+ * never started because of an interrupt), at most `max`, into `out`;
+ * returns how many. Their slots are free again. */
 size_t tdm_s3_batch_take_done(tdm_s3_batch *b, size_t *out, size_t max);
 
 /* Files done, bytes moved so far (a retried transfer counts again). */

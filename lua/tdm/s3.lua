@@ -8,6 +8,8 @@
 --   local r = c:get(key, "data/actors/.../0042_x_1.jpg")  -- verified MD5
 --   local results, interrupted = c:transfer(jobs, { jobs = 32,
 --     on_complete = function(i, r) ... end })
+--   local q <close> = c:queue { on_complete = function(id, r) ... end }
+--   q:add { op = "get", key = key, path = path }   -- runs as q:pump() turns
 --
 -- Failures of the world return nil, message, code ("S3_NoSuchKey",
 -- "S3_AccessDenied", "S3_BadDigest", "ECONNREFUSED", ...); misuse raises.
@@ -113,6 +115,9 @@ function Client:presign(method, key, seconds)
   return self._c:presign(method, key, seconds)
 end
 function Client:transfer(jobs, opts) return self._c:transfer(jobs, opts) end
+--- c:queue(opts) -> a transfer queue: q:add(job) -> id, q:pump(ms) ->
+-- jobs unfinished, q:wait() -> interrupted, q:pending(), q:close().
+function Client:queue(opts) return self._c:queue(opts) end
 function Client:bucket() return self._c:bucket() end
 --- c:stats() -> { requests = n, connections = n }: every request attempt
 -- completed and every new connection opened by this client so far.
