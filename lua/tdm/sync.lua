@@ -31,9 +31,9 @@ local Sync = {}
 Sync.__index = Sync
 Sync.__name = "tdm.Sync"
 
--- Transfers queued before a batch is started (the event loop keeps
--- cfg.jobs of them in flight, across actors).
-local BATCH = 1000
+-- Transfers waiting for a slot before the listing pauses for them (the
+-- queue keeps cfg.jobs in flight, across actors, as the listing goes on).
+local BACKLOG = 1000
 -- Save a manifest at most this often (seconds) while its files land.
 local SAVE_EVERY = 2.0
 
@@ -164,10 +164,11 @@ end
 -- filename -> listing object. on_skip(key, reason, actor) gets every key
 -- that is refused. Only one actor's objects are held at a time (and the
 -- next page of keys, which is fetched in the background while this one
--- is worked through). Returns true | nil, msg, code (after a listing
--- failure no later group is delivered, so no actor is judged on a
--- partial listing).
-function Sync:each_listed_actor(list_prefix, fn, on_skip)
+-- is worked through). While a page is awaited, idle() (optional) is
+-- called for as long as it returns true. Returns true | nil, msg, code
+-- (after a listing failure no later group is delivered, so no actor is
+-- judged on a partial listing).
+function Sync:each_listed_actor(list_prefix, fn, on_skip, idle)
   local c, msg, code = self:list_client()
   if not c then return nil, msg, code end
   local raw = c._c   -- the core client (tdm.s3 keeps it there)
@@ -180,6 +181,7 @@ function Sync:each_listed_actor(list_prefix, fn, on_skip)
   local pending = raw:list_page_async(list_prefix, per_page)
   local ok, res, emsg, ecode = pcall(function()
     while pending do
+      if idle then repeat until pending:ready() or not idle() end
       local page, nxt, pcode = pending:wait()
       pending = nil
       if not page then return nil, nxt, pcode end
@@ -284,7 +286,7 @@ end
 --- The S3 fact of `key` as it is now (HEAD): fact table, or false when
 -- the object does not exist | nil, msg, code.
 function Sync:confirm_s3(key)
-  -- Its own client: confirmations also run inside a transfer batch's
+  -- Its own client: confirmations also run inside the transfer queue's
   -- on_complete, while the main client is busy.
   if not self._head_client then
     local hc, msg, code = s3_mod().client(self.cfg)
@@ -497,7 +499,7 @@ end
 
 --- A run's claim on an actor's transfers: the file `{manifest}.claim`
 -- holding "pid token", written and checked under the manifest's lock and
--- removed by its owner when the actor's last transfer of the batch has
+-- removed by its owner when the actor's last transfer of the run has
 -- landed and been recorded. Another run (another process, or another
 -- Sync:run in this one) finding a live claim skips the actor ("busy"),
 -- so two runs share the work and no file moves twice. A claim whose pid
@@ -717,48 +719,17 @@ function Sync:apply_results(name, done, saver)
   return table.unpack(res, 1, 3)
 end
 
---- Run the queued transfers in one batch (cfg.jobs in flight across all
--- actors), saving each actor's manifest as its last file lands (and at
--- most every SAVE_EVERY seconds before that).
-function Sync:flush(o, state)
-  local queue = state.queue
-  if #queue == 0 then return true end
-  state.queue = {}
-  local r, T = o.reporter, state.totals
+--- The run's transfer queue (started at the first transfer; cfg.jobs in
+-- flight across all actors while the listing goes on) | nil, msg, code.
+-- Each actor's manifest is saved as its last file lands (and at most every
+-- SAVE_EVERY seconds before that).
+function Sync:transfer_queue(o, state)
+  if state.tx then return state.tx end
   local c, msg, code = self:client()
-  if not c then
-    for _, j in ipairs(queue) do
-      T.transfers_failed = T.transfers_failed + 1
-      fail(r, j.actor, j.file, msg, code)
-    end
-    return nil, msg, code
-  end
-  local jobs, left, done, last_save = {}, {}, {}, {}
-  local bytes_total = state.bytes_total or 0
-  local all = queue
-  queue = {}
-  for _, j in ipairs(all) do
-    local ok, emsg, ecode = true, nil, nil
-    if j.op == "get" then
-      local dir = j.path:match("^(.*)/[^/]*$")
-      if not state.dirs[dir] then
-        ok, emsg, ecode = core.mkdirs(dir)
-        state.dirs[dir] = ok or nil
-      end
-    end
-    if not ok then
-      T.transfers_failed = T.transfers_failed + 1
-      fail(r, j.actor, j.file, "download " .. j.actor .. "/" .. j.file .. ": " .. tostring(emsg), ecode)
-    else
-      queue[#queue + 1] = j
-      jobs[#jobs + 1] = j.op == "get" and { op = "get", key = j.key, path = j.path }
-                        or { op = "put", path = j.path, key = j.key }
-      left[j.actor] = (left[j.actor] or 0) + 1
-      bytes_total = bytes_total + (j.size or 0)
-    end
-  end
-  if #jobs == 0 then return true end
-  state.bytes_total = bytes_total
+  if not c then return nil, msg, code end
+  local r, T = o.reporter, state.totals
+  local left, done, last_save, job_of = {}, {}, {}, {}
+  state.left, state.done, state.job_of = left, done, job_of
   local function apply(actor)
     local list = done[actor]
     if not list or #list == 0 then return end
@@ -772,17 +743,15 @@ function Sync:flush(o, state)
       state.final[actor] = emsg
     end
   end
-  local base_files, base_bytes = state.files_done, state.bytes_done
-  local results = c:transfer(jobs, {
+  state.apply = apply
+  state.tx = c:queue {
     jobs = self.cfg.jobs,
     on_progress = function(files_done, _, bytes_done)
-      if r then
-        r:progress(base_files + files_done, state.planned,
-                   base_bytes + bytes_done, bytes_total)
-      end
+      if r then r:progress(files_done, state.planned, bytes_done, state.bytes_total) end
     end,
-    on_complete = function(i, res)
-      local j = queue[i]
+    on_complete = function(id, res)
+      local j = job_of[id]
+      job_of[id] = nil
       left[j.actor] = left[j.actor] - 1
       local verb = j.op == "get" and "download" or "upload"
       -- Requests retried (503/SlowDown, resets, truncated or damaged
@@ -809,14 +778,72 @@ function Sync:flush(o, state)
       end
       if left[j.actor] == 0 then self:release_claim(state, j.actor) end
     end,
-  })
-  for _, res in pairs(results or {}) do
-    state.files_done = state.files_done + 1
-    state.bytes_done = state.bytes_done + (res.bytes or 0)
+  }
+  return state.tx
+end
+
+--- Hand the planned transfers (state.queue) to the run's queue and give it
+-- a turn. When more than o.batch (BACKLOG) are waiting, the run waits for
+-- them to drain to half: the listing never runs far ahead of the network.
+function Sync:feed(o, state)
+  local planned = state.queue
+  if #planned == 0 then return true end
+  state.queue = {}
+  local r, T = o.reporter, state.totals
+  local tx, msg, code = self:transfer_queue(o, state)
+  if not tx then
+    for _, j in ipairs(planned) do
+      T.transfers_failed = T.transfers_failed + 1
+      fail(r, j.actor, j.file, msg, code)
+    end
+    return nil, msg, code
   end
-  for actor in pairs(done) do apply(actor) end
-  for actor in pairs(left) do self:release_claim(state, actor) end
+  for _, j in ipairs(planned) do
+    local ok, emsg, ecode = true, nil, nil
+    if j.op == "get" then
+      local dir = j.path:match("^(.*)/[^/]*$")
+      if not state.dirs[dir] then
+        ok, emsg, ecode = core.mkdirs(dir)
+        state.dirs[dir] = ok or nil
+      end
+    end
+    if not ok then
+      T.transfers_failed = T.transfers_failed + 1
+      fail(r, j.actor, j.file, "download " .. j.actor .. "/" .. j.file .. ": " .. tostring(emsg), ecode)
+    else
+      local id = tx:add(j.op == "get" and { op = "get", key = j.key, path = j.path }
+                        or { op = "put", path = j.path, key = j.key })
+      state.job_of[id] = j
+      state.left[j.actor] = (state.left[j.actor] or 0) + 1
+      state.bytes_total = state.bytes_total + (j.size or 0)
+    end
+  end
+  local most = o.batch or BACKLOG
+  if tx:pending() > most then
+    while tx:pending() > most // 2 do tx:pump(100) end
+  else
+    tx:pump(0)
+  end
   return true
+end
+
+--- Give the run's transfers a turn of up to `ms` while the caller waits
+-- for something else; false when there are none to give it to.
+function Sync:pump_transfers(state, ms)
+  return state.tx ~= nil and state.tx:pending() > 0 and (state.tx:pump(ms) or true)
+end
+
+--- Run the remaining transfers to the end, save what they changed and
+-- give up the claims.
+function Sync:finish_transfers(o, state)
+  self:feed(o, state)
+  local tx = state.tx
+  if not tx then return end
+  tx:wait()
+  tx:close()
+  state.tx = nil
+  for actor in pairs(state.done) do state.apply(actor) end
+  for actor in pairs(state.left) do self:release_claim(state, actor) end
 end
 
 --- Give up this run's claim on `actor` (see claim_path), if it has one.
@@ -880,8 +907,8 @@ end
 --   actors = { names/ids } (list each one's prefix) or nil (all actors:
 --   one listing of the whole prefix + local folders + manifests),
 --   select = function(name) -> bool (--shard etc.), only = { file set },
---   batch = transfers queued before a batch starts (default 1000; the
---   listing goes on after each batch) }
+--   batch = transfers waiting for a slot before the listing pauses for
+--   them (default 1000) }
 -- Returns the totals (a flat table for the summary) and per-actor final
 -- statistics in totals._final (name -> statistics).
 function Sync:run(o)
@@ -890,7 +917,7 @@ function Sync:run(o)
   local saver <close> = core.manifest_saver(4)
   local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
                   saver = saver, counted = {},
-                  planned = 0, files_done = 0, bytes_done = 0, claims = {},
+                  planned = 0, bytes_total = 0, claims = {},
                   token = string.format("%s-%.6f-%s", my_pid() or "0", core.now(),
                                         tostring({}):match("0x(%x+)") or "0") }
   local T, r = state.totals, o.reporter
@@ -914,7 +941,7 @@ function Sync:run(o)
     if not selected(o, name) then return end
     self:process_actor(name, objects, o, state)
     if r and not o.direction then r:progress(T.actors, nil, T.bytes_hashed) end
-    if #state.queue >= (o.batch or BATCH) and not o.dry_run then self:flush(o, state) end
+    if not o.dry_run then self:feed(o, state) end
   end
 
   if o.actors then
@@ -945,7 +972,9 @@ function Sync:run(o)
     -- is being fetched and between its pages.
     local prehash <close> = self:prehash_for(o)
     state.prehash = prehash
-    local listed, msg, code = self:each_listed_actor(self.list_root, process, skip)
+    -- Transfers already queued go on while the next page is awaited.
+    local listed, msg, code = self:each_listed_actor(self.list_root, process, skip,
+      function() return self:pump_transfers(state, 20) end)
     if not listed then
       -- Without the complete listing nobody else can be judged: report and stop.
       T.actor_errors = T.actor_errors + 1
@@ -991,7 +1020,7 @@ function Sync:run(o)
       end
     end
   end
-  if not o.dry_run then self:flush(o, state) end
+  if not o.dry_run then self:finish_transfers(o, state) end
   for _, f in ipairs(saver:wait()) do
     local how = state.counted[f.actor]
     if how then

@@ -126,7 +126,7 @@ t.test("delete = true mirrors one side onto the other", function()
   end
 end)
 
-t.test("batches flushed while the listing goes on land everything", function()
+t.test("a small backlog bound (batch = 4) pauses the listing for the queue; everything lands", function()
   local w2 = e2e.world { prefix = PREFIX .. "-batch", fixture = { seed = 3,
     scenarios = false, bulk = 6, bulk_files = 5, bulk_size = 5000 } }
   os.execute("rm -rf " .. t.shq(w2.D .. "/actors"))
