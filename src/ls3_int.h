@@ -1,0 +1,33 @@
+/* ls3_int.h -- what the S3 binding files (ls3.c: the client and its
+ * single operations; ls3_queue.c: transfer queues) share. */
+#ifndef TDM_LS3_INT_H
+#define TDM_LS3_INT_H
+
+#include "lbind.h"
+
+#define TDM_LS3_CLIENT "tdm.S3Client"
+
+typedef struct tdm_ls3_client {
+  tdm_s3 *c;                   /* NULL once closed */
+  int running;                 /* a transfer, queue or listing holds it */
+} tdm_ls3_client;
+
+/* The open client at idx; raises on a closed one. */
+tdm_ls3_client *tdm_ls3_check_client(lua_State *L, int idx);
+
+/* Field `name` of the table at t as a string / number (dflt when nil);
+ * raises naming the setting when it has another type. */
+const char *tdm_ls3_opt_string(lua_State *L, int t, const char *name);
+double tdm_ls3_opt_number(lua_State *L, int t, const char *name,
+                          double dflt);
+
+/* Push a transfer result { ok, md5, bytes, attempts, etag, error, code,
+ * interrupted }. */
+void tdm_ls3_push_result(lua_State *L, const tdm_s3_job *j);
+
+/* ls3_queue.c: c:transfer, c:queue and the tdm.S3Queue metatable. */
+int tdm_ls3_transfer(lua_State *L);
+int tdm_ls3_queue(lua_State *L);
+void tdm_ls3_queue_meta(lua_State *L);
+
+#endif
