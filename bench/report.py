@@ -76,7 +76,6 @@ def time_table(rows):
         refs = [(s["med"], k[0]) for k, s in sums.items()
                 if k[1] == "ref" and "med" in s]
         best = min(peers) if peers else None
-        ref = min(refs) if refs else None
         for (tool, role), s in sums.items():
             name = tool if role != "ref" else f"{tool} (ref)"
             if "med" not in s:
@@ -94,8 +93,9 @@ def time_table(rows):
             rp = rr = ""
             if role == "tdm" and best:
                 rp = f"**{best[0] / s['med']:.2f}×** (vs {best[1]})"
-            if role == "tdm" and ref:
-                rr = f"{ref[0] / s['med']:.2f}× (vs {ref[1]})"
+            if role == "tdm" and refs:
+                rr = "; ".join(f"{m / s['med']:.2f}× (vs {name})"
+                               for m, name in sorted(refs))
             out.append(f"| {op} | {name} | {runs} | {fnum(s['med'])} | "
                        f"{fnum(s['lo'])}–{fnum(s['hi'])} | {mbs} | {msf} | "
                        f"{ucpu} | {cpu} | {rp} | {rr} |")

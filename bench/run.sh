@@ -262,19 +262,30 @@ op_manifests() {
 
 # ---- the server's ceiling: raw parallel GETs ------------------------------
 op_ceiling() {
-  local cfg=$SCRATCH/get.cfg run
+  local cfg=$SCRATCH/get.cfg fcfg=$SCRATCH/get-files.cfg run
+  local d=$SCRATCH/pull-curl
   (cd "$N_SRC/actors" && find . -path './*/training_data/*' -type f) |
-    LC_ALL=C sort |
-    awk -v b="$EP/$BUCKET/$PREFIX" -F/ \
-      '{ printf "url = \"%s/%s/%s\"\noutput = \"/dev/null\"\n", b, $2, $4 }' \
-      > "$cfg"
+    LC_ALL=C sort > "$SCRATCH/keys.txt"
+  awk -v b="$EP/$BUCKET/$PREFIX" -F/ \
+    '{ printf "url = \"%s/%s/%s\"\noutput = \"/dev/null\"\n", b, $2, $4 }' \
+    "$SCRATCH/keys.txt" > "$cfg"
+  # The same GETs written to files (no verification, no fsync, no
+  # manifest): what any client that lands the files must at least pay.
+  awk -v b="$EP/$BUCKET/$PREFIX" -v d="$d" -F/ \
+    '{ printf "url = \"%s/%s/%s\"\noutput = \"%s/%s/%s\"\n", b, $2, $4, d, $2, $4 }' \
+    "$SCRATCH/keys.txt" > "$fcfg"
+  local curl_get=(curl -s --no-progress-meter --fail --parallel
+    --parallel-max 32 --aws-sigv4 "aws:amz:$AWS_REGION:s3"
+    --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
   for run in $(seq 1 "$RUNS"); do
     bench_run "pull (empty tree)" "curl --parallel 32 to /dev/null" ref \
-      "$run" "$N_BYTES" "$N_FILES" \
-      curl -s --no-progress-meter --fail --parallel --parallel-max 32 \
-      --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
-      --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -K "$cfg"
+      "$run" "$N_BYTES" "$N_FILES" "${curl_get[@]}" -K "$cfg"
+    rm -rf "$d"
+    BENCH_CHECK="[ \$(count_files $d) -eq $N_FILES ]" \
+      bench_run "pull (empty tree)" "curl --parallel 32 into files" ref \
+      "$run" "$N_BYTES" "$N_FILES" "${curl_get[@]}" --create-dirs -K "$fcfg"
+    rm -rf "$d"
     # The floor of a no-op pull and of a warm sync-manifests: the listing
     # every client must make (pages of 1000, one after the other).
     local op
