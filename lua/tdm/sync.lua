@@ -787,7 +787,11 @@ end
 -- them to drain to half: the listing never runs far ahead of the network.
 function Sync:feed(o, state)
   local planned = state.queue
-  if #planned == 0 then return true end
+  if #planned == 0 then
+    -- actors with nothing to move still give running transfers a turn
+    if state.tx then state.tx:pump(0) end
+    return true
+  end
   state.queue = {}
   local r, T = o.reporter, state.totals
   local tx, msg, code = self:transfer_queue(o, state)
@@ -920,6 +924,13 @@ function Sync:run(o)
                   planned = 0, bytes_total = 0, claims = {},
                   token = string.format("%s-%.6f-%s", my_pid() or "0", core.now(),
                                         tostring({}):match("0x(%x+)") or "0") }
+  -- A run that raises closes its transfer queue (what is in flight is
+  -- aborted, no temp file left, the client is free again) and gives up
+  -- its claims. After a normal end both are already done.
+  local _ <close> = setmetatable({}, { __close = function()
+    if state.tx then state.tx:close(); state.tx = nil end
+    for actor in pairs(state.claims) do self:release_claim(state, actor) end
+  end })
   local T, r = state.totals, o.reporter
   local processed, processed_ids = {}, {}
   local function skip(key, why, actor)

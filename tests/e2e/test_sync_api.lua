@@ -137,4 +137,33 @@ t.test("a small backlog bound (batch = 4) pauses the listing for the queue; ever
   t.eq(T.actor_errors + T.transfers_failed, 0, "errors")
 end)
 
+t.test("a run that raises mid-listing frees its client and leaves no temp or claim file", function()
+  local w3 = e2e.world { prefix = PREFIX .. "-raise", fixture = { seed = 5,
+    scenarios = false, bulk = 6, bulk_files = 8, bulk_size = 200000 } }
+  os.execute("rm -rf " .. t.shq(w3.D .. "/actors"))
+  local s = tdm.Sync.new(w3.cfg)
+  local seen = 0
+  -- the third actor raises: the first two actors' downloads are queued
+  -- (and some in flight) when it does
+  s.before_lock = function()
+    seen = seen + 1
+    if seen == 3 then error("stop here") end
+  end
+  local ok, err = pcall(s.run, s, { direction = "pull" })
+  t.eq(ok, false, "the run raised")
+  t.ok(tostring(err):find("stop here", 1, true), "with the seam's error: " .. tostring(err))
+  s.before_lock = nil
+  local leftovers = {}
+  local p = io.popen("find " .. t.shq(w3.D) .. " -name '.*.tmp.*' -o -name '*.claim'")
+  for line in p:lines() do leftovers[#leftovers + 1] = line end
+  p:close()
+  t.eq(table.concat(leftovers, " "), "", "no temp file, no claim left")
+  local c = assert(s:client())
+  t.ok(c:head(w3.prefix .. "/" .. next(w3.fx.actors) .. "/none.jpg") == nil,
+       "the client answers again (HEAD of a missing key)")
+  local T = s:run { direction = "pull" }
+  t.eq(T.downloaded, 48, "the next run on the same Sync pulls everything")
+  t.eq(T.actor_errors + T.transfers_failed + T.busy_skipped, 0, "no errors, no busy claims")
+end)
+
 return t.done()
