@@ -22,6 +22,12 @@ void tdm_lua_preload(lua_State *L);
 /* Push nil, err->message, err->code; returns 3 (use as `return ...`). */
 int tdm_lua_fail(lua_State *L, const tdm_error *err);
 
+/* Register the metatable `name` of a userdata type that holds a resource:
+ * `close` (which must be safe to call twice) is its __gc and __close, and
+ * `methods` its __index. Stack unchanged. */
+void tdm_lua_new_closable(lua_State *L, const char *name,
+                          lua_CFunction close, const luaL_Reg *methods);
+
 /* Each binding file adds its functions/types to the table at the top of the
  * stack (the tdm.core module table). Listed in lcore.c. */
 int tdm_lua_open_hash(lua_State *L);

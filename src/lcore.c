@@ -11,6 +11,19 @@ int tdm_lua_fail(lua_State *L, const tdm_error *err) {
   return 3;
 }
 
+void tdm_lua_new_closable(lua_State *L, const char *name,
+                          lua_CFunction close, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 /* One opener per binding file; each adds its entries to the module table
  * on top of the stack and leaves the stack as it found it. */
 static const lua_CFunction openers[] = {

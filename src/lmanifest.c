@@ -782,24 +782,8 @@ static void createmeta(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  luaL_newmetatable(L, PREHASH_T);
-  lua_pushcfunction(L, p_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, p_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlibtable(L, prehash_methods);
-  luaL_setfuncs(L, prehash_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, SAVER_T);
-  lua_pushcfunction(L, s_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, s_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlibtable(L, saver_methods);
-  luaL_setfuncs(L, saver_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  tdm_lua_new_closable(L, PREHASH_T, p_close, prehash_methods);
+  tdm_lua_new_closable(L, SAVER_T, s_close, saver_methods);
 }
 
 static const luaL_Reg funcs[] = {

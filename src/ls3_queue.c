@@ -387,13 +387,5 @@ static const luaL_Reg queue_methods[] = {
 };
 
 void tdm_ls3_queue_meta(lua_State *L) {
-  luaL_newmetatable(L, QUEUE);
-  lua_pushcfunction(L, queue_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, queue_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlibtable(L, queue_methods);
-  luaL_setfuncs(L, queue_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  tdm_lua_new_closable(L, QUEUE, queue_close, queue_methods);
 }
