@@ -28,6 +28,7 @@ typedef struct lqueue {
   lua_Integer added, started, completed;
   int keep;                    /* transfer(): keep results, defer errors */
   int have_err;
+  int in_callback;             /* inside on_complete/on_progress */
   size_t last_files;
   uint64_t last_bytes;
   double last_t;
@@ -72,6 +73,15 @@ static void queue_release(lqueue *q) {
 static lqueue *check_queue(lua_State *L, int idx) {
   lqueue *q = luaL_checkudata(L, idx, QUEUE);
   if (!q->b) luaL_error(L, "attempt to use a closed transfer queue");
+  return q;
+}
+
+/* The queue at idx, for what turns or closes it: not from its own
+ * callbacks (the turn that runs them is still using the queue). */
+static lqueue *check_idle_queue(lua_State *L, int idx, const char *what) {
+  lqueue *q = luaL_checkudata(L, idx, QUEUE);
+  if (q->in_callback)
+    luaL_error(L, "cannot %s a transfer queue from its own callback", what);
   return q;
 }
 
@@ -211,12 +221,16 @@ static void queue_feed(lua_State *L, int qidx, lqueue *q) {
  * error is raised at once, or kept (transfer()) to be raised at the end. */
 static void queue_call(lua_State *L, int qidx, lqueue *q, int uv,
                        int nargs) {
+  int rc;
   if (lua_getiuservalue(L, qidx, uv) != LUA_TFUNCTION) {
     lua_pop(L, nargs + 1);
     return;
   }
   lua_insert(L, -nargs - 1);
-  if (lua_pcall(L, nargs, 0, 0) == LUA_OK) return;
+  q->in_callback++;
+  rc = lua_pcall(L, nargs, 0, 0);
+  q->in_callback--;
+  if (rc == LUA_OK) return;
   if (!q->keep) lua_error(L);
   if (!q->have_err) {
     q->have_err = 1;
@@ -296,7 +310,8 @@ static int queue_add_m(lua_State *L) {
 /* q:pump([ms]) -> jobs not finished yet: one turn of the loop, waiting
  * at most ms (default 0) for something to happen. */
 static int queue_pump(lua_State *L) {
-  lqueue *q = check_queue(L, 1);
+  lqueue *q = check_idle_queue(L, 1, "pump");
+  check_queue(L, 1);
   lua_Integer ms = luaL_optinteger(L, 2, 0);
   luaL_argcheck(L, ms >= 0 && ms <= 60000, 2, "ms must be 0..60000");
   queue_turn(L, 1, q, (int)ms);
@@ -311,7 +326,8 @@ static void queue_run(lua_State *L, int qidx, lqueue *q) {
 
 /* q:wait() -> interrupted: run until every job added has finished. */
 static int queue_wait(lua_State *L) {
-  lqueue *q = check_queue(L, 1);
+  lqueue *q = check_idle_queue(L, 1, "wait for");
+  check_queue(L, 1);
   queue_run(L, 1, q);
   lua_pushboolean(L, tdm_s3_batch_interrupted(q->b));
   return 1;
@@ -327,7 +343,7 @@ static int queue_pending(lua_State *L) {
 /* q:close(): abort what is still running or waiting (no partial file is
  * left) and give the client back; also __gc and __close. */
 static int queue_close(lua_State *L) {
-  queue_release(luaL_checkudata(L, 1, QUEUE));
+  queue_release(check_idle_queue(L, 1, "close"));
   return 0;
 }
 

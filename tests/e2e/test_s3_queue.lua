@@ -105,6 +105,26 @@ t.test("an error in on_complete is raised by the turn; the queue goes on", funct
   t.eq(seen, { 1, 2, 3, 4, 5, 6 }, "every job still delivered once")
 end)
 
+t.test("a callback cannot close, pump or wait for its own queue; it can add", function()
+  local q, errs, added = nil, {}, false
+  q = c:queue { on_complete = function(id)
+    for _, f in ipairs { "close", "pump", "wait" } do
+      local ok, err = pcall(q[f], q)
+      if not ok then errs[#errs + 1] = f .. ": " .. tostring(err) end
+    end
+    if id == 1 and not added then
+      added = true
+      q:add { op = "get", key = key(2), path = dir .. "/cb/002.jpg" }
+    end
+  end }
+  q:add { op = "get", key = key(1), path = dir .. "/cb/001.jpg" }
+  t.eq(q:wait(), false, "wait")
+  t.eq(#errs, 6, "each of the three refused in both callbacks")
+  t.ok(errs[1] and errs[1]:find("from its own callback", 1, true), "named: " .. tostring(errs[1]))
+  t.eq(t.read(dir .. "/cb/002.jpg"), body(2), "the job added from a callback ran")
+  q:close()
+end)
+
 t.test("closing with transfers in flight leaves no partial file", function()
   local q = c:queue()
   for i = 1, N do
