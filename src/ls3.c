@@ -316,27 +316,36 @@ static int push_page(lua_State *L, const tdm_s3_job *j) {
   else lua_pushnil(L);
   return 2;
 }
-/* c:list_page(prefix [, max_keys [, token [, start_after]]]) ->
- * { {key, size, etag, md5, last_modified}, ... }, next_token|nil |
- * nil, msg, code. */
-static int l_list_page(lua_State *L) {
-  lclient *u = tdm_ls3_check_client(L, 1);
+/* Push a holder of one ListObjectsV2 job from the arguments (prefix
+ * [, max_keys [, token [, start_after]]]) at 2..5. */
+static lbatch *list_holder(lua_State *L) {
   const char *prefix = luaL_optstring(L, 2, "");
   lua_Integer max_keys = luaL_optinteger(L, 3, 0);
   const char *token = luaL_optstring(L, 4, NULL);
   const char *after = luaL_optstring(L, 5, NULL);
   lbatch *h;
-  tdm_s3_job *j;
-  int r;
   luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 3,
                 "max_keys must be 1..1000");
   h = new_holder(L, 1, 1);
+  h->jobs[0].op = TDM_S3_LIST;
+  h->jobs[0].key = hold(L, h, prefix);
+  h->jobs[0].max_keys = (int)max_keys;
+  h->jobs[0].token = hold(L, h, token);
+  h->jobs[0].start_after = hold(L, h, after);
+  return h;
+}
+
+/* c:list_page(prefix [, max_keys [, token [, start_after]]]) ->
+ * { {key, size, etag, md5, last_modified}, ... }, next_token|nil |
+ * nil, msg, code. */
+static int l_list_page(lua_State *L) {
+  lclient *u = tdm_ls3_check_client(L, 1);
+  lbatch *h;
+  tdm_s3_job *j;
+  int r;
+  lua_settop(L, 5);
+  h = list_holder(L);
   j = &h->jobs[0];
-  j->op = TDM_S3_LIST;
-  j->key = hold(L, h, prefix);
-  j->max_keys = (int)max_keys;
-  j->token = hold(L, h, token);
-  j->start_after = hold(L, h, after);
   if ((r = run(L, u, h, 1)) != 0) return r;
   if (!j->ok) return job_fail(L, j);
   return push_page(L, j);
@@ -384,22 +393,13 @@ static int listing_gc(lua_State *L) {
 /* c:list_page_async([prefix [, max_keys [, token]]]) -> listing. */
 static int l_list_page_async(lua_State *L) {
   lclient *u = tdm_ls3_check_client(L, 1);
-  const char *prefix = luaL_optstring(L, 2, "");
-  lua_Integer max_keys = luaL_optinteger(L, 3, 0);
-  const char *token = luaL_optstring(L, 4, NULL);
   llisting *l;
   lbatch *h;
-  luaL_argcheck(L, max_keys >= 0 && max_keys <= 1000, 3,
-                "max_keys must be 1..1000");
+  lua_settop(L, 4);                                     /* no start_after */
+  h = list_holder(L);                                   /* 5 */
   if (u->running)
     return luaL_error(L, "list_page_async: the S3 client is busy (a "
                       "transfer or another listing is running on it)");
-  lua_settop(L, 4);
-  h = new_holder(L, 1, 1);                              /* 5 */
-  h->jobs[0].op = TDM_S3_LIST;
-  h->jobs[0].key = hold(L, h, prefix);
-  h->jobs[0].max_keys = (int)max_keys;
-  h->jobs[0].token = hold(L, h, token);
   l = lua_newuserdatauv(L, sizeof *l, 1);               /* 6 */
   memset(l, 0, sizeof *l);
   atomic_init(&l->finished, 0);
