@@ -98,15 +98,20 @@ function Sync.new(cfg)
   return self
 end
 
---- The S3 client (made once) | nil, msg, code.
-function Sync:client()
-  if not self._client then
+-- The S3 client kept in self[field], made on first use | nil, msg, code.
+-- A run keeps three: transfers, listings (a page fetched in the
+-- background) and confirmations (HEADs made inside transfer callbacks).
+local function own_client(self, field)
+  if not self[field] then
     local c, msg, code = s3_mod().client(self.cfg)
     if not c then return nil, msg, code end
-    self._client = c
+    self[field] = c
   end
-  return self._client
+  return self[field]
 end
+
+--- The S3 client (made once) | nil, msg, code.
+function Sync:client() return own_client(self, "_client") end
 
 --- The key of `filename` of actor `name`.
 function Sync:key_for(name, filename)
@@ -150,14 +155,7 @@ end
 
 --- The client listings use: one of their own, so that the next page can
 -- be fetched in the background while the main client transfers files.
-function Sync:list_client()
-  if not self._list_client then
-    local c, msg, code = s3_mod().client(self.cfg)
-    if not c then return nil, msg, code end
-    self._list_client = c
-  end
-  return self._list_client
-end
+function Sync:list_client() return own_client(self, "_list_client") end
 
 --- Stream the listing under `list_prefix` and call fn(actor, objects) for
 -- each actor as soon as its (contiguous) group of keys ends; objects maps
@@ -288,12 +286,8 @@ end
 function Sync:confirm_s3(key)
   -- Its own client: confirmations also run inside the transfer queue's
   -- on_complete, while the main client is busy.
-  if not self._head_client then
-    local hc, msg, code = s3_mod().client(self.cfg)
-    if not hc then return nil, msg, code end
-    self._head_client = hc
-  end
-  local c = self._head_client
+  local c, msg, code = own_client(self, "_head_client")
+  if not c then return nil, msg, code end
   self.confirmations = (self.confirmations or 0) + 1
   local h, hmsg, hcode = c:head(key)
   if h then return s3_fact(h) end
