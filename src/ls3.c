@@ -67,6 +67,17 @@ double tdm_ls3_opt_number(lua_State *L, int t, const char *name,
   return v;
 }
 
+int tdm_ls3_opt_bool(lua_State *L, int t, const char *name, int dflt) {
+  int v = dflt;
+  int ty = lua_getfield(L, t, name);
+  if (ty == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL)
+    luaL_error(L, "S3 setting '%s': expected a boolean, got %s", name,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
 /* s3_client{ bucket=, region=, endpoint=, ca_bundle=, profile=, jobs=,
  * multipart_threshold=, part_size=, max_attempts=, connect_timeout=,
  * stall_timeout=, backoff_base=, backoff_cap=, path_style= (boolean) }
@@ -97,12 +108,7 @@ static int l_s3_client(lua_State *L) {
                                        (double)cfg.stall_timeout);
   cfg.backoff_base = tdm_ls3_opt_number(L, 1, "backoff_base", cfg.backoff_base);
   cfg.backoff_cap = tdm_ls3_opt_number(L, 1, "backoff_cap", cfg.backoff_cap);
-  ty = lua_getfield(L, 1, "path_style");
-  if (ty == LUA_TBOOLEAN) cfg.path_style = lua_toboolean(L, -1);
-  else if (ty != LUA_TNIL)
-    return luaL_error(L, "S3 client setting 'path_style': expected a "
-                      "boolean");
-  lua_pop(L, 1);
+  cfg.path_style = tdm_ls3_opt_bool(L, 1, "path_style", cfg.path_style);
   u = lua_newuserdatauv(L, sizeof *u, 0);
   u->c = NULL;
   u->running = 0;
@@ -253,19 +259,21 @@ static int l_get(lua_State *L) {
   return 1;
 }
 
-/* c:put(path, key [, { content_type = }]) -> { md5, bytes, etag, attempts }
- * | nil, msg, code. */
+/* c:put(path, key [, { content_type =, if_none_match = }]) -> { md5, bytes,
+ * etag, attempts } | nil, msg, code. */
 static int l_put(lua_State *L) {
   lclient *u = tdm_ls3_check_client(L, 1);
   const char *path = luaL_checkstring(L, 2);
   const char *key = luaL_checkstring(L, 3);
   const char *ctype = NULL;
+  int inm = 0;
   lbatch *h;
   tdm_s3_job *j;
   int r;
   if (!lua_isnoneornil(L, 4)) {
     luaL_checktype(L, 4, LUA_TTABLE);
     ctype = tdm_ls3_opt_string(L, 4, "content_type");
+    inm = tdm_ls3_opt_bool(L, 4, "if_none_match", 0);
   }
   h = new_holder(L, 1, 1);
   j = &h->jobs[0];
@@ -273,6 +281,7 @@ static int l_put(lua_State *L) {
   j->key = hold(L, h, key);
   j->path = hold(L, h, path);
   j->content_type = hold(L, h, ctype);
+  j->if_none_match = inm;
   if ((r = run(L, u, h, 1)) != 0) return r;
   if (!j->ok) return job_fail(L, j);
   tdm_ls3_push_result(L, j);

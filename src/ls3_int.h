@@ -20,6 +20,8 @@ tdm_ls3_client *tdm_ls3_check_client(lua_State *L, int idx);
 const char *tdm_ls3_opt_string(lua_State *L, int t, const char *name);
 double tdm_ls3_opt_number(lua_State *L, int t, const char *name,
                           double dflt);
+/* Field `name` of the table at t as a boolean (0/1; dflt when nil). */
+int tdm_ls3_opt_bool(lua_State *L, int t, const char *name, int dflt);
 
 /* Push a transfer result { ok, md5, bytes, attempts, etag, error, code,
  * interrupted }. */

@@ -5,8 +5,9 @@
  * a Lua table, and each pump steps the loop and delivers what finished.
  * c:transfer(jobs) is a queue that is given everything, then run out.
  * User values: 1 the client, 2 waiting jobs (id -> {op, key, path,
- * content_type}), 3 on_complete, 4 on_progress, 5 results (id -> result;
- * transfer() only), 6 the first callback error (transfer() only). */
+ * content_type, if_none_match}), 3 on_complete, 4 on_progress, 5 results
+ * (id -> result; transfer() only), 6 the first callback error (transfer()
+ * only). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -138,7 +139,10 @@ static lqueue *queue_open(lua_State *L, int client_idx, int opts_idx,
   return q;
 }
 
-typedef struct job_fields { const char *op, *key, *path, *ct; } job_fields;
+typedef struct job_fields {
+  const char *op, *key, *path, *ct;
+  int inm;                     /* if_none_match */
+} job_fields;
 
 /* Check the job table at idx (`what` names it in errors); raises. */
 static void check_job(lua_State *L, int idx, const char *what,
@@ -148,6 +152,7 @@ static void check_job(lua_State *L, int idx, const char *what,
   f->key = tdm_ls3_opt_string(L, idx, "key");
   f->path = tdm_ls3_opt_string(L, idx, "path");
   f->ct = tdm_ls3_opt_string(L, idx, "content_type");
+  f->inm = tdm_ls3_opt_bool(L, idx, "if_none_match", 0);
   if (!f->op || (strcmp(f->op, "get") != 0 && strcmp(f->op, "put") != 0))
     luaL_error(L, "%s.op must be \"get\" or \"put\"", what);
   if (!f->key || !f->path) luaL_error(L, "%s needs key and path", what);
@@ -172,6 +177,8 @@ static lua_Integer queue_add(lua_State *L, int qidx, int idx,
     lua_pushstring(L, f.ct);
     lua_rawseti(L, -2, 4);
   }
+  lua_pushboolean(L, f.inm);
+  lua_rawseti(L, -2, 5);
   lua_rawseti(L, -2, q->added + 1);
   lua_pop(L, 1);
   return ++q->added;
@@ -205,6 +212,9 @@ static void queue_feed(lua_State *L, int qidx, lqueue *q) {
     j->key = s[0] = dup_field(L, 2);
     j->path = s[1] = dup_field(L, 3);
     j->content_type = s[2] = dup_field(L, 4);
+    lua_rawgeti(L, -1, 5);
+    j->if_none_match = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_pop(L, 1);
     if (tdm_s3_batch_submit(q->b, slot, &err) != TDM_OK)
       luaL_error(L, "%s", err.message);   /* a slot believed free: a bug */
@@ -300,7 +310,8 @@ static void queue_turn(lua_State *L, int qidx, lqueue *q, int ms) {
 }
 
 /* q:add(job) -> id: queue { op = "get" | "put", key =, path =,
- * content_type = }; ids count from 1. It runs as q:pump/q:wait turn. */
+ * content_type =, if_none_match = }; ids count from 1. It runs as
+ * q:pump/q:wait turn. */
 static int queue_add_m(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_pushinteger(L, queue_add(L, 1, 2, "add: job"));

@@ -459,7 +459,7 @@ static void set_post(xfer *x) {
 static int start_request(xfer *x, tdm_error *err) {
   tdm_s3 *c = x->b->c;
   tdm_s3_job *j = x->job;
-  tdm_kv q[6], h[4];
+  tdm_kv q[6], h[6];
   size_t nq = 0, nh = 0;
   tdm_s3_req r;
   char num[32], maxk[32], bmd5[32], bsha[65];
@@ -496,6 +496,7 @@ static int start_request(xfer *x, tdm_error *err) {
           h[nh++] = (tdm_kv){"x-amz-meta-md5", x->file_md5};
           if (j->content_type && *j->content_type)
             h[nh++] = (tdm_kv){"Content-Type", j->content_type};
+          if (j->if_none_match) h[nh++] = (tdm_kv){"If-None-Match", "*"};
           r.payload_hash = x->file_sha;
           set_upload(x, 0, x->file_size);
           break;
@@ -573,6 +574,8 @@ static int start_request(xfer *x, tdm_error *err) {
           body_hashes(x, bmd5, bsha, err) != TDM_OK)
         goto fail;
       h[nh++] = (tdm_kv){"Content-Type", "application/xml"};
+      /* the object appears only at completion: the condition goes here */
+      if (j->if_none_match) h[nh++] = (tdm_kv){"If-None-Match", "*"};
       r.payload_hash = bsha;
       set_post(x);
       xk = TDM_S3_XML_COMPLETE;

@@ -128,6 +128,11 @@ typedef struct tdm_s3_job {
   const char *key;             /* LIST: the prefix ("" for all) */
   const char *path;            /* GET: target file; PUT: source file */
   const char *content_type;    /* PUT; NULL: none */
+  int if_none_match;           /* PUT: only if the key does not exist yet
+                                  (If-None-Match: *, on the single PUT or
+                                  the CompleteMultipartUpload); taken:
+                                  "S3_PreconditionFailed", not retried.
+                                  A server that ignores it overwrites. */
   const char *const *keys;     /* DELETE_MANY */
   size_t nkeys;
   const char *token;           /* LIST: continuation token or NULL */
