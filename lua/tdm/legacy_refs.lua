@@ -16,8 +16,13 @@
 --     a reference string, a list of them, or further such objects; one
 --     object with several string fields counts as ONE image (s3_url is
 --     preferred, then image_url, url, output, images, urls, training_data);
---     other fields are searched for such objects but their strings are
---     not references;
+--     other fields are searched for such objects;
+--   * anywhere at all, a URL (any form tdm.s3.parse_url knows) of an
+--     image in this actor's folder of the configured bucket: that is
+--     unambiguous, so it counts under any field name; an object that holds
+--     one directly is that image (its other URL fields are not counted
+--     again by position). Other strings outside reference fields --
+--     relative names, foreign URLs -- are not references;
 --   * a reference is an S3 URL of the configured bucket (virtual-hosted
 --     https://B.s3[.R].amazonaws.com/KEY, path-style
 --     https://s3[.R].amazonaws.com/B/KEY, s3://B/KEY, the configured public
@@ -33,7 +38,9 @@
 -- (nil, reason) when it is not JSON, has no references, names another
 -- bucket or another actor, has `..`, NUL, backslashes or control
 -- characters in a reference, maps two different references to one index,
--- or is larger / deeper / longer than the limits below.
+-- or is larger / deeper / longer than the limits below. Refusing a
+-- document with no references names the candidate strings it saw
+-- (URLs and image names, query strings dropped).
 local cjson = require "cjson"
 
 local refs = {}
@@ -79,15 +86,45 @@ local function looks_like_image(s)
   return ext ~= nil and IMAGE_EXT[ext:lower()] == true
 end
 
+-- Whether a string, outside any reference field, is still worth naming in
+-- a refusal: a URL or something with an image extension.
+local function plausible(s)
+  return s:find("://", 1, true) ~= nil or looks_like_image(s)
+end
+
+-- How a candidate is shown in a refusal: one line, no query string (a
+-- pre-signed URL's signature and token stay out of messages), bounded.
+local function show(s)
+  local q = s:find("[?#]")
+  if q then s = s:sub(1, q - 1) .. "?…" end
+  s = s:gsub("[%c]", " ")
+  if #s > 160 then s = s:sub(1, 160) .. "…" end
+  return s
+end
+
 --- Walk the decoded document and collect the reference strings, in
 -- document order (object fields in REF_KEYS order, then other fields
--- sorted). Returns list, ignored | nil, reason. list[i] = { ref = string,
--- path = "$.output[1].url" }.
-local function collect(doc)
+-- sorted). `own(s)` (optional) says whether a string resolves to this
+-- actor's folder in the configured bucket: such a string is a reference
+-- wherever it is, and an object holding one directly is that image (its
+-- other URL fields are not counted again by position). Returns list,
+-- ignored, candidates | nil, reason. list[i] = { ref = string, path =
+-- "$.output[1].url" }; candidates = { n = count, { ref =, path = }... }
+-- (at most MAX_SHOWN): strings that look like URLs or image names but
+-- were not counted, for the refusal message.
+local MAX_SHOWN = 5
+local function collect(doc, own)
+  own = own or function() return false end
   local out, ignored, seen = {}, 0, {}
+  local cands = { n = 0 }
+  local function candidate(s, path)
+    cands.n = cands.n + 1
+    if #cands < MAX_SHOWN then cands[#cands + 1] = { ref = s, path = path } end
+  end
   local function add(s, path)
     if not looks_like_image(s) then
       ignored = ignored + 1
+      if plausible(s) then candidate(s, path) end
       return true
     end
     if #s > refs.MAX_REF_LEN then
@@ -102,6 +139,13 @@ local function collect(doc)
     out[#out + 1] = { ref = s, path = path }
     return true
   end
+  -- A string outside reference fields: a reference only when it is this
+  -- actor's own object.
+  local function stray(s, path)
+    if own(s) then return add(s, path) end
+    if plausible(s) then candidate(s, path) end
+    return true
+  end
   local walk
   -- `in_ref`: strings here are references (inside a reference field or a
   -- top-level list).
@@ -113,7 +157,7 @@ local function collect(doc)
     local tv = type(v)
     if tv == "string" then
       if in_ref then return add(v, path) end
-      return true
+      return stray(v, path)
     elseif tv ~= "table" then
       return true   -- numbers, booleans, null: not references
     end
@@ -127,48 +171,65 @@ local function collect(doc)
       end
       return true
     end
-    -- An object: one image's string fields give one reference.
-    local picked = false
+    -- An object's fields: reference fields in preference order, then the
+    -- others sorted (document order is not kept by the decoder).
+    local keys, others = {}, {}
     for _, k in ipairs(REF_KEYS) do
-      local f = v[k]
-      if type(f) == "string" then
-        if not picked and looks_like_image(f) then
-          local ok, err = add(f, path .. "." .. k)
-          if not ok then return nil, err end
-          picked = true
-        elseif not picked then
-          ignored = ignored + 1
-        end
-      end
+      if v[k] ~= nil then keys[#keys + 1] = k end
     end
-    for _, k in ipairs(REF_KEYS) do
-      local f = v[k]
-      if type(f) == "table" then
-        local ok, err = walk(f, path .. "." .. k, depth + 1, true)
-        if not ok then return nil, err end
-      end
-    end
-    local others = {}
-    for k, f in pairs(v) do
-      if type(k) == "string" and not IS_REF_KEY[k] and type(f) == "table" then
+    for k in pairs(v) do
+      if type(k) == "string" and not IS_REF_KEY[k] then
         others[#others + 1] = k
       end
     end
     table.sort(others)
-    for _, k in ipairs(others) do
-      local ok, err = walk(v[k], path .. "." .. k, depth + 1, false)
-      if not ok then return nil, err end
+    for _, k in ipairs(others) do keys[#keys + 1] = k end
+    -- Its string fields: every one in this actor's folder counts; with
+    -- none, the first image string of a reference field is the object's
+    -- one image (the rest describe the same image).
+    local owned = false
+    for _, k in ipairs(keys) do
+      local f = v[k]
+      if type(f) == "string" and own(f) then
+        local ok, err = add(f, path .. "." .. k)
+        if not ok then return nil, err end
+        owned = true
+      end
+    end
+    local picked = owned
+    for _, k in ipairs(keys) do
+      local f = v[k]
+      if type(f) == "string" and not (owned and own(f)) then
+        if IS_REF_KEY[k] and not picked and looks_like_image(f) then
+          local ok, err = add(f, path .. "." .. k)
+          if not ok then return nil, err end
+          picked = true
+        elseif IS_REF_KEY[k] and not picked then
+          ignored = ignored + 1
+          if plausible(f) then candidate(f, path .. "." .. k) end
+        elseif not owned or not looks_like_image(f) then
+          if plausible(f) then candidate(f, path .. "." .. k) end
+        end
+      end
+    end
+    for _, k in ipairs(keys) do
+      local f = v[k]
+      if type(f) == "table" then
+        local ok, err = walk(f, path .. "." .. k, depth + 1, IS_REF_KEY[k])
+        if not ok then return nil, err end
+      end
     end
     return true
   end
   local ok, err = walk(doc, "$", 0, true)
   if not ok then return nil, err end
-  return out, ignored
+  return out, ignored, cands
 end
 
 --- Decode `text` and return the reference strings it holds:
--- list, ignored | nil, reason. See collect for the list's shape.
-function refs.extract(text)
+-- list, ignored, candidates | nil, reason. `own` (optional): see collect,
+-- which also describes the results.
+function refs.extract(text, own)
   if type(text) ~= "string" then
     error("legacy_refs.extract: text must be a string", 2)
   end
@@ -180,7 +241,7 @@ function refs.extract(text)
     local why = tostring(doc):gsub("^.-:%d+: ", "")
     return nil, "invalid JSON: " .. why
   end
-  return collect(doc)
+  return collect(doc, own)
 end
 
 -- %XX decoding (URL paths); other bytes are kept as they are.
@@ -252,11 +313,32 @@ function refs.interpret(text, ctx)
   local scfg = ctx.cfg or setmetatable({ bucket = ctx.bucket,
     public_url_base = ctx.public_url_base, endpoint = ctx.endpoint },
     CtxConfig)
-  local list, ignored = refs.extract(text)
+  -- A URL naming an object in this actor's folder of this bucket is
+  -- unambiguous wherever it sits in the document.
+  local folder = (prefix ~= "" and (prefix .. "/") or "") .. actor .. "/"
+  local parse_url = require("tdm.s3").parse_url
+  local function own(s)
+    if #s > refs.MAX_REF_LEN or not s:find("://", 1, true)
+       or not looks_like_image(s) then
+      return false
+    end
+    local key = parse_url(scfg, s)
+    return key ~= nil and key:sub(1, #folder) == folder
+  end
+  local list, ignored, cands = refs.extract(text, own)
   if not list then return nil, ignored end
   if #list == 0 then
-    return nil, string.format("no image references found (%d other strings)",
-                              ignored)
+    local seen = {}
+    for i, c in ipairs(cands) do
+      seen[i] = string.format("%s %s", c.path, show(c.ref))
+    end
+    if cands.n > #cands then
+      seen[#seen + 1] = string.format("and %d more", cands.n - #cands)
+    end
+    return nil, string.format(
+      "no image references found (%d other strings; %s)", ignored,
+      #seen > 0 and ("candidates seen: " .. table.concat(seen, ", "))
+                 or "no URL or image name anywhere")
   end
   local own = "^" .. escape_pattern(actor) .. "_(%d+)%.([%w]+)$"
   local entries, by_index, by_name = {}, {}, {}

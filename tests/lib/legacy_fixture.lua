@@ -130,6 +130,20 @@ function lf.accepted(ctx)
   local deep = q(vurl(ctx, fn(8)))
   for _ = 1, 20 do deep = '{"output": [' .. deep .. ']}' end
   case("20 levels deep", deep, names(a, 8))
+  -- URLs of this actor's folder count under any field name (issue 15);
+  -- foreign URLs and bare names there do not.
+  case("own URLs under unknown field names",
+       '{"data": {"outputs": [{"src": {"full": ' .. q(vurl(ctx, fn(0)))
+       .. ', "thumb": "https://cdn.example.com/t/0.jpg"}}, {"src": {"full": '
+       .. q(purl(ctx, fn(1))) .. '}}], "note": ' .. q(fn(9)) .. '}, '
+       .. '"meta": {"copies": [' .. q(s3url(ctx, fn(2))) .. ']}}',
+       names(a, 0, 1, 2))
+  case("own URL beside a generator URL in one object",
+       '{"results": [{"url": "https://replicate.delivery/x/out-0.png", '
+       .. '"stored_at": ' .. q(vurl(ctx, fn(3))) .. '}, {"url": '
+       .. '"https://replicate.delivery/y/out-1.png", "stored_at": '
+       .. q(vurl(ctx, fn(4)) .. "?X-Amz-Signature=ab") .. '}]}',
+       names(a, 3, 4))
   return cases
 end
 
@@ -153,6 +167,13 @@ function lf.garbled(ctx)
   case("null", "null", "no image references found")
   case("no image URLs", '{"output": ["https://example.com/page.html"]}',
        "no image references found")
+  -- Outside reference fields only this actor's own URLs count: relative
+  -- names and foreign URLs there are named in the refusal, not guessed at.
+  case("bare names and foreign URLs under unknown fields",
+       '{"data": {"files": [' .. q(fn(0)) .. ', '
+       .. '"https://cdn.example.com/a/b.jpg?token=SECRET"]}}',
+       'candidates seen: $.data.files[0] ' .. fn(0)
+       .. ', $.data.files[1] https://cdn.example.com/a/b.jpg?…')
   case("another actor's key", list({ vurl(ctx, fn(0)),
        vurl(ctx, other .. "_0.jpg", other) }), "another actor")
   case("another actor's file name", list({ other .. "_1.jpg" }),

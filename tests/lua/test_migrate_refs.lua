@@ -57,6 +57,39 @@ t.test("extract returns raw references in document order", function()
   t.eq(ignored, 1, "ignored strings")
 end)
 
+t.test("outside reference fields: only this actor's own URLs count", function()
+  local ctx = ctxs[1]
+  local a = ctx.actor_name
+  local own = ctx.public_url_base .. "/" .. ctx.prefix .. "/" .. a .. "/" .. a .. "_4.jpg"
+  local other = ctx.public_url_base .. "/" .. ctx.prefix .. "/0043_y/0043_y_1.jpg"
+  local doc = '{"x": {"y": [' .. string.format("%q", own) .. ', '
+    .. string.format("%q", other) .. ', "data/actors/' .. a
+    .. '/training_data/' .. a .. '_5.jpg"]}}'
+  local entries, why = refs.interpret(doc, ctx)
+  t.ok(entries, "interpret: " .. tostring(why))
+  t.eq(#entries, 1, "one entry (another actor's URL and a relative path "
+       .. "outside reference fields are not references)")
+  t.eq(entries[1] and entries[1].filename, a .. "_4.jpg", "the own URL")
+  t.eq(entries[1] and entries[1].path, "$.x.y[0]", "where it was")
+end)
+
+t.test("refusal names the candidates, without query strings", function()
+  local ctx = ctxs[1]
+  local e, why = refs.interpret('{"status": "queued", "id": 12}', ctx)
+  t.eq(e, nil, "refused")
+  t.ok(why:find("no URL or image name anywhere", 1, true), "nothing seen: " .. why)
+  local many = {}
+  for i = 1, 8 do
+    many[i] = string.format('"https://cdn.example.com/%d.jpg?X-Amz-Security-Token=TOKEN%d"', i, i)
+  end
+  e, why = refs.interpret('{"blobs": [' .. table.concat(many, ", ") .. ']}', ctx)
+  t.eq(e, nil, "foreign URLs under an unknown key are refused")
+  t.ok(why:find("$.blobs[0] https://cdn.example.com/1.jpg?…", 1, true), "first candidate: " .. why)
+  t.ok(why:find("and 3 more", 1, true), "count of the rest: " .. why)
+  t.ok(not why:find("TOKEN", 1, true), "no query string (secrets) in: " .. why)
+  t.ok(not why:find("\n"), "one line")
+end)
+
 t.test("classify: S3 forms (tdm.s3.parse_url), foreign URLs, plain paths", function()
   local scfg = setmetatable({ bucket = "b", public_url_base = "https://cdn.example.org/pub" }, {})
   local cases = {
