@@ -3,7 +3,7 @@
 --   * an upload never replaces an object it did not write: the next index
 --     accounts for the S3 listing, a key that appears after the listing is
 --     seen by the HEAD before the PUT, and (against the AWS-imitating
---     proxy in conditional mode, when it is there) one that appears
+--     proxy, tests/lib/awsproxy.js, in conditional mode) one that appears
 --     between the HEAD and the PUT is refused by If-None-Match -> next
 --     index;
 --   * a delete without s3 evicts the local copy: the entry stays s3_only
@@ -90,12 +90,7 @@ t.test("a key written after the listing is seen by the HEAD", function()
 end)
 
 t.test("a key written between HEAD and PUT: If-None-Match (proxy)", function()
-  local fp = e2e.fp
-  if not fp.start_aws then
-    print("# skipped: tests/lib has no AWS-imitating proxy yet")
-    return
-  end
-  local p = fp.start_aws { mode = "conditional" }
+  local p = e2e.fp.start_aws { modes = "conditional" }
   local pc = assert(tdm.s3.client(tdm.config {
     data_root = w.D, prefix = w.prefix, endpoint = p.url }))
   local theirs
