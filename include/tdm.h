@@ -22,6 +22,7 @@
 #include "tdm/interrupt.h"
 #include "tdm/utc.h"
 #include "tdm/config.h"
+#include "tdm/layout.h"
 #include "tdm/manifest.h"
 #include "tdm/sigv4.h"
 #include "tdm/s3.h"

@@ -33,6 +33,7 @@ void tdm_lua_new_closable(lua_State *L, const char *name,
 int tdm_lua_open_hash(lua_State *L);
 int tdm_lua_open_fs(lua_State *L);
 int tdm_lua_open_config(lua_State *L);
+int tdm_lua_open_layout(lua_State *L);
 int tdm_lua_open_manifest(lua_State *L);
 int tdm_lua_open_sigv4(lua_State *L);
 int tdm_lua_open_s3(lua_State *L);

@@ -226,21 +226,6 @@ static int l_manifest_read(lua_State *L) {
   return 1;
 }
 
-/* actor_id(name) -> "0042" | nil, msg, code. */
-static int l_actor_id(lua_State *L) {
-  char id[TDM_NAME_MAX + 1];
-  tdm_error err;
-  if (tdm_actor_id(luaL_checkstring(L, 1), id, sizeof id, &err) != TDM_OK)
-    return tdm_lua_fail(L, &err);
-  lua_pushstring(L, id);
-  return 1;
-}
-
-static int l_is_image_name(lua_State *L) {
-  lua_pushboolean(L, tdm_is_image_name(luaL_checkstring(L, 1)));
-  return 1;
-}
-
 /* format_utc(ts) -> "YYYY-MM-DDTHH:MM:SS.ffffff" (UTC). */
 static int l_format_utc(lua_State *L) {
   char buf[40];
@@ -412,14 +397,11 @@ static int m_get_image(lua_State *L) {
   return 1;
 }
 
-typedef struct order { long index; const char *name; size_t i; } order;
+typedef struct order { const char *name; size_t i; } order;
 
 static int cmp_order(const void *a, const void *b) {
   const order *x = a, *y = b;
-  /* entries with an index first, by index; then by name */
-  if ((x->index >= 0) != (y->index >= 0)) return x->index >= 0 ? -1 : 1;
-  if (x->index != y->index) return x->index < y->index ? -1 : 1;
-  return strcmp(x->name, y->name);
+  return tdm_layout_entry_cmp(x->name, y->name);
 }
 
 /* get_all_images() -> { entry, ... } ordered by index, then name. */
@@ -430,7 +412,6 @@ static int m_get_all_images(lua_State *L) {
   for (i = 0; i < n; i++) {
     tdm_entry_view v;
     tdm_manifest_entry(m, i, &v);
-    o[i].index = v.index;
     o[i].name = v.filename;
     o[i].i = i;
   }
@@ -445,21 +426,17 @@ static int m_get_all_images(lua_State *L) {
 
 /* statistics() -> the seven statistics as saving would write them. */
 static int m_statistics(lua_State *L) {
-  static const char *const keys[TDM_ST_COUNT] = {
-    "training_synced_count", "training_local_only_count",
-    "training_s3_only_count", "training_out_of_sync_count",
-    "training_missing_count"};
   tdm_manifest_stats s;
   int k;
   tdm_manifest_statistics(check_open(L, 1), &s);
   lua_createtable(L, 0, 7);
   lua_pushinteger(L, (lua_Integer)s.images);
-  lua_setfield(L, -2, "training_images_count");
+  lua_setfield(L, -2, TDM_STAT_IMAGES);
   lua_pushnumber(L, s.size_mb);
-  lua_setfield(L, -2, "training_data_size_mb");
+  lua_setfield(L, -2, TDM_STAT_SIZE_MB);
   for (k = 0; k < TDM_ST_COUNT; k++) {
     lua_pushinteger(L, (lua_Integer)s.count[k]);
-    lua_setfield(L, -2, keys[k]);
+    lua_setfield(L, -2, tdm_stat_count_key((tdm_status)k));
   }
   return 1;
 }
@@ -791,8 +768,6 @@ static const luaL_Reg funcs[] = {
   {"manifest_read", l_manifest_read},
   {"manifest_saver", l_manifest_saver},
   {"prehash", l_prehash},
-  {"actor_id", l_actor_id},
-  {"is_image_name", l_is_image_name},
   {"format_utc", l_format_utc},
   {NULL, NULL}
 };

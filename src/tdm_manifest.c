@@ -14,56 +14,7 @@
 
 #include "tdm_manifest_int.h"
 
-static const char *const status_names[TDM_ST_COUNT] = {
-  "synced", "local_only", "s3_only", "out_of_sync", "missing"};
-
-/* Statistics keys in the order they are written (the seed's six, then
- * the missing count of the design). */
-static const char *const stat_count_keys[TDM_ST_COUNT] = {
-  "training_synced_count", "training_local_only_count",
-  "training_s3_only_count", "training_out_of_sync_count",
-  "training_missing_count"};
-
-const char *tdm_status_name(tdm_status st) {
-  return (unsigned)st < TDM_ST_COUNT ? status_names[st] : "?";
-}
-
-int tdm_status_parse(const char *s) {
-  int i;
-  for (i = 0; s && i < TDM_ST_COUNT; i++)
-    if (strcmp(s, status_names[i]) == 0) return i;
-  return -1;
-}
-
 /* ---- small helpers ------------------------------------------------------ */
-
-int tdm_is_image_name(const char *name) {
-  static const char *const exts[] = {".jpg", ".jpeg", ".png", ".webp", NULL};
-  size_t n = strlen(name), k;
-  int i;
-  if (n == 0 || name[0] == '.') return 0;
-  for (i = 0; exts[i]; i++) {
-    k = strlen(exts[i]);
-    if (n > k && strcasecmp(name + n - k, exts[i]) == 0) return 1;
-  }
-  return 0;
-}
-
-int tdm_actor_id(const char *actor_name, char *id, size_t idsz,
-                 tdm_error *err) {
-  size_t nd = 0, len = strlen(actor_name);
-  if (tdm_check_name(actor_name, len, "actor name", err) != TDM_OK)
-    return TDM_ERR;
-  while (isdigit((unsigned char)actor_name[nd])) nd++;
-  if (nd == 0 || actor_name[nd] != '_' || actor_name[nd + 1] == '\0')
-    return tdm_error_set(err, "ENOACTOR", "actor name '%s' is not "
-                         "{actor_id}_{descriptor}", actor_name);
-  if (snprintf(id, idsz, "%.*s%.*s", nd < 4 ? (int)(4 - nd) : 0, "0000",
-               (int)nd, actor_name) >= (int)idsz)
-    return tdm_error_set(err, "ENOACTOR", "actor id of '%s' is too long",
-                         actor_name);
-  return TDM_OK;
-}
 
 double tdm_round2(double x) {
   char buf[64];
@@ -104,31 +55,10 @@ static double now_ts(void) {
   return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000) / 1e6;
 }
 
-/* Append `s` URI-encoded as S3 shows a key segment (unreserved kept). */
-static int append_uri(tdm_buf *b, const char *s, int keep_slash,
-                      tdm_error *err) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
-        (keep_slash && c == '/')) {
-      if (tdm_buf_appendc(b, (char)c, err) != TDM_OK) return TDM_ERR;
-    } else if (tdm_buf_printf(b, err, "%%%02X", c) != TDM_OK) {
-      return TDM_ERR;
-    }
-  }
-  return TDM_OK;
-}
-
 int tdm_manifest_file_path(const tdm_manifest *m, const char *filename,
                            char *out, size_t outsz, tdm_error *err) {
-  int n;
-  if (tdm_check_name(filename, strlen(filename), "filename", err) != TDM_OK)
-    return TDM_ERR;
-  n = snprintf(out, outsz, "%s/actors/%s/training_data/%s", m->data_root,
-               m->actor_name, filename);
-  if (n < 0 || (size_t)n >= outsz)
-    return tdm_error_errno(err, ENAMETOOLONG, "path of %s", filename);
-  return TDM_OK;
+  return tdm_layout_file_path(m->data_root, m->actor_name, filename, out,
+                              outsz, err);
 }
 
 /* ---- field setters that notice change ------------------------------------ */
@@ -204,7 +134,7 @@ static int derive(tdm_manifest *m, size_t i, tdm_error *err) {
   tdm_mentry *e = &m->ents[i];
   const char *fn = json_string_value(json_object_get(obj, "filename"));
   const char *md5 = NULL;
-  char date[40];
+  char date[40], lp[TDM_PATH_MAX];
   tdm_buf b;
   int64_t size = -1;
   double mtime = -1;
@@ -212,17 +142,12 @@ static int derive(tdm_manifest *m, size_t i, tdm_error *err) {
   int rc = 0;
 
   tdm_buf_init(&b, 3 * TDM_PATH_MAX);
-  if (tdm_buf_printf(&b, err, "%s/actors/%s/training_data/%s", m->data_root,
-                     m->actor_name, fn) != TDM_OK)
+  if (tdm_layout_local_path(m->actor_name, fn, lp, sizeof lp, err)
+      != TDM_OK)
     goto fail;
-  rc |= set_string(m, obj, "local_path", b.data);
-  tdm_buf_reset(&b);
-  if (tdm_buf_printf(&b, err, "%s/", m->url_base) != TDM_OK ||
-      append_uri(&b, m->prefix, 1, err) != TDM_OK ||
-      tdm_buf_appendc(&b, '/', err) != TDM_OK ||
-      append_uri(&b, m->actor_name, 0, err) != TDM_OK ||
-      tdm_buf_appendc(&b, '/', err) != TDM_OK ||
-      append_uri(&b, fn, 0, err) != TDM_OK)
+  rc |= set_string(m, obj, "local_path", lp);
+  if (tdm_layout_public_url(m->url_base, m->prefix, m->actor_name, fn, &b,
+                            err) != TDM_OK)
     goto fail;
   rc |= set_string(m, obj, "s3_url", b.data);
   tdm_buf_free(&b);
@@ -258,7 +183,7 @@ static int derive(tdm_manifest *m, size_t i, tdm_error *err) {
   mtime = json_number_value(json_object_get(obj, "modified_timestamp"));
   tdm_format_utc(mtime, date, sizeof date);
   rc |= set_string(m, obj, "modified_date", date);
-  rc |= set_string(m, obj, "status", status_names[derive_status(m, i)]);
+  rc |= set_string(m, obj, "status", tdm_status_name(derive_status(m, i)));
   if (rc) return tdm_error_set(err, "ENOMEM", "out of memory");
   return TDM_OK;
 fail:
@@ -303,6 +228,21 @@ static void infer_facts(tdm_manifest *m, size_t i) {
   e->s3_differs = st == TDM_ST_OUT_OF_SYNC;
 }
 
+/* Write entry i's local_path in the seed's form when it holds another
+ * spelling (an absolute root, written by an older tdm): the next save
+ * rewrites it, once. */
+static int canonical_local_path(tdm_manifest *m, size_t i, tdm_error *err) {
+  json_t *obj = json_array_get(m->list, i), *v;
+  char lp[TDM_PATH_MAX];
+  if (tdm_layout_local_path(m->actor_name, json_string_value(
+          json_object_get(obj, "filename")), lp, sizeof lp, err) != TDM_OK)
+    return TDM_ERR;
+  v = json_object_get(obj, "local_path");
+  if (v && set_string(m, obj, "local_path", lp) != 0)
+    return tdm_error_set(err, "ENOMEM", "out of memory");
+  return TDM_OK;
+}
+
 /* ---- statistics ---------------------------------------------------------- */
 
 void tdm_manifest_statistics(const tdm_manifest *m, tdm_manifest_stats *s) {
@@ -335,7 +275,7 @@ static int compute_stale(const tdm_manifest *m) {
   v = json_object_get(st, "training_data_size_mb");
   if (!json_is_number(v) || json_number_value(v) != s.size_mb) return 1;
   for (k = 0; k < TDM_ST_COUNT; k++) {
-    v = json_object_get(st, stat_count_keys[k]);
+    v = json_object_get(st, tdm_stat_count_key((tdm_status)k));
     if (!v && k == TDM_ST_MISSING && s.count[k] == 0) continue;
     if (!json_is_number(v) || json_number_value(v) != (double)s.count[k])
       return 1;
@@ -370,7 +310,7 @@ static json_t *new_document(const tdm_manifest *m) {
   json_object_set_new(st, "training_images_count", json_integer(0));
   json_object_set_new(st, "training_data_size_mb", json_real(0));
   for (k = 0; k < TDM_ST_COUNT; k++)
-    json_object_set_new(st, stat_count_keys[k], json_integer(0));
+    json_object_set_new(st, tdm_stat_count_key((tdm_status)k), json_integer(0));
   json_object_set_new(root, "statistics", st);
   return root;
 }
@@ -412,7 +352,10 @@ static int load_document(tdm_manifest *m, tdm_error *err) {
   m->n = m->cap = json_array_size(m->list);
   m->ents = calloc(m->cap ? m->cap : 1, sizeof *m->ents);
   if (!m->ents) return tdm_error_set(err, "ENOMEM", "out of memory");
-  for (i = 0; i < m->n; i++) infer_facts(m, i);
+  for (i = 0; i < m->n; i++) {
+    infer_facts(m, i);
+    if (canonical_local_path(m, i, err) != TDM_OK) return TDM_ERR;
+  }
   m->existed = 1;
   m->updated_ts = tdm_parse_utc(json_string_value(
       json_object_get(root, "training_data_updated")));
@@ -441,10 +384,11 @@ int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
       copy_str(m->prefix, sizeof m->prefix, o && o->prefix ? o->prefix : "",
                "prefix", err) != TDM_OK)
     goto fail;
+  if (tdm_layout_manifest_path(root, m->actor_id, m->path, sizeof m->path,
+                               err) != TDM_OK)
+    goto fail;
   n = snprintf(dir, sizeof dir, "%s/actor_manifests", root);
   if (n < 0 || (size_t)n >= sizeof dir ||
-      snprintf(m->path, sizeof m->path, "%s/%s_manifest.json", dir,
-               m->actor_id) >= (int)sizeof m->path ||
       snprintf(m->lockpath, sizeof m->lockpath, "%s.lock", m->path)
       >= (int)sizeof m->lockpath) {
     tdm_error_errno(err, ENAMETOOLONG, "manifest path under %s", root);
@@ -521,20 +465,6 @@ static const char *get_str(json_t *obj, const char *key) {
   return json_is_string(v) ? json_string_value(v) : "";
 }
 
-/* The _N before the extension of `fn`, or -1. */
-static long name_index(const char *fn) {
-  const char *dot = strrchr(fn, '.'), *p;
-  long v = 0, mul = 1;
-  if (!dot || dot == fn) return -1;
-  for (p = dot - 1; p > fn && isdigit((unsigned char)*p); p--) {
-    if (mul > 100000000L) return -1;
-    v += (*p - '0') * mul;
-    mul *= 10;
-  }
-  if (p == dot - 1 || *p != '_') return -1;
-  return v;
-}
-
 int tdm_manifest_entry(const tdm_manifest *m, size_t i, tdm_entry_view *v) {
   json_t *obj, *x;
   const tdm_mentry *e;
@@ -553,7 +483,7 @@ int tdm_manifest_entry(const tdm_manifest *m, size_t i, tdm_entry_view *v) {
   v->size_mb = json_is_number(x) ? json_number_value(x) : 0;
   x = json_object_get(obj, "modified_timestamp");
   v->modified_timestamp = json_is_number(x) ? json_number_value(x) : 0;
-  v->index = name_index(v->filename);
+  v->index = tdm_layout_image_index(v->filename);
   v->local_present = e->loc.present;
   v->s3_present = e->s3.present;
   v->local_md5 = e->loc.present && e->loc.md5[0] ? e->loc.md5 : NULL;
@@ -642,15 +572,6 @@ static int check_new_name(const tdm_manifest *m, const char *filename,
   return TDM_OK;
 }
 
-/* Order of entries: those with an _N index first, by index, then by
- * name (the order get_all_images returns). */
-static int entry_cmp(const char *a, const char *b) {
-  long ia = name_index(a), ib = name_index(b);
-  if ((ia >= 0) != (ib >= 0)) return ia >= 0 ? -1 : 1;
-  if (ia != ib) return ia < ib ? -1 : 1;
-  return strcmp(a, b);
-}
-
 /* Insert an entry with the seed's keys in order, facts absent, after the
  * last entry that sorts before it (a sorted list stays sorted; the order
  * of existing entries is never changed). Its index goes to *pos. */
@@ -678,7 +599,7 @@ static int insert_entry(tdm_manifest *m, const char *filename, size_t *pos,
   json_object_set_new(obj, "modified_timestamp", json_real(0));
   json_object_set_new(obj, "modified_date", json_string(""));
   json_object_set_new(obj, "status", json_string("missing"));
-  while (at > 0 && entry_cmp(json_string_value(json_object_get(
+  while (at > 0 && tdm_layout_entry_cmp(json_string_value(json_object_get(
              json_array_get(m->list, at - 1), "filename")), filename) > 0)
     at--;
   if (json_array_insert_new(m->list, at, obj) != 0)
@@ -754,7 +675,7 @@ static int refresh_invariants(tdm_manifest *m, double now) {
   rc |= json_object_set_new(st, "training_data_size_mb",
                             json_real(s.size_mb));
   for (k = 0; k < TDM_ST_COUNT; k++)
-    rc |= json_object_set_new(st, stat_count_keys[k],
+    rc |= json_object_set_new(st, tdm_stat_count_key((tdm_status)k),
                               json_integer(s.count[k]));
   tdm_format_utc(now, date, sizeof date);
   rc |= json_object_set_new(m->root, "training_data_updated",

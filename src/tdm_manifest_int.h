@@ -34,9 +34,6 @@ struct tdm_manifest {
   double updated_ts;  /* training_data_updated as epoch seconds, or -1 */
 };
 
-/* Status name -> tdm_status, or -1. */
-int tdm_status_parse(const char *s);
-
 /* Validate a parsed document; errors "FILE: line L column C: reason". */
 int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                           size_t len, const char *data_root,

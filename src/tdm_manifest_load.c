@@ -114,6 +114,7 @@ static size_t locate(const char *text, size_t n, const step *path,
 
 typedef struct vctx {
   const char *path, *text, *data_root;
+  const char *actor;    /* character_name, once checked to be a string */
   size_t len;
   tdm_error *err;
 } vctx;
@@ -174,11 +175,21 @@ static int check_field(vctx *c, json_t *obj, size_t i, const char *key,
   return TDM_OK;
 }
 
-/* local_path may be relative (no "..") or, when the data root is
- * absolute, an absolute path under it (no ".." below it). */
+/* local_path is never opened (a file's place comes from the data root,
+ * the actor and the filename), so no spelling of the root is refused: a
+ * relative path without "..", an absolute one under the configured root,
+ * or any path of the form ".../actors/{actor}/training_data/{filename}"
+ * (what tdm wrote under another spelling of the root; rewritten to the
+ * seed's form on the next save). */
 static int check_local_path(const char *lp, size_t len, const char *root,
+                            const char *actor, const char *fn,
                             tdm_error *err) {
   size_t rl = root ? strlen(root) : 0;
+  const char *named;
+  if (strlen(lp) == len && actor &&
+      (named = tdm_layout_local_path_file(lp, actor)) != NULL &&
+      strcmp(named, fn) == 0)
+    return TDM_OK;
   while (rl > 1 && root[rl - 1] == '/') rl--;
   if (lp[0] == '/' && root && root[0] == '/' && len > rl + 1 &&
       memcmp(lp, root, rl) == 0 && lp[rl] == '/')
@@ -225,7 +236,7 @@ static int validate_entry(vctx *c, json_t *list, size_t i, json_t *seen) {
   json_object_set_new(seen, fn, json_integer((json_int_t)i));
   v = json_object_get(e, "local_path");
   if (v && check_local_path(json_string_value(v), json_string_length(v),
-                            c->data_root, &sub) != TDM_OK) {
+                            c->data_root, c->actor, fn, &sub) != TDM_OK) {
     p[2].key = "local_path";
     return bad(c, p, 3, "training_data[%zu]: %s", i, sub.message);
   }
@@ -240,12 +251,7 @@ static int validate_entry(vctx *c, json_t *list, size_t i, json_t *seen) {
 int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                           size_t len, const char *data_root,
                           tdm_error *err) {
-  static const char *const stat_keys[] = {
-    "training_images_count", "training_data_size_mb",
-    "training_synced_count", "training_local_only_count",
-    "training_s3_only_count", "training_out_of_sync_count",
-    "training_missing_count", NULL};
-  vctx c = {path, text, data_root, len, err};
+  vctx c = {path, text, data_root, NULL, len, err};
   json_t *list, *v, *seen;
   size_t i, n;
   int k;
@@ -261,6 +267,7 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
       return bad(&c, p, 1, "expected a string for '%s', got %s", key,
                  type_name(v));
   }
+  c.actor = json_string_value(json_object_get(root, "character_name"));
   v = json_object_get(root, "training_data_updated");
   if (v && !json_is_string(v)) {
     step p[1] = {{"training_data_updated", 0}};
@@ -273,12 +280,14 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
     if (!json_is_object(v))
       return bad(&c, p, 1, "expected an object for 'statistics', got %s",
                  type_name(v));
-    for (k = 0; stat_keys[k]; k++) {
-      json_t *s = json_object_get(v, stat_keys[k]);
-      p[1].key = stat_keys[k];
+    for (k = -2; k < TDM_ST_COUNT; k++) {
+      const char *key = k == -2 ? TDM_STAT_IMAGES : k == -1
+                      ? TDM_STAT_SIZE_MB : tdm_stat_count_key((tdm_status)k);
+      json_t *s = json_object_get(v, key);
+      p[1].key = key;
       if (s && !json_is_number(s))
         return bad(&c, p, 2, "expected a number for 'statistics.%s', got %s",
-                   stat_keys[k], type_name(s));
+                   key, type_name(s));
     }
   }
   list = json_object_get(root, "training_data");

@@ -172,26 +172,10 @@ static void local_fact(const sfile *f, tdm_fact *loc) {
   memcpy(loc->md5, f->md5, sizeof loc->md5);
 }
 
-/* Listed files by the _N index of their name, then by name. */
-static long sfile_index(const char *fn) {
-  const char *dot = strrchr(fn, '.'), *p;
-  long v = 0, mul = 1;
-  if (!dot || dot == fn) return -1;
-  for (p = dot - 1; p > fn && *p >= '0' && *p <= '9'; p--) {
-    if (mul > 100000000L) return -1;
-    v += (*p - '0') * mul;
-    mul *= 10;
-  }
-  if (p == dot - 1 || *p != '_') return -1;
-  return v;
-}
-
+/* Listed files in entry order. */
 static int cmp_sfile(const void *a, const void *b) {
   const sfile *x = a, *y = b;
-  long ix = sfile_index(x->name), iy = sfile_index(y->name);
-  if ((ix >= 0) != (iy >= 0)) return ix >= 0 ? -1 : 1;
-  if (ix != iy) return ix < iy ? -1 : 1;
-  return strcmp(x->name, y->name);
+  return tdm_layout_entry_cmp(x->name, y->name);
 }
 
 static long pre_enter(tdm_prehash *p, const char *dir);
@@ -216,9 +200,9 @@ int tdm_manifest_scan_pre(tdm_manifest *m, int verify, int jobs,
   tdm_error lerr;
   memset(rep, 0, sizeof *rep);
   memset(&files, 0, sizeof files);
-  if (snprintf(dir, sizeof dir, "%s/actors/%s/training_data", m->data_root,
-               m->actor_name) >= (int)sizeof dir)
-    return tdm_error_errno(err, ENAMETOOLONG, "scan of %s", m->actor_name);
+  if (tdm_layout_actor_dir(m->data_root, m->actor_name, dir, sizeof dir,
+                           err) != TDM_OK)
+    return TDM_ERR;
   files.dir = dir;
   files.err = &lerr;
   tdm_error_clear(&lerr);

@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "hash.h"
 #include "fs.h"
+#include "layout.h"
 
 /* Largest manifest file tdm reads (a 10,000-entry manifest is ~5 MB). */
 #define TDM_MANIFEST_MAX_BYTES (64u * 1024 * 1024)
@@ -53,14 +54,6 @@ typedef struct tdm_fact {
   double mtime;     /* seconds since the epoch */
 } tdm_fact;
 
-/* Status values, in statistics order. */
-typedef enum {
-  TDM_ST_SYNCED, TDM_ST_LOCAL_ONLY, TDM_ST_S3_ONLY, TDM_ST_OUT_OF_SYNC,
-  TDM_ST_MISSING, TDM_ST_COUNT
-} tdm_status;
-
-const char *tdm_status_name(tdm_status st);
-
 typedef struct tdm_manifest_stats {
   int64_t count[TDM_ST_COUNT];
   int64_t images;
@@ -81,17 +74,7 @@ typedef struct tdm_entry_view {
   int local_present, s3_present;
 } tdm_entry_view;
 
-/* ---- actor names and paths ------------------------------------------- */
-
-/* Check an actor name ("0042_european_30_male": leading digits, one safe
- * path component) and write its zero-padded id ("0042") into `id` (of
- * `idsz` bytes). */
-int tdm_actor_id(const char *actor_name, char *id, size_t idsz,
-                 tdm_error *err);
-
-/* Whether `name` ends in an image extension (.jpg .jpeg .png .webp, any
- * case) and is not hidden. */
-int tdm_is_image_name(const char *name);
+/* Actor ids, image names, paths, keys, URLs: tdm/layout.h. */
 
 /* Python's round(x, 2) for the non-negative doubles of sizes. */
 double tdm_round2(double x);

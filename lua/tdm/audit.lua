@@ -43,6 +43,7 @@
 -- locally or in S3; missing, out_of_sync, legacy, stray, bad keys and bad
 -- manifests are left for a person (or pull/push/migrate) to resolve.
 local core = require "tdm.core"
+local layout = core.layout
 
 local audit = {}
 
@@ -67,7 +68,7 @@ local function sorted_keys(t)
 end
 
 local function padded_id(name)
-  return (core.actor_id(name))
+  return (layout.actor_id(name))
 end
 
 -- An audit run: the configuration, the Sync helper (key splitting, the
@@ -102,11 +103,11 @@ function Run:finding(kind, actor, file, detail, fixed)
 end
 
 function Run:manifest_path(id)
-  return self.root .. "/actor_manifests/" .. id .. "_manifest.json"
+  return (assert(layout.manifest_path(self.root, id)))
 end
 
 function Run:training_dir(name)
-  return self.root .. "/actors/" .. name .. "/training_data"
+  return (assert(layout.actor_dir(self.root, name)))
 end
 
 -- The local folder's files that are not images the manifest tracks:
@@ -124,7 +125,7 @@ function Run:check_folder(name)
     if f == LEGACY_NAME and kind == "file" then
       self:finding("legacy_file", name, f,
                    "legacy response.json (tdm-lua migrate turns it into manifest entries)")
-    elseif not self.Sync.is_image(f) then
+    elseif not layout.is_image_name(f) then
       self:finding("stray_file", name, f, kind == "file"
                    and "not an image file" or ("not an image file (" .. kind .. ")"))
     elseif kind ~= "file" then
@@ -189,7 +190,7 @@ function Run:audit_actor(name, objects)
   if id then self.claimed[id] = true end
   local images = self:check_folder(name)
   local mpath = id and self:manifest_path(id)
-  local mfile = id and (id .. "_manifest.json")
+  local mfile = mpath and mpath:match("[^/]*$")
   local exists = mpath and core.stat(mpath)
   if not exists and not self.fix then
     return self:judge_unmanifested(name, objects, images)
@@ -233,7 +234,7 @@ function Run:judge_manifest(m, name, mfile, objects, raw_status)
   local function note(kind, file, detail)
     found[#found + 1] = { kind, file, detail }
   end
-  if m:exists() and m:dirty() then
+  if m:exists() and m:stale() then
     note("stale_manifest", mfile,
          "stored statistics differ from the entries' statuses")
   end

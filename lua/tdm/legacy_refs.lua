@@ -56,8 +56,6 @@ local REF_KEYS = { "s3_url", "image_url", "url", "output", "images", "urls",
 local IS_REF_KEY = {}
 for _, k in ipairs(REF_KEYS) do IS_REF_KEY[k] = true end
 
-local IMAGE_EXT = { jpg = true, jpeg = true, png = true, webp = true }
-
 -- A private decoder: its limits are not shared with other users of cjson.
 local decoder = cjson.new()
 decoder.decode_max_depth(refs.MAX_DEPTH + 2)
@@ -66,9 +64,7 @@ decoder.decode_invalid_numbers(false)
 --- Whether `name` (one path component) has an image extension and is not
 -- hidden.
 function refs.is_image_name(name)
-  if type(name) ~= "string" or name:sub(1, 1) == "." then return false end
-  local ext = name:match("%.([%w]+)$")
-  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
+  return type(name) == "string" and require("tdm.core").layout.is_image_name(name)
 end
 
 -- The path part of a reference string (scheme and host, query and fragment
@@ -82,8 +78,8 @@ end
 -- image extension. Hidden or hostile names still count (interpret refuses
 -- them with a reason rather than skipping them).
 local function looks_like_image(s)
-  local ext = path_part(s):match("%.([%w]+)$")
-  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
+  local ext = path_part(s):match("(%.[%w]+)$")
+  return ext ~= nil and refs.is_image_name("x" .. ext)
 end
 
 -- Whether a string, outside any reference field, is still worth naming in

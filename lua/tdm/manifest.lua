@@ -10,6 +10,7 @@
 -- opens it. See docs/lua-api.md for the contract.
 local core = require "tdm.core"
 local config = require "tdm.config"
+local layout = core.layout
 
 local Manifest = {}
 
@@ -26,15 +27,15 @@ local function resolve_cfg(cfg)
 end
 
 local function manifest_file(cfg, id)
-  return cfg.data_root .. "/actor_manifests/" .. id .. "_manifest.json"
+  return assert(layout.manifest_path(cfg.data_root, id))
 end
 
--- The one directory {data_root}/actors/{id}_*, or nil, msg.
+-- The one directory {data_root}/actors/{name} whose id is `id`, or nil, msg.
 local function name_from_dirs(cfg, id)
   local names = core.listdir(cfg.data_root .. "/actors")
   local found = {}
   for _, n in ipairs(names or {}) do
-    if n:sub(1, #id + 1) == id .. "_" and core.actor_id(n) == id then
+    if layout.actor_id(n) == id then
       local st = core.stat(cfg.data_root .. "/actors/" .. n)
       if st and st.type == "dir" then found[#found + 1] = n end
     end
@@ -57,16 +58,19 @@ function Manifest.paths(actor, cfg)
   local name, id
   if math.type(actor) == "integer" then
     if actor < 0 then error("actor id must not be negative", 2) end
-    id = string.format("%04d", actor)
+    local msg
+    id, msg = layout.id(actor)
+    if not id then return nil, msg, "ENOACTOR" end
   elseif type(actor) == "string" then
+    local aid, msg
     if actor:match("^%d+$") then
-      id = actor
-      if #id < 4 then id = string.rep("0", 4 - #id) .. id end
+      aid, msg = layout.id(actor)
     else
-      local aid, msg = core.actor_id(actor)
-      if not aid then return nil, msg, "ENOACTOR" end
-      name, id = actor, aid
+      aid, msg = layout.actor_id(actor)
+      name = actor
     end
+    if not aid then return nil, msg, "ENOACTOR" end
+    id = aid
   else
     error("actor must be an integer or a string, got " .. type(actor), 2)
   end
@@ -74,7 +78,7 @@ function Manifest.paths(actor, cfg)
   if not name then
     local doc = core.manifest_read(mpath, cfg.data_root)
     if doc and type(doc.character_name) == "string" and
-       core.actor_id(doc.character_name) == id then
+       layout.actor_id(doc.character_name) == id then
       name = doc.character_name
     else
       local msg
@@ -83,7 +87,7 @@ function Manifest.paths(actor, cfg)
     end
   end
   return { manifest = mpath, name = name, id = id,
-           dir = cfg.data_root .. "/actors/" .. name .. "/training_data" }
+           dir = assert(layout.actor_dir(cfg.data_root, name)) }
 end
 
 --- Lock and load an actor's manifest -> m | nil, msg, code.
@@ -123,6 +127,6 @@ end
 
 --- Whether `name` is an image file name tdm tracks (.jpg .jpeg .png
 -- .webp, any case, not hidden).
-Manifest.is_image_name = core.is_image_name
+Manifest.is_image_name = layout.is_image_name
 
 return Manifest

@@ -185,8 +185,8 @@ function migrate.plan(cfg, actor_name, opts)
   -- Which files the manifest already lists (read only, no lock): the
   -- plan says "update" for those, "add" for the rest.
   local existing = {}
-  local id = core.actor_id(actor_name)
-  local mpath = id and (root_of(cfg) .. "/actor_manifests/" .. id .. "_manifest.json")
+  local id = core.layout.actor_id(actor_name)
+  local mpath = id and assert(core.layout.manifest_path(root_of(cfg), id))
   if mpath and core.stat(mpath) then
     local doc = require("tdm.manifest").load(mpath, cfg)
     for _, e in ipairs(doc and doc.training_data or {}) do

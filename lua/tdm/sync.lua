@@ -44,25 +44,18 @@ local Sync = {}
 Sync.__index = Sync
 Sync.__name = "tdm.Sync"
 
-local IMAGE_EXT = { jpg = true, jpeg = true, png = true, webp = true }
+local layout = core.layout
 
 --- Whether `name` is an image the manifests track (.jpg .jpeg .png .webp,
--- any case, not hidden) -- the core's rule.
-local function is_image(name)
-  if name:sub(1, 1) == "." then return false end
-  local ext = name:match("%.([%w]+)$")
-  return ext ~= nil and IMAGE_EXT[ext:lower()] == true
-end
+-- any case, not hidden) -- the core's rule (tdm.core.layout).
+local is_image = layout.is_image_name
 Sync.is_image = is_image
 
 --- Whether `name` is a well-formed actor name ({digits}_{descriptor}, one
 -- safe path component); returns true | nil, message.
 local function check_actor_name(name)
-  local ok, msg = core.check_name(name, "actor name")
-  if not ok then return nil, msg end
-  if not name:match("^%d+_.") then
-    return nil, string.format("actor name '%s' is not {actor_id}_{descriptor}", name)
-  end
+  local id, msg = layout.actor_id(name)
+  if not id then return nil, msg end
   return true
 end
 Sync.check_actor_name = check_actor_name
@@ -100,12 +93,12 @@ end
 
 --- The key of `filename` of actor `name`.
 function Sync:key_for(name, filename)
-  return self.list_root .. name .. "/" .. filename
+  return (assert(layout.key(self.prefix, name, filename)))
 end
 
 --- The local file of `filename` of actor `name` (both checked names).
 function Sync:local_path(name, filename)
-  return self.data_root .. "/actors/" .. name .. "/training_data/" .. filename
+  return (assert(layout.file_path(self.data_root, name, filename)))
 end
 
 --- Split an S3 key into actor name and filename, refusing anything that
@@ -113,31 +106,14 @@ end
 -- nil, reason (the actor is sound but the object is not an image) | nil,
 -- nil, reason.
 function Sync:split_key(key)
-  local root = self.list_root
-  if key:sub(1, #root) ~= root then
-    return nil, nil, "outside the prefix '" .. self.prefix .. "'"
-  end
-  local rest = key:sub(#root + 1)
-  local actor, file = rest:match("^([^/]+)/([^/]+)$")
-  if not actor then
-    if rest:find("/", 1, true) then
-      return nil, nil, "not {actor_name}/{filename} (nested or empty part)"
-    end
-    return nil, nil, "not inside an actor folder"
-  end
-  local ok, msg = check_actor_name(actor)
-  if not ok then return nil, nil, msg end
-  ok, msg = core.check_name(file, "file name")
-  if not ok then return nil, nil, msg end
-  if not is_image(file) then return actor, nil, "not an image" end
-  return actor, file
+  return layout.split_key(self.prefix, key)
 end
 
 --- Whether actor `name` has a local folder or a manifest file.
 function Sync:exists_locally(name)
-  local id = name:match("^(%d+)")
+  local id = layout.actor_id(name)
   return core.stat(self.data_root .. "/actors/" .. name) ~= nil
-    or (id and core.stat(self.data_root .. "/actor_manifests/" .. id .. "_manifest.json") ~= nil)
+    or (id and core.stat(assert(layout.manifest_path(self.data_root, id))) ~= nil)
     or false
 end
 
@@ -156,7 +132,8 @@ function Sync:resolve_actor(actor)
   end
   local ok, p = pcall(manifest_mod().paths, s, self.cfg)
   if ok and type(p) == "table" and p.name then return p.name end
-  local id = string.format("%04d", tonumber(s))
+  local id, imsg = layout.id(s)
+  if not id then return nil, imsg, "ENOACTOR" end
   local names = {}
   local ok, msg, code = self:each_listed_actor(self.list_root .. id .. "_",
     function(name) names[#names + 1] = name end, function() end)

@@ -134,10 +134,7 @@ end
 
 -- "42" / "0042" / "00042" -> "0042": the id as manifests spell it.
 local function norm_id(id)
-  if not id then return nil end
-  local s = id:gsub("^0+", "")
-  if #s < 4 then s = string.rep("0", 4 - #s) .. s end
-  return s
+  return id and (core.layout.id(id))
 end
 
 local function manifest_ids(dir)

@@ -76,8 +76,8 @@ local function check_actor(name, want)
     t.eq(e.size_mb, math.floor(e.size_bytes / 1048576 * 100 + 0.5) / 100,
          name .. "/" .. fn .. " size_mb")
     t.eq(e.s3_url, cfg.public_url_base .. "/" .. key, name .. "/" .. fn .. " s3_url")
-    t.eq(e.local_path, D .. "/actors/" .. name .. "/training_data/" .. fn,
-         name .. "/" .. fn .. " local_path")
+    t.eq(e.local_path, "data/actors/" .. name .. "/training_data/" .. fn,
+         name .. "/" .. fn .. " local_path (the seed's form)")
     t.ok(tostring(e.modified_date):match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d+$"),
          name .. "/" .. fn .. " modified_date format")
     counts[e.status] = (counts[e.status] or 0) + 1

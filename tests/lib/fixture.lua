@@ -167,8 +167,7 @@ local function manifest_doc(cfg, prefix, name, entries)
     local key = (prefix ~= "" and (prefix .. "/") or "") .. name .. "/" .. e.filename
     items[#items + 1] = { "__obj",
       { "filename", e.filename },
-      { "local_path", cfg.data_root_as_written .. "/actors/" .. name ..
-                      "/training_data/" .. e.filename },
+      { "local_path", "data/actors/" .. name .. "/training_data/" .. e.filename },
       { "s3_url", cfg.public_url_base .. "/" .. key },
       { "md5_hash", e.md5 },
       { "size_bytes", e.size },

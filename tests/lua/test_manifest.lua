@@ -68,8 +68,8 @@ t.test("open, add, get, statistics, save, reopen", function()
   t.eq(e.status, "local_only", "status")
   t.eq(e.index, 0, "index")
   t.eq(e.local_md5, md5sum("hello"), "local_md5")
-  t.eq(e.local_path, root .. "/actors/" .. ACTOR .. "/training_data/"
-       .. ACTOR .. "_0.jpg", "local_path from data_root")
+  t.eq(e.local_path, "data/actors/" .. ACTOR .. "/training_data/"
+       .. ACTOR .. "_0.jpg", "local_path in the seed's form, any data_root")
   local s3 = { md5 = md5sum("x"), size = 1, mtime = 1729176000.0 }
   assert(m:add_image{ filename = ACTOR .. "_10.jpg", s3 = s3,
                       ["local"] = false })
