@@ -864,7 +864,7 @@ static void read_options(lua_State *L, server *srv) {
   const char *s;
   size_t n = 0, i;
   lua_getfield(L, 1, "handler");
-  srv->module = dupstr(luaL_optstring(L, -1, "tdm.api"));
+  srv->module = dupstr(luaL_optstring(L, -1, "tdm.api_http"));
   lua_pop(L, 1);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
@@ -919,7 +919,7 @@ static void read_options(lua_State *L, server *srv) {
   lua_pop(L, 1);
 }
 
-/* http_serve{ listen = "127.0.0.1:8080", threads = 4, handler = "tdm.api",
+/* http_serve{ listen = "127.0.0.1:8080", threads = 4, handler = "tdm.api_http",
  *             settings = { name = value }, token = s|nil,
  *             max_upload = bytes, max_files = n, max_buffered = bytes,
  *             quiet = bool,

@@ -26,6 +26,7 @@ static const struct {
   {"api_token", "TDM_API_TOKEN", NULL, "", 1, 0},
   {"api_max_upload", "TDM_API_MAX_UPLOAD", NULL, "20971520", 0, 1},
   {"s3_addressing", "TDM_S3_ADDRESSING", NULL, "auto", 0, 0},
+  {"api_allowed_origins", "TDM_API_ALLOWED_ORIGINS", NULL, "", 0, 0},
 };
 
 const char *tdm_config_name(tdm_config_key key) { return keys[key].name; }

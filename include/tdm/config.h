@@ -28,6 +28,11 @@
  * api_max_upload TDM_API_MAX_UPLOAD     20971520 (bytes)
  * s3_addressing  TDM_S3_ADDRESSING      auto (path-style with an endpoint,
  *                                       else virtual-hosted) | path | virtual
+ * api_allowed_origins TDM_API_ALLOWED_ORIGINS (none) origins besides the
+ *                                       server's own that may send it
+ *                                       POST/DELETE ("https://a.example
+ *                                       https://b.example", comma or space
+ *                                       separated)
  */
 typedef enum {
   TDM_CFG_DATA_ROOT, TDM_CFG_BUCKET, TDM_CFG_PREFIX, TDM_CFG_REGION,
@@ -35,6 +40,7 @@ typedef enum {
   TDM_CFG_CA_BUNDLE, TDM_CFG_JOBS, TDM_CFG_LOCK_TIMEOUT,
   TDM_CFG_MULTIPART_THRESHOLD, TDM_CFG_API_LISTEN, TDM_CFG_API_TOKEN,
   TDM_CFG_API_MAX_UPLOAD, TDM_CFG_S3_ADDRESSING,
+  TDM_CFG_API_ALLOWED_ORIGINS,
   TDM_CFG_COUNT
 } tdm_config_key;
 

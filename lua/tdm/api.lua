@@ -13,9 +13,7 @@
 -- JPEG/PNG/WebP), "E2BIG" (over cfg.api_max_upload), "LOCKED", and the
 -- codes of tdm.Manifest and tdm.s3.
 --
--- API.http_worker(settings) is the request handler of `tdm-lua serve`
--- (src/lhttp.c): each worker thread of the server calls it once in its own
--- Lua state and gets { preflight = f, handle = f }.
+-- Its HTTP adapter (routes, statuses) is tdm.api_http.
 local core = require "tdm.core"
 local config = require "tdm.config"
 
@@ -46,7 +44,8 @@ local KEY_ORDER = {
   "md5_hash", "size_mb", "modified_date", "status",
   "total_count", "synced_count", "local_only_count", "s3_only_count",
   "out_of_sync_count", "missing_count",
-  "deleted_local", "deleted_s3", "files", "uploaded_count", "failed_count",
+  "deleted_local", "deleted_s3", "evicted_local", "files", "uploaded_count",
+  "failed_count",
   "error", "code",
 }
 local KEY_RANK = {}
@@ -211,6 +210,7 @@ local function check_filename(filename)
   end
   return true
 end
+API.check_filename = check_filename
 
 --- The image type of `data` by its magic bytes: ext, content type | nil.
 local function image_type(data)
@@ -226,10 +226,18 @@ API.image_type = image_type
 
 -- The instance -----------------------------------------------------------------
 
---- tdm.API.new([cfg]): cfg is a Config, a table of overrides or nil.
-function API.new(cfg)
+--- tdm.API.new([cfg [, { s3 = client }]]): cfg is a Config, a table of
+-- overrides or nil; opts.s3 an S3 client to use (else one is made per
+-- call that needs S3).
+function API.new(cfg, opts)
   if getmetatable(cfg) ~= config.Config then cfg = config(cfg) end
-  return setmetatable({ cfg = cfg }, API)
+  return setmetatable({ cfg = cfg, s3 = opts and opts.s3 }, API)
+end
+
+-- The S3 client: the one given to new, else a new one.
+function API:client()
+  if self.s3 then return self.s3 end
+  return s3_mod().client(self.cfg)
 end
 
 function API:training_dir(name)
@@ -351,11 +359,15 @@ function API:open_manifest(id)
   return M.open(id, self.cfg)
 end
 
---- Delete one training image: the local file first, then (opts.s3) the S3
--- object, then the entry -- saving the manifest after each step, so it
--- never claims a file that is gone. Without opts.s3 the S3 object stays
--- (the seed: "delete from manifest and optionally S3").
--- -> { filename, deleted_local, deleted_s3 } | nil, msg, code.
+--- Delete one training image. S3 is the truth, so without opts.s3 this
+-- evicts the local copy: the file goes, the entry stays (now s3_only)
+-- while the object exists -- the next pull brings it back; an entry whose
+-- object is gone too has nothing left and is removed. With opts.s3 the
+-- object is deleted too, then the entry. The manifest is saved after each
+-- step, so it never claims a file that is gone, and an entry is never
+-- removed while its object exists (a HEAD says so, not the manifest).
+-- -> { filename, deleted_local, deleted_s3, evicted_local, status (the
+-- entry's status now; null once it is removed) } | nil, msg, code.
 function API:delete_training_image(actor_id, filename, opts)
   opts = opts or {}
   local id, msg, code = parse_actor_id(actor_id)
@@ -363,45 +375,70 @@ function API:delete_training_image(actor_id, filename, opts)
   local ok
   ok, msg, code = check_filename(filename)
   if not ok then return nil, msg, code end
+  local c
+  c, msg, code = self:client()
+  if not c then return nil, msg, code end
   local m
   m, msg, code = self:open_manifest(id)
   if not m then return nil, msg, code end
-  local pok, result, rmsg, rcode = pcall(function()
-    local name = m:actor_name()
-    if not m:get_image(filename) then
-      return nil, string.format("actor %d has no training image '%s'", id,
-                                filename), "ENOENT"
-    end
-    local res = { filename = filename, deleted_local = false,
-                  deleted_s3 = false }
-    local path = self:training_dir(name) .. "/" .. filename
-    if core.stat(path) then
-      local removed, err = os.remove(path)
-      if not removed then
-        return nil, "delete " .. filename .. ": " .. tostring(err), "EIO"
-      end
-      res.deleted_local = true
-      m:update_image(filename, { ["local"] = false })
-      local saved, serr, scode = m:save()
-      if not saved then return nil, serr, scode end
-    end
-    if opts.s3 then
-      local S3 = s3_mod()
-      local c, cerr, ccode = S3.client(self.cfg)
-      if not c then return nil, cerr, ccode end
-      local done, derr, dcode = c:delete(S3.key_for(self.cfg, name, filename))
-      if not done then return nil, derr, dcode end
-      res.deleted_s3 = true
-      m:update_image(filename, { s3 = false })
-    end
-    m:remove_image(filename)
-    local saved, serr, scode = m:save()
-    if not saved then return nil, serr, scode end
-    return res
-  end)
+  local pok, result, rmsg, rcode = pcall(self.delete_locked, self, m, c, id,
+                                         filename, opts.s3)
   m:close()
   if not pok then error(result, 0) end
   return result, rmsg, rcode
+end
+
+-- delete_training_image with the manifest `m` open (locked).
+function API:delete_locked(m, c, id, filename, also_s3)
+  local name = m:actor_name()
+  if not m:get_image(filename) then
+    return nil, string.format("actor %d has no training image '%s'", id,
+                              filename), "ENOENT"
+  end
+  local res = { filename = filename, deleted_local = false,
+                deleted_s3 = false, evicted_local = false }
+  local function save()
+    local saved, serr, scode = m:save()
+    if not saved then return nil, serr, scode end
+    return true
+  end
+  local path = self:training_dir(name) .. "/" .. filename
+  if core.stat(path) then
+    local removed, err = os.remove(path)
+    if not removed then
+      return nil, "delete " .. filename .. ": " .. tostring(err), "EIO"
+    end
+    res.deleted_local = true
+    m:update_image(filename, { ["local"] = false })
+    local saved, serr, scode = save()
+    if not saved then return nil, serr, scode end
+  end
+  local key = s3_mod().key_for(self.cfg, name, filename)
+  if also_s3 then
+    local done, derr, dcode = c:delete(key)
+    if not done then return nil, derr, dcode end
+    res.deleted_s3 = true
+  end
+  local head, herr, hcode = c:head(key)
+  if head then
+    -- the object is there (kept, or written again meanwhile): so is its
+    -- entry, with what S3 says now
+    local e, uerr, ucode = m:update_image(filename, { ["local"] = false,
+      s3 = { md5 = head.md5, etag = head.etag, size = head.size,
+             last_modified = head.last_modified } })
+    if not e then return nil, uerr, ucode end
+    local saved, serr, scode = save()
+    if not saved then return nil, serr, scode end
+    res.evicted_local = res.deleted_local
+    res.status = e.status
+    return res
+  end
+  if hcode ~= "S3_NoSuchKey" then return nil, herr, hcode end
+  m:remove_image(filename)
+  local saved, serr, scode = save()
+  if not saved then return nil, serr, scode end
+  res.status = API.null
+  return res
 end
 
 -- Read one item of `files` for upload: a path, { path = }, { data = [,
@@ -447,26 +484,37 @@ function API:read_upload(item, n)
 end
 
 -- The next free index of the actor's images: one past the highest index
--- in the manifest and on disk.
-function API:next_index(m, name)
+-- of a name {name}_{index}.{any ext} in the manifest, on disk and in the
+-- actor's S3 folder (another host may have written names this one never
+-- saw). -> index | nil, msg, code (the listing failed).
+function API:next_index(m, name, c)
   local top = -1
-  for _, e in ipairs(m:get_all_images()) do
-    local i = e.index or index_of(e.filename)
+  local pat = "^" .. name:gsub("%p", "%%%0") .. "_(%d+)%.[%w]+$"
+  local function see(fn)
+    local i = math.tointeger(tonumber(fn:match(pat) or ""))
     if i and i > top then top = i end
   end
-  local pat = "^" .. name:gsub("%p", "%%%0") .. "_(%d+)%.[%w]+$"
-  for _, f in ipairs(core.listdir(self:training_dir(name)) or {}) do
-    local i = math.tointeger(tonumber(f:match(pat) or ""))
-    if i and i > top then top = i end
+  for _, e in ipairs(m:get_all_images()) do see(e.filename) end
+  for _, f in ipairs(core.listdir(self:training_dir(name)) or {}) do see(f) end
+  local folder = s3_mod().key_for(self.cfg, name, "-"):sub(1, -2)
+  for obj, err, code in c:list(folder) do
+    if obj == false then return nil, err, code end
+    see(obj.key:sub(#folder + 1))
   end
   return top + 1
 end
 
+local MAX_NAME_TRIES = 100   -- names tried for one file before giving up
+
 --- Upload images for an actor: each checked by its magic bytes (JPEG, PNG,
 -- WebP) -- all before anything is written, so one bad file changes
--- nothing -- then named {actor_name}_{next index}.{ext}, written locally
--- (atomically), uploaded to S3, and recorded synced. A file whose S3
--- upload fails is taken back (local file removed) and reported.
+-- nothing -- then named {actor_name}_{next index}.{ext}, the index past
+-- every one in the manifest, the folder and the S3 listing; written
+-- locally (atomically), uploaded to S3 only if the key is still free
+-- (HEAD, then PUT with If-None-Match: *; a taken key moves on to the
+-- next index), and recorded synced. An object this API did not write is
+-- never replaced. A file whose S3 upload fails is taken back (local file
+-- removed) and reported.
 -- -> { actor_id, actor_name, files = { per file: the image view plus
 -- source | { source, filename, error, code } }, uploaded_count,
 -- failed_count } | nil, msg, code (nothing changed).
@@ -483,9 +531,8 @@ function API:upload_training_images(actor_id, files)
     if not it then return nil, emsg, ecode end
     items[n] = it
   end
-  local S3 = s3_mod()
   local c
-  c, msg, code = S3.client(self.cfg)
+  c, msg, code = self:client()
   if not c then return nil, msg, code end
   local m
   m, msg, code = self:open_manifest(id)
@@ -495,14 +542,23 @@ function API:upload_training_images(actor_id, files)
     local dir = self:training_dir(name)
     local made, derr, dcode = core.mkdirs(dir)
     if not made then return nil, derr, dcode end
-    local idx = self:next_index(m, name)
+    local idx, ierr, icode = self:next_index(m, name, c)
+    if not idx then return nil, ierr, icode end
     local out = { actor_id = id, actor_name = name, files = API.array(),
                   uploaded_count = 0, failed_count = 0 }
     for _, it in ipairs(items) do
-      local fn = string.format("%s_%d.%s", name, idx, it.ext)
-      idx = idx + 1
-      local path = dir .. "/" .. fn
-      local r = self:upload_one(m, c, name, fn, path, it)
+      local r
+      for _ = 1, MAX_NAME_TRIES do
+        local fn = string.format("%s_%d.%s", name, idx, it.ext)
+        idx = idx + 1
+        r = self:upload_one(m, c, name, fn, dir .. "/" .. fn, it)
+        if not r.taken then break end
+      end
+      if r.taken then
+        r = { filename = r.filename, code = "ETAKEN", error = string.format(
+          "no free name after %d tries (another writer is adding images to "
+          .. "%s)", MAX_NAME_TRIES, name) }
+      end
       r.source = it.source
       out.files[#out.files + 1] = r
       if r.error then
@@ -518,24 +574,38 @@ function API:upload_training_images(actor_id, files)
   return res, rmsg, rcode
 end
 
--- Write locally, upload, then record one file (see
--- upload_training_images). A failed upload takes the local file back, so
--- a failure leaves no trace; the manifest is written only once both
--- copies exist.
+-- S3 codes that mean "the key exists": the write was refused by
+-- If-None-Match (412) or lost a race with another conditional write (409).
+local TAKEN = { S3_PreconditionFailed = true,
+                S3_ConditionalRequestConflict = true }
+
+-- Write locally, upload, then record one file under name `fn` (see
+-- upload_training_images). -> the image view | { filename, error, code }
+-- | { filename, taken = true } when the name is in use locally or in S3
+-- (nothing written). A failed upload takes the local file back, so a
+-- failure leaves no trace; the manifest is written only once both copies
+-- exist.
 function API:upload_one(m, c, name, fn, path, it)
-  local S3 = s3_mod()
+  local key = s3_mod().key_for(self.cfg, name, fn)
   local function failed(emsg, ecode)
     return { filename = fn, error = emsg, code = ecode or "EIO" }
   end
-  local ok, emsg, ecode = core.atomic_write(path, it.data)
+  if core.stat(path) then return { filename = fn, taken = true } end
+  -- A server that ignores If-None-Match would overwrite: ask first.
+  local head, emsg, ecode = c:head(key)
+  if head then return { filename = fn, taken = true } end
+  if ecode ~= "S3_NoSuchKey" then return failed(emsg, ecode) end
+  local ok
+  ok, emsg, ecode = core.atomic_write(path, it.data)
   if not ok then return failed(emsg, ecode) end
   local st = core.stat(path)
   local md5 = core.md5(it.data)
   local put
-  put, emsg, ecode = c:put(path, S3.key_for(self.cfg, name, fn),
-                           { content_type = it.content_type })
+  put, emsg, ecode = c:put(path, key, { content_type = it.content_type,
+                                        if_none_match = true })
   if not put then
     os.remove(path)
+    if TAKEN[ecode] then return { filename = fn, taken = true } end
     return failed(emsg, ecode)
   end
   local e
@@ -549,244 +619,6 @@ function API:upload_one(m, c, name, fn, path, it)
     return failed(emsg, ecode)
   end
   return self:image_view(name, m:get_image(fn))
-end
-
--- HTTP -------------------------------------------------------------------------
-
-local function percent_decode(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- Split a raw path into decoded segments; nil when it is not absolute.
-local function segments(path)
-  if path:sub(1, 1) ~= "/" then return nil end
-  local segs = {}
-  for seg in path:gmatch("[^/]+") do segs[#segs + 1] = percent_decode(seg) end
-  return segs
-end
-
--- Printable ASCII for echoing client-supplied names in messages.
-local function safe_text(s)
-  s = tostring(s):gsub("[^%w%._%- ]", "?")
-  if #s > 80 then s = s:sub(1, 77) .. "..." end
-  return s
-end
-
-local STATUS_OF = {
-  EINVAL = 400, EBADNAME = 400, ENOACTOR = 404, ENOENT = 404,
-  S3_NoSuchKey = 404, EBADIMAGE = 415, E2BIG = 413, LOCKED = 503,
-}
-
--- Whether `code` (from tdm.s3 or the core) means S3 could not be reached or
--- answered with a server error: the API says 503.
-local function unreachable(code)
-  code = tostring(code or "")
-  return code:match("^S3_5") or code:match("^CURL") or code:match("^E?CONN")
-    or code:match("TIMEDOUT") or code:match("^EHOST") or code:match("^ENET")
-    or code:match("Unavailable") or code:match("SlowDown")
-    or code:match("^S3_Network") or code:match("^S3_Connect")
-    or code == "ECONNREFUSED" or code == "EAGAIN" or code == "EINTR"
-    or code == "S3_InternalError" or code == "S3_HTTP"
-end
-
-local function json_response(status, body, headers)
-  return status, API.encode_json(body) .. "\n", headers
-end
-
-local function error_response(status, message, headers)
-  return json_response(status, { error = message }, headers)
-end
-
--- The HTTP status and a message safe to show for a failure of the world;
--- details that could hold paths go to the server log only.
-local function failure(what, msg, code, id, filename)
-  local status = STATUS_OF[code]
-  if not status then
-    if unreachable(code) then
-      status = 503
-    elseif tostring(code):match("^S3_") then
-      status = 502
-    else
-      status = 500
-    end
-  end
-  io.stderr:write(string.format("tdm-lua serve: %s: %s (%s)\n", what,
-                                tostring(msg), tostring(code)))
-  local shown
-  if status == 404 and code == "ENOACTOR" then
-    shown = string.format("unknown actor %d", id)
-  elseif status == 404 then
-    shown = filename and string.format("actor %d has no training image '%s'",
-                                       id, safe_text(filename))
-            or "not found"
-  elseif status == 400 then
-    shown = "bad request"
-  elseif code == "BADMANIFEST" then
-    shown = string.format("the manifest of actor %d is invalid (see the "
-                          .. "server log; `tdm-lua audit` reports it)", id)
-  elseif status == 503 and code == "LOCKED" then
-    return error_response(503, "the actor's manifest is busy; retry",
-                          { ["Retry-After"] = "1" })
-  elseif status == 503 then
-    return error_response(503, "S3 is unreachable; retry later",
-                          { ["Retry-After"] = "5" })
-  elseif status == 502 then
-    shown = "S3 refused the request (" .. safe_text(code) .. ")"
-  else
-    shown = "internal error"
-  end
-  return error_response(status, shown)
-end
-
-local UNKNOWN_TTL = 5   -- seconds a worker remembers an unknown actor id
-
-local ALLOW_COLLECTION = "GET, HEAD, POST"
-local ALLOW_ITEM = "DELETE"
-local ALLOW_HEALTH = "GET, HEAD"
-
--- Route a request: -> kind ("health" | "collection" | "item"), id,
--- filename | nil, status, message.
-local function route(req)
-  local segs = segments(req.path)
-  if not segs then return nil, 400, "malformed path" end
-  if #segs == 1 and segs[1] == "healthz" then return "health" end
-  if #segs < 4 or #segs > 5 or segs[1] ~= "api" or segs[2] ~= "actors"
-     or segs[4] ~= "training-data" then
-    return nil, 404, "not found"
-  end
-  local id = parse_actor_id(segs[3])
-  if not id then return nil, 400, "malformed actor id" end
-  if #segs == 4 then return "collection", id end
-  if not check_filename(segs[5]) then
-    return nil, 400, "malformed filename"
-  end
-  return "item", id, segs[5]
-end
-
-local function method_allowed(kind, method)
-  if kind == "health" then
-    return method == "GET" or method == "HEAD", ALLOW_HEALTH
-  elseif kind == "collection" then
-    return method == "GET" or method == "HEAD" or method == "POST",
-      ALLOW_COLLECTION
-  end
-  return method == "DELETE", ALLOW_ITEM
-end
-
-local function truthy(v)
-  v = tostring(v or ""):lower()
-  return v == "true" or v == "1" or v == "yes"
-end
-
---- The request handler of `tdm-lua serve` for one worker state: settings
--- are tdm.config overrides (strings). See src/lhttp.c for `req`.
-function API.http_worker(settings)
-  local api = API.new(settings)
-  local unknown, nunknown = {}, 0     -- id -> time seen (at most 4096)
-
-  local function check(req)
-    local kind, id, filename = route(req)
-    if not kind then return nil, error_response(id, filename) end
-    local allowed, allow = method_allowed(kind, req.method)
-    if not allowed then
-      return nil, error_response(405, "method not allowed", { Allow = allow })
-    end
-    return kind, id, filename
-  end
-
-  -- Before a body is read: refuse what cannot succeed (nil = go on).
-  local function preflight(req)
-    local kind, a, b, c = check(req)
-    if not kind then return a, b, c end
-    if kind == "collection" and req.method == "POST"
-       and not manifest_mod().paths(a, api.cfg) then
-      -- not known locally: maybe only in S3 (auto-initialized), else 404
-      local paths, msg, code = api:ensure_manifest(a)
-      if not paths then return failure("POST actor " .. a, msg, code, a) end
-    end
-    return nil
-  end
-
-  local function handle(req)
-    local kind, id, filename, headers = check(req)
-    if not kind then return id, filename, headers end
-    local method = req.method
-    if kind == "health" then
-      return json_response(200, { status = "ok" })
-    end
-    if kind == "collection" and (method == "GET" or method == "HEAD") then
-      -- An unknown id costs an S3 listing (auto-initialization); this
-      -- worker remembers it for UNKNOWN_TTL seconds, so a client cycling
-      -- through ids cannot turn each request into an S3 call.
-      local seen = unknown[id]
-      if seen and core.now() - seen < UNKNOWN_TTL then
-        return error_response(404, string.format("unknown actor %d", id))
-      end
-      local data, msg, code = api:get_training_data(id)
-      if not data then
-        if code == "ENOACTOR" then
-          if nunknown >= 4096 then unknown, nunknown = {}, 0 end
-          if not unknown[id] then nunknown = nunknown + 1 end
-          unknown[id] = core.now()
-        end
-        return failure("GET actor " .. id, msg, code, id)
-      end
-      unknown[id] = nil
-      return json_response(200, data)
-    end
-    if kind == "collection" then   -- POST
-      local files = {}
-      for _, f in ipairs(req.files or {}) do
-        -- a browser sends an empty file input as a part with no name and
-        -- no bytes: not a file
-        if f.filename ~= "" or #f.data > 0 then
-          files[#files + 1] = { data = f.data, filename = safe_text(f.filename) }
-        end
-      end
-      if req.body then
-        files[#files + 1] = { data = req.body, filename = "body" }
-      end
-      if #files == 0 then
-        return error_response(400, "no files in the request (send "
-                              .. "multipart/form-data with one or more files)")
-      end
-      local res, msg, code = api:upload_training_images(id, files)
-      if not res then
-        if code == "EBADIMAGE" or code == "E2BIG" then
-          return error_response(STATUS_OF[code], msg)
-        end
-        return failure("upload to actor " .. id, msg, code, id)
-      end
-      local status = 201
-      if res.failed_count > 0 then
-        local all_unreachable = true
-        for _, f in ipairs(res.files) do
-          if f.error then
-            io.stderr:write(string.format(
-              "tdm-lua serve: upload %s: %s (%s)\n", f.filename, f.error,
-              f.code))
-            if not unreachable(f.code) then all_unreachable = false end
-            f.error = unreachable(f.code) and "S3 is unreachable"
-                      or "upload failed (" .. safe_text(f.code) .. ")"
-          end
-        end
-        if res.uploaded_count > 0 then status = 207
-        elseif all_unreachable then status = 503
-        else status = 502 end
-      end
-      return json_response(status, res)
-    end
-    -- DELETE
-    local also_s3 = truthy(percent_decode(req.query.s3 or ""))
-    local res, msg, code = api:delete_training_image(id, filename,
-                                                     { s3 = also_s3 })
-    if not res then
-      return failure("DELETE " .. filename, msg, code, id, filename)
-    end
-    return json_response(200, res)
-  end
-
-  return { preflight = preflight, handle = handle }
 end
 
 return API

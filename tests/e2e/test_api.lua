@@ -1,7 +1,7 @@
 -- test_api.lua -- `tdm-lua serve` end to end against s3rver: the endpoint's
 -- JSON for actors in every state equals tdm.API's and has the seed's shape;
--- a curl -F upload then GET shows the files synced; DELETE removes them
--- locally, from S3 and from the manifest; hostile requests get their
+-- a curl -F upload then GET shows the files synced; DELETE evicts the
+-- local copy, DELETE ?s3=true removes the image everywhere; hostile requests get their
 -- status and change nothing on disk or in S3; S3 down -> 503; a short
 -- 50-client load run with no errors.
 local ROOT = os.getenv("TDM_TEST_ROOT") or "."
@@ -241,14 +241,24 @@ t.test("curl -F upload, GET shows them synced, DELETE removes them", function()
   for _, e in ipairs(m.training_data) do
     t.ok(e.filename ~= names[1], "entry removed")
   end
-  -- DELETE without s3: local and entry go, the object stays
-  code = curl(AUTH .. " -X DELETE " .. q(base .. "/api/actors/1/training-data/"
-              .. names[2]))
-  t.eq(code, 200, "DELETE without s3")
+  -- DELETE without s3 evicts the local copy: the entry stays, s3_only,
+  -- while the object exists
+  code, body = curl(AUTH .. " -X DELETE " .. q(base .. "/api/actors/1/training-data/"
+                    .. names[2]))
+  t.eq(code, 200, "DELETE without s3 (" .. body .. ")")
+  local del = require("cjson").decode(body)
+  t.eq({ del.deleted_local, del.deleted_s3, del.evicted_local, del.status },
+       { true, false, true, "s3_only" }, "eviction reported")
   t.eq(core.stat(dir .. names[2]), nil, "local file gone")
   t.ok(s3:head(tdm.s3.key_for(cfg, "0001_all_synced", names[2])),
        "S3 object kept without ?s3=true")
-  t.ok(not api:get_training_data(1).training_images[6], "entries gone")
+  t.eq(status_of(api:get_training_data(1))[names[2]], "s3_only",
+       "entry kept as s3_only")
+  -- and now with ?s3=true: the object and the entry go
+  code, body = curl(AUTH .. " -X DELETE " .. q(base .. "/api/actors/1/training-data/"
+                    .. names[2] .. "?s3=true"))
+  t.eq(code, 200, "DELETE s3_only entry with s3=true (" .. body .. ")")
+  t.eq(status_of(api:get_training_data(1))[names[2]], nil, "entry gone")
 end)
 
 t.test("8 concurrent uploads to one actor: distinct names, all recorded", function()

@@ -14,7 +14,7 @@
 #include "fuzz_lua.h"
 
 static const char target[] =
-  "local API = require 'tdm.api'\n"
+  "local API = require 'tdm.api_http'\n"
   "local core = require 'tdm.core'\n"
   "local w = API.http_worker({ data_root = '/nonexistent/tdm-fuzz',\n"
   "  endpoint = 'http://127.0.0.1:9' })\n"

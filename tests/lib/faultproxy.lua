@@ -8,6 +8,7 @@
 --   local rc, out, err = fp.tdm({ "pull-all", "--data-root", D },
 --                               { AWS_ENDPOINT_URL = p.url })
 --   p:stats().p503; p:config { p503 = 0 }; p:stop()
+--   local a = fp.start_aws { modes = "sse-kms,checksums" }  -- AWS's answers
 --   fp.snapshot(dir) -> { [relpath] = md5 }   (every file, hidden too)
 --   fp.bucket(prefix) -> { [key] = md5 }      (straight from s3rver)
 local fp = {}
@@ -253,9 +254,9 @@ end
 local Proxy = {}
 Proxy.__index = Proxy
 
---- Start tests/lib/faultproxy.js in front of $AWS_ENDPOINT_URL (or
--- o.upstream). Options as faultproxy.js's (underscores or dashes).
-function fp.start(o)
+-- Start tests/lib/SCRIPT in front of $AWS_ENDPOINT_URL (or o.upstream);
+-- the other fields of `o` are its options (underscores or dashes).
+local function start_proxy(script, o)
   o = o or {}
   local dir = tmpname("proxy")
   os.execute("mkdir -p " .. q(dir))
@@ -269,7 +270,7 @@ function fp.start(o)
   local cmd = string.format(
     "node %s --upstream %s --port-file %s --stats-file %s --log %s %s " ..
     ">%s 2>&1 & echo $!",
-    q(ROOT .. "/tests/lib/faultproxy.js"),
+    q(ROOT .. "/tests/lib/" .. script),
     q(o.upstream or os.getenv("AWS_ENDPOINT_URL")), q(dir .. "/port"),
     q(dir .. "/stats"), q(dir .. "/log"), table.concat(args, " "),
     q(dir .. "/out"))
@@ -284,8 +285,18 @@ function fp.start(o)
     end
     sleep(0.05)
   end
-  error("faultproxy did not start: " .. (read(dir .. "/out") or "?"))
+  error(script .. " did not start: " .. (read(dir .. "/out") or "?"))
 end
+
+--- Start tests/lib/faultproxy.js in front of $AWS_ENDPOINT_URL (or
+-- o.upstream). Options as faultproxy.js's (underscores or dashes).
+function fp.start(o) return start_proxy("faultproxy.js", o) end
+
+--- Start tests/lib/awsproxy.js (AWS's answers: o.modes =
+-- "sse-kms,region=eu-central-1,checksums,conditional", o.redirect = 1,
+-- ...; see the top of that file) in front of $AWS_ENDPOINT_URL (or
+-- o.upstream). Same object as fp.start's: .url, :stats(), :config{}, :stop().
+function fp.start_aws(o) return start_proxy("awsproxy.js", o) end
 
 --- The body `curl -s ARGS` answers (ARGS a shell fragment), in at most
 -- `max_time` seconds (default 10).

@@ -163,7 +163,8 @@ t.test("delete with S3 down: local goes, entry says so, S3 kept", function()
   local res = assert(api:delete_training_image(1, "0001_all_synced_0.jpg",
                                                { s3 = true }))
   t.eq(res, { filename = "0001_all_synced_0.jpg", deleted_local = false,
-              deleted_s3 = true }, "result")
+              deleted_s3 = true, evicted_local = false, status = API.null },
+       "result")
   t.eq(entry("0001_all_synced_0.jpg"), nil, "entry removed")
   local c = assert(tdm.s3.client(cfg))
   t.eq(select(3, c:head(tdm.s3.key_for(cfg, "0001_all_synced",
@@ -198,7 +199,7 @@ t.test("get_training_data: a broken manifest is BADMANIFEST, not rewritten", fun
 end)
 
 t.test("http_worker: routing, statuses, Allow, unknown ids remembered", function()
-  local w = API.http_worker { data_root = cfg.data_root, prefix = prefix }
+  local w = require('tdm.api_http').http_worker { data_root = cfg.data_root, prefix = prefix }
   local function call(method, path, query)
     local status, body, headers = w.handle { method = method, path = path,
                                              query = query or {} }
@@ -238,7 +239,7 @@ t.test("http_worker: routing, statuses, Allow, unknown ids remembered", function
   assert(c:put(dir .. "/new.jpg", tdm.s3.key_for(cfg, "4243_new", "4243_new_0.jpg")))
   t.eq(call("GET", "/api/actors/4243/training-data"), 404,
        "unknown id remembered (no S3 lookup)")
-  local fresh = API.http_worker { data_root = cfg.data_root, prefix = prefix }
+  local fresh = require('tdm.api_http').http_worker { data_root = cfg.data_root, prefix = prefix }
   t.eq(fresh.handle { method = "GET", path = "/api/actors/4243/training-data",
                       query = {} }, 200, "another worker finds it in S3")
 end)

@@ -59,7 +59,7 @@ return cli.command {
     local ok, msg = core.http_serve {
       listen = listen,
       threads = opts.threads or 4,
-      handler = "tdm.api",
+      handler = "tdm.api_http",
       settings = settings,
       token = cfg.api_token,
       max_upload = cfg.api_max_upload,
