@@ -4,7 +4,8 @@
  *
  *   tdm-lua [options] SCRIPT.lua [ARGS]   run a script (arg as lua gives)
  *   tdm-lua [options] COMMAND [ARGS]      run a bundled command
- *   options: -e CHUNK, -l MODULE, -v/--version, -h/--help, --
+ *   tdm-lua [global options] COMMAND [ARGS]  (options moved after COMMAND)
+ *   host options: -e CHUNK, -l MODULE, -V/--version, -h/--help, --
  *
  * No business logic here: argument handling, finding the Lua files, pcall
  * with a traceback, exit codes and signals.
@@ -48,8 +49,9 @@ static void print_error(const char *msg) {
 }
 
 /* Message handler for lua_pcall: adds a traceback to string errors. A table
- * error with an `exit_code` field is a deliberate, already-worded failure
- * (usage error, configuration error) and passes through untouched. */
+ * error (a usage error, a configuration error: { message, exit_code or
+ * code }) is a deliberate, already-worded failure and passes through
+ * untouched. */
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
@@ -68,11 +70,16 @@ static int msghandler(lua_State *L) {
 static int report_error(lua_State *L) {
   int code = 1;
   if (lua_istable(L, -1)) {
+    const char *c;
     lua_getfield(L, -1, "message");
     print_error(lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
     lua_getfield(L, -2, "exit_code");
-    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
+    lua_getfield(L, -3, "code");
+    c = lua_tostring(L, -1);
+    if (lua_isinteger(L, -2)) code = (int)lua_tointeger(L, -2);
+    else if (c && (strcmp(c, "ECONFIG") == 0 || strcmp(c, "EUSAGE") == 0))
+      code = EXIT_USAGE;
+    lua_pop(L, 3);
   } else {
     print_error(lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
   }
@@ -195,37 +202,27 @@ static int push_commands_field(lua_State *L, const char *field) {
   return 0;
 }
 
-/* tdm.commands.run(name, {args...}) returns the exit code. */
-static int run_command(lua_State *L, char **argv, int argc, int cmd) {
-  int i;
-  if (push_commands_field(L, "run") != 0) return 1;
-  lua_pushstring(L, argv[cmd]);
-  lua_createtable(L, argc - cmd - 1, 0);
-  for (i = cmd + 1; i < argc; i++) {
+/* tdm.commands.run(name, {args...}) (with_name) or tdm.commands.main(
+ * {args...}) (the command line from argv[cmd] on, starting with global
+ * options) returns the exit code. */
+static int run_command(lua_State *L, char **argv, int argc, int cmd,
+                       int with_name) {
+  int i, first = with_name ? cmd + 1 : cmd;
+  if (push_commands_field(L, with_name ? "run" : "main") != 0) return 1;
+  if (with_name) lua_pushstring(L, argv[cmd]);
+  lua_createtable(L, argc - first, 0);
+  for (i = first; i < argc; i++) {
     lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - cmd);
+    lua_rawseti(L, -2, i - first + 1);
   }
-  return docall(L, 2);
+  return docall(L, with_name ? 2 : 1);
 }
 
+/* The main help is written in Lua (tdm.commands.print_help), beside the
+ * option tables it lists. */
 static int print_help(lua_State *L) {
-  printf("usage: %s [options] COMMAND [ARGS...]\n"
-         "       %s [options] SCRIPT.lua [ARGS...]\n\n"
-         "tdm keeps every actor's training images accounted for between\n"
-         "local disks and an S3 bucket (tdm %s).\n\n"
-         "options:\n"
-         "  -e CHUNK      run the Lua string CHUNK\n"
-         "  -l MODULE     require MODULE into the global of the same name\n"
-         "  -v, --version print the version\n"
-         "  -h, --help    print this help\n"
-         "  --            stop handling options\n\n",
-         progname, progname, TDM_VERSION);
-  fflush(stdout);
-  if (push_commands_field(L, "help_text") != 0) return 1;
+  if (push_commands_field(L, "print_help") != 0) return 1;
   if (docall(L, 0) != 0) return 1;
-  printf("\nRun '%s COMMAND --help' for a command's options.\n"
-         "Exit codes: 0 done, 1 findings or partial failure, "
-         "2 usage or configuration error, 130 interrupted.\n", progname);
   return 0;
 }
 
@@ -251,7 +248,7 @@ static int run(lua_State *L, int argc, char **argv) {
       break;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       return print_help(L);
-    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+    } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
       printf("tdm-lua %s (%s)\n", TDM_VERSION, LUA_RELEASE);
       return 0;
     } else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
@@ -281,7 +278,9 @@ static int run(lua_State *L, int argc, char **argv) {
       if (rc != 0) return rc;
       i++;
     } else if (a[0] == '-' && a[1] != '\0') {
-      return usage_error("unknown option '%s'", a);
+      /* Global options before a command: tdm.commands.main sorts them. */
+      create_arg_table(L, argv, argc, i);
+      return run_command(L, argv, argc, i, 0);
     } else {
       break;
     }
@@ -300,7 +299,7 @@ static int run(lua_State *L, int argc, char **argv) {
     }
     return run_script(L, argv, argc, i);
   }
-  return run_command(L, argv, argc, i);
+  return run_command(L, argv, argc, i, 1);
 }
 
 int main(int argc, char **argv) {

@@ -230,7 +230,7 @@ API.image_type = image_type
 -- overrides or nil; opts.s3 an S3 client to use (else one is made per
 -- call that needs S3).
 function API.new(cfg, opts)
-  if getmetatable(cfg) ~= config.Config then cfg = config(cfg) end
+  cfg = config.resolve(cfg)
   return setmetatable({ cfg = cfg, s3 = opts and opts.s3 }, API)
 end
 

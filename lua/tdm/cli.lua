@@ -1,80 +1,217 @@
 --- tdm.cli -- what every bundled command shares: option parsing, --help,
--- the configuration overrides, actor selection (--actor, --shard), the
--- reporter (human lines, --json lines, a progress bar on a terminal, the
--- summary) and exit codes.
+-- "did you mean", the configuration overrides, actor selection (--actor,
+-- --shard or the job engine's shard), logging options and exit codes.
+-- The reporter (per-file lines, --json, progress, summary) is tdm.reporter.
 --
 --   local cli = require "tdm.cli"
 --   return cli.command {
 --     name = "pull-all", summary = "download everything missing locally",
---     usage = "tdm-lua pull-all [options]", bulk = true,
+--     usage = "tdm-lua pull-all [options]",
+--     bulk = true,      -- --dry-run, --json, --jobs
+--     select = true,    -- --actor, --shard (default: the value of bulk)
 --     description = "...",
---     options = { { "--repair", "repair", "flag", "also re-download out_of_sync files" } },
+--     options = { { "--repair", "repair", "flag", "also re-download ..." } },
 --     args = { min = 0, max = 0 },
 --     run = function(opts, positionals) ... return cli.EXIT.OK end,
 --   }
-local core = require "tdm.core"
 local config = require "tdm.config"
+local shard = require "tdm.shard"
+local log = require "tdm.log"
 
 local cli = {}
 
 --- Exit codes (README "Exit codes").
 cli.EXIT = { OK = 0, FINDINGS = 1, PARTIAL = 1, USAGE = 2, INTERRUPTED = 130 }
 
+--- Error codes that mean "the configuration or the command line is wrong"
+-- rather than "the world failed": a run that meets one exits 2.
+cli.CONFIG_CODES = { ECONFIG = true, EUSAGE = true, ENOCREDS = true,
+                     S3_NoSuchBucket = true, S3_InvalidBucketName = true }
+
+-- The error object of a usage or configuration error: prints as its
+-- message (also in a stock lua5.4); the host exits with exit_code.
+local UsageError = { __name = "tdm.UsageError" }
+function UsageError.__tostring(e) return e.message end
+
 --- Raise a usage or configuration error: the host prints
 -- "tdm-lua: MESSAGE" and exits 2.
 function cli.usage_error(fmt, ...)
-  error({ exit_code = cli.EXIT.USAGE, message = string.format(fmt, ...) }, 0)
+  error(setmetatable({ exit_code = cli.EXIT.USAGE, code = "EUSAGE",
+                       message = string.format(fmt, ...) }, UsageError), 0)
 end
 
--- Options every command takes (configuration overrides), then those of
--- every bulk command. Each: { flag, key, kind, help[, metavar] }; kind is
--- "flag", "value", "number" or "list" (repeatable).
-local common_options = {
-  { "--data-root", "data_root", "value", "data root (default: TDM_DATA_ROOT or ./data)", "DIR" },
-  { "--bucket", "bucket", "value", "S3 bucket (default: TDM_BUCKET or story-boards-assets)", "NAME" },
-  { "--prefix", "prefix", "value", "S3 key prefix (default: TDM_PREFIX)", "PREFIX" },
-  { "--help", "help", "flag", "show this help" },
+-- Option groups. Each option: { flag, key, kind, help, metavar,
+-- alias = { other spellings } }; kind is "flag", "value", "number" or
+-- "list" (repeatable).
+local groups = {
+  -- Every command built with cli.command (they all read the settings).
+  settings = {
+    { "--data-root", "data_root", "value", "data root (default: TDM_DATA_ROOT or ./data)", "DIR" },
+    { "--bucket", "bucket", "value", "S3 bucket (default: TDM_BUCKET or story-boards-assets)", "NAME" },
+    { "--prefix", "prefix", "value", "S3 key prefix (default: TDM_PREFIX)", "PREFIX" },
+    { "--profile", "profile", "value", "AWS profile in ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE)", "NAME" },
+    { "--region", "region", "value", "AWS region to sign for (default: AWS_REGION, the profile's, us-west-1)", "REGION" },
+    { "--endpoint-url", "endpoint", "value", "S3 endpoint, e.g. http://127.0.0.1:4568 (default: AWS_ENDPOINT_URL)", "URL" },
+  },
+  output = {
+    { "--verbose", "verbose", "flag", "more detail on stderr (per-request lines: method, key, status, attempt, ms)", alias = { "-v" } },
+    { "--debug", "debug", "flag", "everything --verbose shows, plus signing inputs (secrets masked), retries, timings" },
+    { "--log-file", "log_file", "value", "also append every line, with an ISO 8601 timestamp, to PATH", "PATH" },
+    { "--quiet", "quiet", "flag", "no per-file lines, only errors and the summary", alias = { "-q" } },
+    { "--help", "help", "flag", "show this help", alias = { "-h" } },
+  },
+  bulk = {
+    { "--dry-run", "dry_run", "flag", "print the plan; change nothing anywhere", alias = { "--dryrun", "-n" } },
+    { "--json", "json", "flag", "one JSON object per line on stdout, for machines" },
+    { "--jobs", "jobs", "number", "concurrent transfers/hashes (default: TDM_JOBS or 32)", "N" },
+  },
+  select = {
+    { "--actor", "actors", "list", "only this actor (id or name; repeatable)", "ACTOR" },
+    { "--shard", "shard", "value", "only shard K of N (default: TDM_SHARD, JOB_COMPLETION_INDEX + TDM_SHARDS, SLURM_ARRAY_TASK_ID)", "K/N" },
+  },
 }
-local bulk_options = {
-  { "--dry-run", "dry_run", "flag", "print the plan; change nothing anywhere" },
-  { "--json", "json", "flag", "one JSON object per line on stdout, for machines" },
-  { "--jobs", "jobs", "number", "concurrent transfers/hashes (default: TDM_JOBS or 32)", "N" },
-  { "--actor", "actors", "list", "only this actor (id or name; repeatable)", "ACTOR" },
-  { "--shard", "shard", "value", "only shard K of N (stable split of actors across hosts)", "K/N" },
-  { "--quiet", "quiet", "flag", "no per-file lines, only errors and the summary" },
-}
+cli.groups = groups
 
+-- The options of a spec, in help order: its own, then the groups that
+-- apply. A spec option with the same flag as a group's replaces it.
 local function option_list(spec)
-  local list = {}
-  for _, o in ipairs(spec.options or {}) do list[#list + 1] = o end
-  if spec.bulk then
-    for _, o in ipairs(bulk_options) do list[#list + 1] = o end
+  local list, seen = {}, {}
+  local function add(o)
+    if not seen[o[1]] then seen[o[1]] = true; list[#list + 1] = o end
   end
-  for _, o in ipairs(common_options) do list[#list + 1] = o end
+  for _, o in ipairs(spec.options or {}) do add(o) end
+  local use_select = spec.select
+  if use_select == nil then use_select = spec.bulk end
+  if spec.bulk then for _, o in ipairs(groups.bulk) do add(o) end end
+  if use_select then for _, o in ipairs(groups.select) do add(o) end end
+  for _, o in ipairs(groups.settings) do add(o) end
+  for _, o in ipairs(groups.output) do add(o) end
   return list
 end
+cli.option_list = option_list
+
+--- Every spelling of every option in `list`, mapped to its option.
+local function by_spelling(list)
+  local map = {}
+  for _, o in ipairs(list) do
+    map[o[1]] = o
+    for _, a in ipairs(o.alias or {}) do map[a] = o end
+  end
+  return map
+end
+
+-- Edit distance (insertions, deletions, substitutions, transpositions).
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+--- The candidate closest to `word` (a typo of it), or nil: within an
+-- edit distance of 2 (1 for short words), or the only one `word` begins.
+function cli.suggest(word, candidates)
+  local best, best_d, prefixed = nil, math.huge, {}
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c)
+    if d < best_d or (d == best_d and c < best) then best, best_d = c, d end
+    if #word >= 3 and c:sub(1, #word) == word then prefixed[#prefixed + 1] = c end
+  end
+  local limit = #word <= 4 and 1 or 2
+  if best_d <= limit then return best end
+  if #prefixed == 1 then return prefixed[1] end
+  return nil
+end
+
+local function did_you_mean(word, candidates)
+  local s = cli.suggest(word, candidates)
+  return s and string.format(" (did you mean '%s'?)", s) or ""
+end
+
+local function spellings(list)
+  local out = {}
+  for flag in pairs(by_spelling(list)) do out[#out + 1] = flag end
+  table.sort(out)
+  return out
+end
+
+-- `text` cut into lines of at most `width` characters, at spaces.
+local function wrap(text, width)
+  local lines, cur = {}, ""
+  for word in text:gmatch("%S+") do
+    if cur ~= "" and #cur + 1 + #word > width then
+      lines[#lines + 1] = cur
+      cur = word
+    else
+      cur = cur == "" and word or (cur .. " " .. word)
+    end
+  end
+  lines[#lines + 1] = cur
+  return lines
+end
+
+cli.wrap = wrap
+
+--- The help text of an option list.
+function cli.options_help(list)
+  local lines = {}
+  for _, o in ipairs(list) do
+    local short, long = {}, { o[1] }
+    for _, a in ipairs(o.alias or {}) do
+      if a:match("^%-%-") then long[#long + 1] = a else short[#short + 1] = a end
+    end
+    for _, a in ipairs(long) do short[#short + 1] = a end
+    local names = table.concat(short, ", ")
+    local left = names .. (o[5] and (" " .. o[5]) or "")
+    local text = wrap(o[4], 78 - 27)
+    if #left > 24 then
+      lines[#lines + 1] = "  " .. left
+      left = ""
+    end
+    for n, part in ipairs(text) do
+      lines[#lines + 1] = string.format("  %-24s %s", n == 1 and left or "", part)
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+cli.EXIT_TEXT = "exit codes: 0 done, 1 findings or partial failure, 2 usage "
+  .. "or configuration error (bad option, tdm.conf, bucket name, endpoint, "
+  .. "no credentials, no such bucket, unknown actor), 130 interrupted"
+cli.OUTPUT_TEXT = "output: per-file lines on stdout; errors and the summary "
+  .. "line (COMMAND: key=value ...) on stderr; with --json, JSON lines on "
+  .. "stdout ending with {\"summary\": {...}}"
 
 --- The full help text of a command.
 function cli.help(spec)
   local lines = { "usage: " .. spec.usage, "" }
   if spec.description then lines[#lines + 1] = spec.description; lines[#lines + 1] = "" end
   lines[#lines + 1] = "options:"
-  for _, o in ipairs(option_list(spec)) do
-    local left = o[1] .. (o[5] and (" " .. o[5]) or "")
-    lines[#lines + 1] = string.format("  %-22s %s", left, o[4])
-  end
+  lines[#lines + 1] = cli.options_help(option_list(spec))
   lines[#lines + 1] = ""
-  lines[#lines + 1] = spec.exit_codes or
-    "exit codes: 0 done, 1 findings or partial failure, 2 usage or " ..
-    "configuration error, 130 interrupted"
+  if spec.bulk then
+    lines[#lines + 1] = table.concat(wrap(cli.OUTPUT_TEXT, 78), "\n")
+    lines[#lines + 1] = ""
+  end
+  lines[#lines + 1] = table.concat(wrap(spec.exit_codes or cli.EXIT_TEXT, 78), "\n")
   return table.concat(lines, "\n")
 end
 
 --- Parse `args` (a list of strings) by `spec`; returns opts, positionals.
 -- Raises a usage error (exit 2) on an unknown option or a bad value.
 function cli.parse(args, spec)
-  local by_flag = {}
-  for _, o in ipairs(option_list(spec)) do by_flag[o[1]] = o end
+  local list = option_list(spec)
+  local map = by_spelling(list)
   local opts, pos = { actors = {} }, {}
   local i, only_pos = 1, false
   while i <= #args do
@@ -85,11 +222,13 @@ function cli.parse(args, spec)
       pos[#pos + 1] = a
     elseif a == "--" then
       only_pos = true
-    elseif a == "-h" then
-      opts.help = true
     else
-      local o = by_flag[flag]
-      if not o then cli.usage_error("%s: unknown option '%s'", spec.name, flag) end
+      local o = map[flag]
+      if not o then
+        cli.usage_error("%s: unknown option '%s'%s; see 'tdm-lua help %s'",
+                        spec.name, flag, did_you_mean(flag, spellings(list)),
+                        spec.name)
+      end
       if o[3] == "flag" then
         if inline then cli.usage_error("%s: %s takes no value", spec.name, flag) end
         opts[o[2]] = true
@@ -118,31 +257,54 @@ function cli.parse(args, spec)
     end
     i = i + 1
   end
-  if opts.shard then
-    local k, n = opts.shard:match("^(%d+)/(%d+)$")
-    k, n = tonumber(k), tonumber(n)
-    if not k or n < 1 or k < 1 or k > n then
-      cli.usage_error("%s: --shard needs K/N with 1 <= K <= N, got '%s'", spec.name, opts.shard)
+  if not opts.help then
+    local use_select = spec.select
+    if use_select == nil then use_select = spec.bulk end
+    if use_select then
+      local s, err = shard.resolve(opts.shard, cli.getenv)
+      if s == nil then cli.usage_error("%s: %s", spec.name, err) end
+      opts.shard = s or nil
     end
-    opts.shard = { k = k, n = n }
-  end
-  local min, max = (spec.args or {}).min or 0, (spec.args or {}).max or 0
-  if not opts.help and (#pos < min or #pos > max) then
-    local want = min == max and tostring(min) or (min .. " to " .. max)
-    cli.usage_error("%s: expected %s argument%s, got %d\nusage: %s", spec.name,
-      want, (min == max and max == 1) and "" or "s", #pos, spec.usage)
+    local min, max = (spec.args or {}).min or 0, (spec.args or {}).max or 0
+    if #pos < min or #pos > max then
+      local want = min == max and tostring(min) or (min .. " to " .. max)
+      cli.usage_error("%s: expected %s argument%s, got %d\nusage: %s", spec.name,
+        want, (min == max and max == 1) and "" or "s", #pos, spec.usage)
+    end
   end
   return opts, pos
 end
 
+--- How the job-engine variables are read (tests replace it).
+cli.getenv = os.getenv
+
+-- The settings the command line can override.
+local setting_keys = { "data_root", "bucket", "prefix", "profile", "region",
+                       "endpoint", "jobs" }
+
 --- The configuration for this run: tdm.config() with the command line's
--- overrides (and --jobs).
+-- overrides, checked as a run needs it (quoted values, bucket name,
+-- endpoint) before any request. A problem is a usage error (exit 2).
 function cli.config(opts)
   local overrides = {}
-  for _, k in ipairs({ "data_root", "bucket", "prefix", "jobs" }) do
+  for _, k in ipairs(setting_keys) do
     if opts[k] ~= nil then overrides[k] = opts[k] end
   end
-  return config(overrides)
+  local cfg, err = config(overrides)
+  if not cfg then cli.usage_error("%s", err) end
+  local ok, why = cfg:check()
+  if not ok then cli.usage_error("%s", why) end
+  return cfg
+end
+
+--- The command-line overrides as strings (for settings handed to other
+-- Lua states, as serve's workers).
+function cli.overrides(opts)
+  local out = {}
+  for _, k in ipairs(setting_keys) do
+    if opts[k] ~= nil and k ~= "jobs" then out[k] = tostring(opts[k]) end
+  end
+  return out
 end
 
 --- The numeric id of an actor name or id ("0042_x" -> 42), or nil.
@@ -150,7 +312,7 @@ function cli.actor_number(actor)
   return tonumber(tostring(actor):match("^(%d+)"))
 end
 
---- Whether `actor_name` is selected by --actor and --shard. --actor
+--- Whether `actor_name` is selected by --actor and the shard. --actor
 -- matches the full name, the padded id ("0042") or the number ("42").
 function cli.selected(opts, actor_name)
   local num = cli.actor_number(actor_name)
@@ -165,17 +327,7 @@ function cli.selected(opts, actor_name)
     end
     if not hit then return false end
   end
-  if opts.shard then
-    -- Stable across hosts and runs: the actor number when there is one,
-    -- else a hash of the name.
-    local key = num
-    if not key then
-      key = 0
-      for c in actor_name:gmatch(".") do key = (key * 31 + c:byte()) % 2147483647 end
-    end
-    return key % opts.shard.n == opts.shard.k - 1
-  end
-  return true
+  return shard.selects(opts.shard, actor_name)
 end
 
 --- Build a command module from a spec (see the top of this file).
@@ -191,127 +343,19 @@ function cli.command(spec)
         print(cli.help(spec))
         return cli.EXIT.OK
       end
+      local ok, err = log.setup { verbose = opts.verbose, debug = opts.debug,
+                                  file = opts.log_file }
+      if not ok then cli.usage_error("%s: %s", spec.name, err) end
       return spec.run(opts, pos)
     end,
   }
 end
 
--- Reporter -----------------------------------------------------------------
-
-local Reporter = {}
-Reporter.__index = Reporter
-
-local function human_bytes(n)
-  if n >= 1073741824 then return string.format("%.1f GB", n / 1073741824) end
-  if n >= 1048576 then return string.format("%.1f MB", n / 1048576) end
-  if n >= 1024 then return string.format("%.1f KB", n / 1024) end
-  return string.format("%d B", n)
-end
-cli.human_bytes = human_bytes
-
---- A reporter for one run of command `name`: `event` per file action,
--- `fail` per error, `progress` as work proceeds, `finish` for the summary.
-function cli.reporter(name, opts)
-  local cjson = require "cjson"
-  return setmetatable({
-    name = name, json = opts.json, quiet = opts.quiet, dry_run = opts.dry_run,
-    cjson = cjson, tty = core.isatty(2) and not opts.json,
-    errors = 0, events = 0, started = core.now(), last_draw = 0,
-    drawn = false,
-  }, Reporter)
+--- A reporter for one run (see tdm.reporter).
+function cli.reporter(name, opts, cfg)
+  return require("tdm.reporter").new(name, opts, cfg)
 end
 
-function Reporter:clear_progress()
-  if self.drawn then
-    io.stderr:write("\r\27[K")
-    self.drawn = false
-  end
-end
-
---- One action on one file: { actor =, file =, action =, result =, ... }.
--- JSON mode prints it as one line; human mode prints "actor/file: action
--- result" unless --quiet.
-function Reporter:event(ev)
-  self.events = self.events + 1
-  if self.dry_run and ev.dry_run == nil then ev.dry_run = true end
-  if self.json then
-    io.stdout:write(self.cjson.encode(ev), "\n")
-  elseif not self.quiet then
-    self:clear_progress()
-    local where = ev.actor and ev.file and (ev.actor .. "/" .. ev.file) or ev.actor or ev.file or ""
-    local line = string.format("%s%s: %s%s", self.dry_run and "(dry run) " or "", where,
-                               ev.action or "", ev.result and (" " .. ev.result) or "")
-    if ev.error then line = line .. ": " .. ev.error end
-    io.stdout:write(line, "\n")
-  end
-  io.stdout:flush()
-end
-
---- An error that does not stop the run (a bad actor, a failed transfer):
--- one line on stderr (and a JSON event with result "error" in --json).
-function Reporter:fail(actor, file, message, code)
-  self.errors = self.errors + 1
-  if self.json then
-    self:event({ actor = actor, file = file, action = "error", result = "error",
-                 error = message, code = code })
-  else
-    self:clear_progress()
-    io.stderr:write("tdm-lua: ", self.name, ": ", message, "\n")
-  end
-end
-
---- Progress on stderr when it is a terminal, at most 10 redraws/s:
--- files done/total, bytes done, rate and ETA.
-function Reporter:progress(files_done, files_total, bytes_done, bytes_total)
-  if not self.tty then return end
-  local now = core.now()
-  if now - self.last_draw < 0.1 and files_done < (files_total or 0) then return end
-  self.last_draw = now
-  local elapsed = math.max(now - self.started, 0.001)
-  local rate = bytes_done / elapsed
-  local frac = (files_total and files_total > 0) and files_done / files_total or 0
-  local width = 24
-  local bar = string.rep("#", math.floor(frac * width)) .. string.rep(".", width - math.floor(frac * width))
-  local eta = ""
-  if bytes_total and bytes_total > 0 and rate > 0 then
-    local s = math.floor((bytes_total - bytes_done) / rate)
-    eta = string.format("  ETA %d:%02d", s // 60, s % 60)
-  elseif frac > 0 then
-    local s = math.floor(elapsed / frac - elapsed)
-    eta = string.format("  ETA %d:%02d", s // 60, s % 60)
-  end
-  io.stderr:write(string.format("\r\27[K[%s] %d/%s files  %s  %s/s%s", bar, files_done,
-                                files_total and tostring(files_total) or "?",
-                                human_bytes(bytes_done), human_bytes(rate), eta))
-  self.drawn = true
-end
-
---- Print the summary (a flat table of counts and figures) and return the
--- exit code: 130 when interrupted, 1 when there were errors (or `findings`
--- is true), else 0.
-function Reporter:finish(summary, findings)
-  self:clear_progress()
-  summary = summary or {}
-  summary.errors = self.errors
-  summary.seconds = tonumber(string.format("%.3f", core.now() - self.started))
-  if self.dry_run then summary.dry_run = true end
-  local interrupted = core.interrupted()
-  if interrupted then summary.interrupted = true end
-  if self.json then
-    io.stdout:write(self.cjson.encode({ summary = summary, command = self.name }), "\n")
-  else
-    local keys = {}
-    for k in pairs(summary) do keys[#keys + 1] = k end
-    table.sort(keys)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(summary[k]) end
-    io.stderr:write(string.format("%s%s: %s\n", self.dry_run and "(dry run) " or "",
-                                  self.name, table.concat(parts, " ")))
-  end
-  io.stdout:flush()
-  if interrupted then return cli.EXIT.INTERRUPTED end
-  if self.errors > 0 or findings then return cli.EXIT.FINDINGS end
-  return cli.EXIT.OK
-end
+cli.human_bytes = function(n) return require("tdm.reporter").human_bytes(n) end
 
 return cli

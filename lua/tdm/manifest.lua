@@ -23,7 +23,7 @@ local function resolve_cfg(cfg)
     error("cfg must be a tdm.config or a table of overrides, got "
           .. type(cfg), 3)
   end
-  return config(cfg)
+  return config.resolve(cfg)
 end
 
 local function manifest_file(cfg, id)

@@ -33,8 +33,7 @@ local tuning = {
 
 -- A Config, or a plain table of overrides / nil resolved by tdm.config.
 local function resolve(cfg)
-  if cfg ~= nil and getmetatable(cfg) ~= nil then return cfg end
-  return require("tdm.config")(cfg)
+  return require("tdm.config").resolve(cfg)
 end
 
 --- tdm.s3.client([cfg [, opts]]) -> client | nil, msg, code.
@@ -53,9 +52,8 @@ function s3.client(cfg, opts)
   if addressing == "path" then settings.path_style = true
   elseif addressing == "virtual" then settings.path_style = false
   elseif addressing ~= "auto" then
-    error({ exit_code = 2, message = "s3_addressing (TDM_S3_ADDRESSING) "
-            .. "must be auto, path or virtual, got '" .. addressing .. "'" },
-          0)
+    return nil, "s3_addressing (TDM_S3_ADDRESSING) must be auto, path "
+           .. "or virtual, got '" .. addressing .. "'", "ECONFIG"
   end
   for k, v in pairs(opts or {}) do
     if not tuning[k] then

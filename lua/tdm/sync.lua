@@ -66,7 +66,7 @@ local function s3_mod() return require "tdm.s3" end
 --- tdm.Sync.new([cfg]) -> a Sync bound to one configuration. The S3
 -- client is made on first use.
 function Sync.new(cfg)
-  if getmetatable(cfg) ~= config.Config then cfg = config(cfg) end
+  cfg = config.resolve(cfg)
   local prefix = (cfg.prefix or ""):gsub("^/+", ""):gsub("/+$", "")
   local self = setmetatable({
     cfg = cfg,

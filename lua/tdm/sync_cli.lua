@@ -11,7 +11,8 @@ function M.run(name, opts, o)
   local Sync = require "tdm.sync"
   local cfg = cli.config(opts)
   local sync = Sync.new(cfg)
-  local r = cli.reporter(name, opts)
+  local r = cli.reporter(name, opts, cfg)
+  r.one_actor, o.one_actor = o.one_actor, nil
   o.reporter = r
   o.dry_run = opts.dry_run
   o.select = function(actor) return cli.selected(opts, actor) end
@@ -28,13 +29,12 @@ function M.run(name, opts, o)
   return r:finish(summary)
 end
 
---- The actor positional of pull/push: refuses --actor/--shard (the actor
--- is the argument).
-function M.one_actor(name, opts, pos)
-  if (opts.actors and #opts.actors > 0) or opts.shard then
-    cli.usage_error("%s: the actor is the argument; --actor and --shard do not apply", name)
-  end
-  return pos[1]
+--- The actor named by pull/push's argument (42, 0042 or the name), or a
+-- configuration error (exit 2) naming why it is unknown.
+function M.resolve_actor(name, sync, actor)
+  local resolved, msg = sync:resolve_actor(actor)
+  if not resolved then cli.usage_error("%s: %s", name, msg) end
+  return resolved
 end
 
 return M

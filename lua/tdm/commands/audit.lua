@@ -29,7 +29,7 @@ return cli.command {
   run = function(opts)
     local audit = require "tdm.audit"
     local cfg = cli.config(opts)
-    local reporter = cli.reporter("audit", opts)
+    local reporter = cli.reporter("audit", opts, cfg)
     local summary, findings = audit.run(cfg, opts, reporter, function(name)
       return cli.selected(opts, name)
     end)

@@ -36,19 +36,26 @@ file, environment, command line). Secrets (the API token, the AWS secret
 key and session token) are never shown. Settings come from, in order of
 precedence: command-line options, environment variables, the config file
 ($TDM_CONFIG, else ./tdm.conf: "key = value" lines), defaults.
-AWS credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
-(+ AWS_SESSION_TOKEN), else AWS_PROFILE in ~/.aws/credentials and
-~/.aws/config.]] .. settings_table(),
+Values in tdm.conf are written unquoted; a quoted value, a bucket name
+S3 would refuse or a malformed endpoint is refused (exit 2) before any
+request, naming the file and line. AWS credentials are resolved as the
+AWS CLI does (docs/credentials.md); this prints which source was used,
+never the secret.]] .. settings_table(),
   options = { { "--json", "json", "flag", "print one JSON object" } },
   run = function(opts)
-    local cfg = cli.config(opts)
+    local cfg = cli.config(opts)  -- refuses bad values (exit 2)
     local rows = cfg:rows()
     local cred = credentials_row(cfg)
     if cred then rows[#rows + 1] = cred end
     if opts.json then
+      -- Typed: numbers as numbers, unset as null, secrets masked.
       local cjson = require "cjson"
-      local out = {}
-      for _, r in ipairs(rows) do out[r[1]] = { value = r[2], source = r[3] } end
+      local typed, out = cfg:typed(), {}
+      for _, r in ipairs(rows) do
+        local v = typed[r[1]]
+        if r[1] == "credentials" then v = r[2] ~= "(none found)" and r[2] or nil end
+        out[r[1]] = { value = v == nil and cjson.null or v, source = r[3] }
+      end
       print(cjson.encode(out))
     else
       for _, r in ipairs(rows) do

@@ -9,7 +9,7 @@ Exit codes: 0 all hashed, 1 a file could not be read, 2 usage error.]]
 
 local function run(args)
   if #args == 0 then
-    error({ exit_code = 2, message = "md5: no FILE given\n" .. usage })
+    require("tdm.cli").usage_error("md5: no FILE given\n%s", usage)
   end
   if args[1] == "-h" or args[1] == "--help" then
     print(usage)

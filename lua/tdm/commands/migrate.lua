@@ -23,7 +23,7 @@ return cli.command {
   run = function(opts)
     local migrate = require "tdm.migrate"
     local cfg = cli.config(opts)
-    local reporter = cli.reporter("migrate", opts)
+    local reporter = cli.reporter("migrate", opts, cfg)
     local sum = migrate.run(cfg, opts, reporter, function(name)
       return cli.selected(opts, name)
     end)

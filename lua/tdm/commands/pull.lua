@@ -32,6 +32,7 @@ return cli.command {
   summary = "one actor, S3 -> local (all missing files, or exactly the given URLs)",
   usage = "tdm-lua pull [options] ACTOR [URLS_JSON]",
   bulk = true,
+  select = false,  -- the actor is the argument
   description =
     "ACTOR is 42, 0042 or the full name. Without URLS_JSON: download every\n" ..
     "s3_only file of the actor (and with --repair the out_of_sync ones). With\n" ..
@@ -46,18 +47,16 @@ return cli.command {
   args = { min = 1, max = 2 },
   run = function(opts, pos)
     local sync_cli = require "tdm.sync_cli"
-    local actor = sync_cli.one_actor("pull", opts, pos)
     local Sync = require "tdm.sync"
     local cfg = cli.config(opts)
     local sync = Sync.new(cfg)
-    local name, msg = sync:resolve_actor(actor)
-    if not name then cli.usage_error("pull: %s", msg) end
+    local name = sync_cli.resolve_actor("pull", sync, pos[1])
     local only
     if pos[2] then
       only = {}
       for _, f in ipairs(parse_urls(cfg, sync, name, pos[2])) do only[f] = true end
     end
     return sync_cli.run("pull", opts, { direction = "pull", repair = opts.repair,
-      verify = opts.verify, actors = { name }, only = only })
+      verify = opts.verify, actors = { name }, only = only, one_actor = true })
   end,
 }

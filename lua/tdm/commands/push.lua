@@ -6,6 +6,7 @@ return cli.command {
   summary = "one actor, local -> S3 (local_only files; out_of_sync with --overwrite)",
   usage = "tdm-lua push [options] ACTOR",
   bulk = true,
+  select = false,  -- the actor is the argument
   description =
     "ACTOR is 42, 0042 or the full name. Brings the manifest up to date, then\n" ..
     "uploads every local_only file (with Content-MD5, so S3 rejects a corrupted\n" ..
@@ -18,11 +19,9 @@ return cli.command {
   args = { min = 1, max = 1 },
   run = function(opts, pos)
     local sync_cli = require "tdm.sync_cli"
-    local actor = sync_cli.one_actor("push", opts, pos)
     local sync = require("tdm.sync").new(cli.config(opts))
-    local name, msg = sync:resolve_actor(actor)
-    if not name then cli.usage_error("push: %s", msg) end
+    local name = sync_cli.resolve_actor("push", sync, pos[1])
     return sync_cli.run("push", opts, { direction = "push", overwrite = opts.overwrite,
-      verify = opts.verify, actors = { name } })
+      verify = opts.verify, actors = { name }, one_actor = true })
   end,
 }

@@ -38,7 +38,6 @@ return cli.command {
       "HOST:PORT" },
     { "--threads", "threads", "number",
       "worker threads, each with its own Lua state (default 4)", "N" },
-    { "--quiet", "quiet", "flag", "no access log" },
   },
   exit_codes = "exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot listen, "
     .. "2 usage or configuration error",
@@ -47,10 +46,7 @@ return cli.command {
     local listen = opts.listen or cfg.api_listen or "127.0.0.1:8080"
     -- Each worker state resolves its own tdm.config(); it gets the command
     -- line's overrides so it sees the same settings as this state.
-    local settings = {}
-    for _, k in ipairs({ "data_root", "bucket", "prefix" }) do
-      if opts[k] ~= nil then settings[k] = opts[k] end
-    end
+    local settings = cli.overrides(opts)
     if not is_loopback(listen) and not cfg.api_token then
       io.stderr:write("tdm-lua serve: warning: listening on ", listen,
                       " with no TDM_API_TOKEN: anyone who can reach it may ",
