@@ -113,6 +113,35 @@ check_grep "the run says which shard it took" "shard 2/2 \(from SLURM_ARRAY_TASK
   tdm-lua audit --data-root "$D"
 cfgerr "index without a count" "TDM_SHARDS" env JOB_COMPLETION_INDEX=0 tdm-lua audit --data-root "$D"
 
+# The shipped job-engine examples: the Indexed Jobs' completions equal
+# their TDM_SHARDS, and the Slurm script run as each task of its array
+# (--array=0-7) pulls every actor exactly once.
+check_out "k8s examples: completions = TDM_SHARDS, command is tdm's" "ok ok" python3 -c '
+import yaml, sys, os
+root = os.environ["TDM_TEST_ROOT"] + "/examples/k8s/"
+out = []
+for f in ("pull-all-indexed-job.yaml", "sync-manifests-cronjob.yaml"):
+    job = yaml.safe_load(open(root + f))
+    spec = job["spec"].get("jobTemplate", {}).get("spec", job["spec"])
+    c = spec["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    ok = (spec["completionMode"] == "Indexed" and str(spec["completions"]) == env["TDM_SHARDS"]
+          and c["args"][0] in ("pull-all", "sync-manifests"))
+    out.append("ok" if ok else "bad " + f)
+print(" ".join(out))'
+arr=$(sed -n 's/^#SBATCH --array=\([0-9]*\)-\([0-9]*\)$/\1 \2/p' "$TDM_TEST_ROOT/examples/slurm/pull-all-array.sh")
+set -- $arr; amin=$1 amax=$2
+mkdir -p "$tmp/bin"; ln -sf "$(command -v tdm-lua)" "$tmp/bin/tdm-lua"
+check_rc "push-all for the Slurm run" 0 tdm-lua push-all -q --data-root "$D"
+rm -rf "$tmp/slurm"
+for id in $(seq "$amin" "$amax"); do
+  o=$(TDM_DATA_ROOT="$tmp/slurm" SLURM_ARRAY_TASK_ID=$id SLURM_ARRAY_TASK_MIN=$amin \
+      SLURM_ARRAY_TASK_COUNT=$((amax - amin + 1)) PATH="$tmp/bin:$PATH" \
+      bash "$TDM_TEST_ROOT/examples/slurm/pull-all-array.sh" 2>&1) || fail "slurm task $id: $o"
+done
+got=$(cd "$tmp/slurm/actors" 2>/dev/null && ls | tr '\n' ' ')
+check_out "slurm array pulls every actor once" "0001_ann 0002_bob 0003_cat 0004_dan 0005_eve 0006_fay " echo "$got"
+
 # Module errors print as messages in a stock lua5.4.
 check_grep "stock lua5.4: a config error is a message" "jobs \(argument\) must be a positive number" \
   lua5.4 -e 'local tdm = require "tdm"
