@@ -5,6 +5,8 @@
 --   tdm.md5("abc")             --> "900150983cd24fb0d6963f7d28e17f72"
 --   tdm.md5_file(path)         --> hex, size | nil, message, code
 --
+--   for a in tdm.actors() do print(a.name, a.has_manifest) end
+--
 -- Larger parts (tdm.Manifest, tdm.s3, tdm.Sync, tdm.API, ...) load on
 -- first use, so `require "tdm"` stays cheap for small scripts.
 local core = require "tdm.core"
@@ -27,6 +29,7 @@ local lazy = {
   audit = "tdm.audit",
   migrate = "tdm.migrate",
   config = "tdm.config",
+  actors = "tdm.actors",
 }
 
 return setmetatable(tdm, {
