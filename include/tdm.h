@@ -26,5 +26,6 @@
 #include "tdm/manifest.h"
 #include "tdm/sigv4.h"
 #include "tdm/s3.h"
+#include "tdm/http.h"
 
 #endif

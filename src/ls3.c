@@ -86,7 +86,6 @@ static int l_s3_client(lua_State *L) {
   tdm_s3_config cfg;
   tdm_error err;
   lclient *u;
-  int ty;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   tdm_s3_config_defaults(&cfg);

@@ -67,7 +67,8 @@ local function serve(env, name)
   error("serve did not start: " .. tostring(t.read(log)))
 end
 
-local base, pid, log = serve("", "main")
+local base, pid, log = serve("TDM_API_ALLOWED_ORIGINS=https://ops.example",
+                            "main")
 local AUTH = "-H " .. q("Authorization: Bearer " .. TOKEN)
 
 -- curl ARGS -> status, body
@@ -208,8 +209,9 @@ end
 t.test("curl -F upload, GET shows them synced, DELETE removes them", function()
   t.write(tmp .. "/a.jpg", jpeg(3000, 1))
   t.write(tmp .. "/b.png", png(2000))
-  local code, body = curl(AUTH .. " -F " .. q("files=@" .. tmp .. "/a.jpg")
-    .. " -F " .. q("files=@" .. tmp .. "/b.png")
+  -- from a page of an origin in TDM_API_ALLOWED_ORIGINS
+  local code, body = curl(AUTH .. " -H 'Origin: https://ops.example' -F "
+    .. q("files=@" .. tmp .. "/a.jpg") .. " -F " .. q("files=@" .. tmp .. "/b.png")
     .. " " .. q(base .. "/api/actors/1/training-data"))
   t.eq(code, 201, "upload status (" .. body .. ")")
   local res = require("cjson").decode(body)
@@ -319,6 +321,12 @@ t.test("hostile requests get their status and change nothing", function()
     { "truncated multipart", 400, AUTH .. " -H 'Content-Type: multipart/form-data; boundary=XX' "
       .. "--data-binary " .. q("@" .. tmp .. "/trunc") .. " " .. q(coll) },
     { "non-image", 415, AUTH .. " -F " .. q("f=@" .. tmp .. "/note.txt") .. " " .. q(coll) },
+    -- a web page of another origin, even with the token in hand
+    { "cross-site upload", 403, AUTH .. " -H 'Origin: http://evil.example' -F "
+      .. q("f=@" .. tmp .. "/ok.jpg") .. " " .. q(coll) },
+    { "cross-site delete", 403, AUTH .. " -H 'Sec-Fetch-Site: cross-site' -X DELETE "
+      .. q(item .. "?s3=true") },
+    { "rebound Host", 403, "-H 'Host: evil.example' " .. q(coll) },
     { "image + non-image", 415, AUTH .. " -F " .. q("f=@" .. tmp .. "/ok.jpg")
       .. " -F " .. q("g=@" .. tmp .. "/note.txt") .. " " .. q(coll) },
     { "no files", 400, AUTH .. " -F a=b " .. q(coll) },
@@ -353,7 +361,7 @@ t.test("hostile requests get their status and change nothing", function()
     .. "import socket, sys, urllib.parse\n"
     .. "u = urllib.parse.urlparse(sys.argv[1])\n"
     .. "s = socket.create_connection((u.hostname, u.port))\n"
-    .. "s.sendall(b'POST /api/actors/1/training-data HTTP/1.1\\r\\nHost: x\\r\\n"
+    .. "s.sendall(b'POST /api/actors/1/training-data HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n"
     .. "Authorization: Bearer " .. TOKEN .. "\\r\\n"
     .. "Content-Type: image/jpeg\\r\\nContent-Length: 8388608\\r\\n\\r\\n')\n"
     .. "n = 0\n"

@@ -18,6 +18,13 @@ function M.http_worker(settings)
     end,
     handle = function(req)
       if req.path == "/boom" then error("secret /etc/passwd detail") end
+      -- answers of the wrong type: each must be a 500 for that request only
+      if req.path == "/float" then return 200.5, "x" end
+      if req.path == "/strstatus" then return "200", "x" end
+      if req.path == "/tablebody" then return 200, {} end
+      if req.path == "/badheader" then return 200, "x", { ["X-A"] = {} } end
+      if req.path == "/crlf" then return 200, "x", { ["X-A"] = "a\r\nSet-Cookie: x" } end
+      if req.path == "/grow" then local t = {} for i = 1, 1e7 do t[i] = i end end
       if req.path == "/slow" then os.execute("sleep 1.5") end
       local out = { "method=" .. req.method, "path=" .. req.path,
                     "setting=" .. tostring(settings.greeting) }
@@ -43,7 +50,8 @@ start() {
     local core = require 'tdm.core'
     local ok, msg = core.http_serve { listen = '127.0.0.1:0', threads = 2,
       handler = 'tiny_handler', settings = { greeting = 'hi' },
-      max_upload = 100000, max_files = 3, max_buffered = 150000, $1 }
+      max_upload = ${MAXUP:-100000}, max_files = 3,
+      max_buffered = ${MAXBUF:-150000}, $1 }
     if not ok then io.stderr:write(msg, '\n') os.exit(1) end" 2>"$tmp/log" &
   pid=$!
   local i
@@ -94,6 +102,13 @@ check_out "POST of text/plain -> 415" "415" code --data-binary "hello" -H 'Conte
 check_out "preflight answers before the body" "405" code -F "a=@$tmp/f1" "$base/refuse"
 check_out "preflight headers sent" "GET" sh -c "curl -s -D - -o /dev/null -F 'a=@$tmp/f1' '$base/refuse' | sed -n 's/^Allow: \([A-Z]*\).*/\1/p'"
 
+for bad in float strstatus tablebody badheader crlf; do
+  check_out "handler answer of the wrong type (/$bad) -> 500" "500" code "$base/$bad"
+  check_out "... and the server still answers" "200" code "$base/a"
+done
+check_grep "a float status is logged as such" "answered status 200.5" cat "$tmp/log"
+check_grep "a table body is logged as such" "answered a table body" cat "$tmp/log"
+
 check_out "handler error -> 500" "500" code "$base/boom"
 check_out "500 body has no detail" '{"error": "internal error"}' cat "$tmp/body"
 check_grep "detail logged on the server side" "handler error: .*secret" cat "$tmp/log"
@@ -111,6 +126,52 @@ wait "$pid"; rc=$?; pid=
 check_out "in-flight request finished after SIGTERM" "200" cat "$tmp/slow_code"
 check_out "server exits 0 on SIGTERM" "0" echo "$rc"
 check_out "no new connections after stop" "000" code -m 2 "$base/a"
+
+# a worker's Lua state has a memory limit: a request whose table cannot be
+# built (a 12 MB body in a 10 MB state) is a 500, the server stays up
+MAXUP=20000000 MAXBUF=60000000 start "max_lua_memory = 10000000, threads = 1" ||
+  { fail "server start (memory)"; finish; exit 1; }
+head -c 12000000 /dev/zero > "$tmp/f12m"
+check_out "request table over the memory limit -> 500" "500" \
+  code --data-binary "@$tmp/f12m" -H 'Content-Type: image/jpeg' "$base/raw"
+check_grep "memory error logged" "not enough memory" cat "$tmp/log"
+check_out "the same worker serves the next request" "200" \
+  code --data-binary "@$tmp/f1" -H 'Content-Type: image/jpeg' "$base/raw"
+check_grep "... with its body" "body:5000" cat "$tmp/body"
+check_out "a handler growing past the limit -> 500" "500" code "$base/grow"
+check_out "... and the worker still answers" "200" code "$base/a"
+kill -TERM "$pid"; wait "$pid"; pid=
+
+# cross-site requests and DNS rebinding: refused with or without a token
+start "allowed_origins = { 'https://ops.example' }" ||
+  { fail "server start (origins)"; finish; exit 1; }
+port=${base##*:}
+check_out "POST from another origin -> 403" "403" \
+  code -H 'Origin: http://evil.example' -F "a=@$tmp/f1" "$base/up"
+check_out "403 is a JSON error" '{"error": "cross-site request refused"}' cat "$tmp/body"
+check_out "DELETE from another origin -> 403" "403" \
+  code -X DELETE -H 'Origin: http://evil.example' "$base/x"
+check_out "Origin null -> 403" "403" code -H 'Origin: null' -F "a=@$tmp/f1" "$base/up"
+check_out "no Origin, Sec-Fetch-Site: cross-site -> 403" "403" \
+  code -H 'Sec-Fetch-Site: cross-site' -F "a=@$tmp/f1" "$base/up"
+check_out "the server's own origin -> 200" "200" \
+  code -H "Origin: $base" -F "a=@$tmp/f1" "$base/up"
+check_out "an allowed origin -> 200" "200" \
+  code -H 'Origin: https://ops.example' -F "a=@$tmp/f1" "$base/up"
+check_out "Sec-Fetch-Site: same-origin -> 200" "200" \
+  code -H 'Sec-Fetch-Site: same-origin' -F "a=@$tmp/f1" "$base/up"
+check_out "no Origin (curl, scripts) -> 200" "200" code -F "a=@$tmp/f1" "$base/up"
+check_out "GET from another origin is a read: 200" "200" \
+  code -H 'Origin: http://evil.example' "$base/a"
+check_out "Host of a rebound name -> 403" "403" \
+  code -H "Host: evil.example:$port" "$base/a"
+check_out "Host localhost -> 200" "200" code -H "Host: localhost:$port" "$base/a"
+check_out "Host of an allowed origin -> 200" "200" code -H "Host: ops.example" "$base/a"
+check_out "Origin of a rebound name with its own Host -> 403" "403" \
+  code -H "Host: evil.example:$port" -H "Origin: http://evil.example:$port" \
+  -F "a=@$tmp/f1" "$base/up"
+check_grep "refusals logged with the reason" "refused: cross-site request" cat "$tmp/log"
+kill -TERM "$pid"; wait "$pid"; pid=
 
 # bearer token on mutating methods, compared in constant time
 start "token = 's3cret'" || { fail "server start (token)"; finish; exit 1; }

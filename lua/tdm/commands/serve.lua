@@ -17,8 +17,11 @@ finish; exit 0):
 Errors are JSON {"error": "..."}: 400 malformed id or filename, 401 bad
 token, 404 unknown actor or file, 405, 413 a file over TDM_API_MAX_UPLOAD
 (default 20 MB), 415 not an image, 503 S3 unreachable. With TDM_API_TOKEN
-set, POST and DELETE need "Authorization: Bearer TOKEN". One access-log
-line per request on stderr.]]
+set, POST and DELETE need "Authorization: Bearer TOKEN". A POST or DELETE
+from a web page of another origin (Origin, or Sec-Fetch-Site: cross-site)
+is refused 403 unless TDM_API_ALLOWED_ORIGINS lists it; a Host header
+naming another server (DNS rebinding) is refused 403. One access-log line
+per request on stderr.]]
 
 local function is_loopback(listen)
   local host = listen:match("^%[(.*)%]:%d+$") or listen:match("^(.*):%d+$")
@@ -52,12 +55,17 @@ return cli.command {
                       " with no TDM_API_TOKEN: anyone who can reach it may ",
                       "upload and delete\n")
     end
+    local origins = {}
+    for o in (cfg.api_allowed_origins or ""):gmatch("[^,%s]+") do
+      origins[#origins + 1] = o
+    end
     local ok, msg = core.http_serve {
       listen = listen,
       threads = opts.threads or 4,
       handler = "tdm.api_http",
       settings = settings,
       token = cfg.api_token,
+      allowed_origins = origins,
       max_upload = cfg.api_max_upload,
       quiet = opts.quiet,
     }
