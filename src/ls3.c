@@ -31,52 +31,7 @@ typedef struct lbatch {
   const char **keys;           /* DeleteObjects key arrays */
 } lbatch;
 
-lclient *tdm_ls3_check_client(lua_State *L, int idx) {
-  lclient *u = luaL_checkudata(L, idx, CLIENT);
-  if (!u->c) luaL_error(L, "attempt to use a closed S3 client");
-  return u;
-}
-
 /* ---- settings ----------------------------------------------------------- */
-
-const char *tdm_ls3_opt_string(lua_State *L, int t, const char *name) {
-  const char *s = NULL;
-  int ty = lua_getfield(L, t, name);
-  if (ty == LUA_TSTRING || ty == LUA_TNUMBER) s = lua_tostring(L, -1);
-  else if (ty != LUA_TNIL)
-    luaL_error(L, "S3 client setting '%s': expected a string, got %s", name,
-               luaL_typename(L, -1));
-  lua_pop(L, 1);   /* the table keeps the string alive */
-  return s;
-}
-
-double tdm_ls3_opt_number(lua_State *L, int t, const char *name,
-                          double dflt) {
-  double v = dflt;
-  int ty = lua_getfield(L, t, name);
-  if (ty == LUA_TNUMBER || ty == LUA_TSTRING) {
-    int isnum;
-    v = lua_tonumberx(L, -1, &isnum);
-    if (!isnum)
-      luaL_error(L, "S3 client setting '%s': expected a number", name);
-  } else if (ty != LUA_TNIL) {
-    luaL_error(L, "S3 client setting '%s': expected a number, got %s", name,
-               luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-int tdm_ls3_opt_bool(lua_State *L, int t, const char *name, int dflt) {
-  int v = dflt;
-  int ty = lua_getfield(L, t, name);
-  if (ty == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
-  else if (ty != LUA_TNIL)
-    luaL_error(L, "S3 setting '%s': expected a boolean, got %s", name,
-               luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return v;
-}
 
 /* s3_client{ bucket=, region=, endpoint=, ca_bundle=, profile=, jobs=,
  * multipart_threshold=, part_size=, max_attempts=, connect_timeout=,
@@ -180,37 +135,6 @@ static int job_fail(lua_State *L, const tdm_s3_job *j) {
   return tdm_lua_fail(L, &j->err);
 }
 
-static void set_str(lua_State *L, const char *name, const char *v) {
-  if (v && *v) {
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, name);
-  }
-}
-
-static void set_int(lua_State *L, const char *name, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, name);
-}
-
-void tdm_ls3_push_result(lua_State *L, const tdm_s3_job *j) {
-  lua_createtable(L, 0, 8);
-  lua_pushboolean(L, j->ok);
-  lua_setfield(L, -2, "ok");
-  if (j->ok) {
-    set_str(L, "md5", j->md5);
-    set_str(L, "etag", j->etag);
-    set_int(L, "bytes", (lua_Integer)j->bytes);
-  } else {
-    set_str(L, "error", j->err.message);
-    set_str(L, "code", j->err.code);
-  }
-  set_int(L, "attempts", j->attempts);
-  if (j->interrupted) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "interrupted");
-  }
-}
-
 /* ---- single operations ---------------------------------------------------- */
 
 /* c:head(key) -> { size, etag, md5, last_modified, metadata = {} } |
@@ -226,12 +150,12 @@ static int l_head(lua_State *L) {
   if ((r = run(L, u, h, 1)) != 0) return r;
   if (!j->ok) return job_fail(L, j);
   lua_createtable(L, 0, 6);
-  set_int(L, "size", (lua_Integer)j->bytes);
-  set_str(L, "etag", j->etag);
-  set_str(L, "md5", j->md5);
+  tdm_ls3_set_int(L, "size", (lua_Integer)j->bytes);
+  tdm_ls3_set_str(L, "etag", j->etag);
+  tdm_ls3_set_str(L, "md5", j->md5);
   lua_pushnumber(L, j->last_modified);
   lua_setfield(L, -2, "last_modified");
-  set_int(L, "attempts", j->attempts);
+  tdm_ls3_set_int(L, "attempts", j->attempts);
   lua_createtable(L, 0, j->nmeta);
   for (i = 0; i < j->nmeta; i++) {
     lua_pushstring(L, j->meta[i].value);
@@ -313,9 +237,9 @@ static int push_page(lua_State *L, const tdm_s3_job *j) {
     lua_createtable(L, 0, 5);
     lua_pushstring(L, o->key);
     lua_setfield(L, -2, "key");
-    set_int(L, "size", (lua_Integer)o->size);
-    set_str(L, "etag", o->etag);
-    set_str(L, "md5", o->md5);
+    tdm_ls3_set_int(L, "size", (lua_Integer)o->size);
+    tdm_ls3_set_str(L, "etag", o->etag);
+    tdm_ls3_set_str(L, "md5", o->md5);
     lua_pushnumber(L, o->last_modified);
     lua_setfield(L, -2, "last_modified");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -495,18 +419,18 @@ static int l_delete_many(lua_State *L) {
     if (!j->ok) {   /* the whole batch failed: every key in it did */
       for (e = 0; e < j->nkeys; e++) {
         lua_createtable(L, 0, 3);
-        set_str(L, "key", j->keys[e]);
-        set_str(L, "code", j->err.code);
-        set_str(L, "message", j->err.message);
+        tdm_ls3_set_str(L, "key", j->keys[e]);
+        tdm_ls3_set_str(L, "code", j->err.code);
+        tdm_ls3_set_str(L, "message", j->err.message);
         lua_rawseti(L, -2, (lua_Integer)++i);
       }
       continue;
     }
     for (e = 0; e < j->nerrors; e++) {
       lua_createtable(L, 0, 3);
-      set_str(L, "key", j->errors[e].key);
-      set_str(L, "code", j->errors[e].code);
-      set_str(L, "message", j->errors[e].message);
+      tdm_ls3_set_str(L, "key", j->errors[e].key);
+      tdm_ls3_set_str(L, "code", j->errors[e].code);
+      tdm_ls3_set_str(L, "message", j->errors[e].message);
       lua_rawseti(L, -2, (lua_Integer)++i);
     }
   }
@@ -545,8 +469,8 @@ static int l_stats(lua_State *L) {
   uint64_t req = 0, conn = 0;
   tdm_s3_stats(tdm_ls3_check_client(L, 1)->c, &req, &conn);
   lua_createtable(L, 0, 2);
-  set_int(L, "requests", (lua_Integer)req);
-  set_int(L, "connections", (lua_Integer)conn);
+  tdm_ls3_set_int(L, "requests", (lua_Integer)req);
+  tdm_ls3_set_int(L, "connections", (lua_Integer)conn);
   return 1;
 }
 

@@ -1,5 +1,7 @@
 /* ls3_int.h -- what the S3 binding files (ls3.c: the client and its
- * single operations; ls3_queue.c: transfer queues) share. */
+ * single operations; ls3_queue.c: transfer queues) share; defined in
+ * ls3_common.c, except the queue functions at the end (ls3_queue.c,
+ * used by ls3.c). */
 #ifndef TDM_LS3_INT_H
 #define TDM_LS3_INT_H
 
@@ -22,6 +24,10 @@ double tdm_ls3_opt_number(lua_State *L, int t, const char *name,
                           double dflt);
 /* Field `name` of the table at t as a boolean (0/1; dflt when nil). */
 int tdm_ls3_opt_bool(lua_State *L, int t, const char *name, int dflt);
+
+/* Set t[name] = v on the table on top (a string only when not empty). */
+void tdm_ls3_set_str(lua_State *L, const char *name, const char *v);
+void tdm_ls3_set_int(lua_State *L, const char *name, lua_Integer v);
 
 /* Push a transfer result { ok, md5, bytes, attempts, etag, error, code,
  * interrupted }. */

@@ -115,8 +115,7 @@ int tdm_temp_path(const char *path, char *out, size_t outsz,
   return TDM_OK;
 }
 
-/* write(2) all of `len` bytes, retrying on EINTR and short writes. */
-static int write_all(int fd, const char *data, size_t len) {
+int tdm_write_all(int fd, const char *data, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, data, len);
     if (n < 0) {
@@ -136,7 +135,7 @@ int tdm_atomic_write(const char *path, const void *data, size_t len,
   if (tdm_temp_path(path, tmp, sizeof tmp, err) != TDM_OK) return TDM_ERR;
   fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return tdm_error_errno(err, errno, "write %s", path);
-  if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+  if (tdm_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
     saved = errno;
     close(fd);
     unlink(tmp);

@@ -1,5 +1,6 @@
 /*
- * tdm_s3_int.h -- internals shared by the tdm_s3_*.c files (client, loop).
+ * tdm_s3_int.h -- internals shared by the tdm_s3_*.c files (client, loop,
+ * errors).
  * Not installed; nothing outside src/tdm_s3_*.c includes it.
  */
 #ifndef TDM_S3_INT_H
@@ -54,5 +55,10 @@ int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
 
 /* Uniform [0,1) for jitter. */
 double tdm_s3i_random(tdm_s3 *c);
+
+/* tdm_s3_error.c: the kind of network failure of a curl code, and its
+ * error code ("ETIMEDOUT", "ETLS", ... "ECURL"). */
+tdm_s3_net tdm_s3i_net_of(CURLcode rc);
+const char *tdm_s3i_net_code(tdm_s3_net net);
 
 #endif

@@ -116,7 +116,7 @@ static void end_list(tdm_s3_xml *x, const char *parent, const char *name,
       tdm_etag_unquote(x->cur.etag, sizeof x->cur.etag, t);
       if (!tdm_etag_plain_md5(x->cur.etag, x->cur.md5)) x->cur.md5[0] = 0;
     } else if (strcmp(name, "LastModified") == 0) {
-      x->cur.last_modified = tdm_s3_parse_time(t);
+      x->cur.last_modified = tdm_utc_parse(t);
     }
   } else if (x->depth == 2 && strcmp(name, "Contents") == 0) {
     if (!x->cur_key) {
@@ -272,44 +272,4 @@ int tdm_s3_xml_escape(const char *s, tdm_buf *out, tdm_error *err) {
       return TDM_ERR;
   }
   return TDM_OK;
-}
-
-/* 1..12 for an English month abbreviation, 0 for anything else. */
-static int month_number(const char *m) {
-  static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  int i;
-  if (strlen(m) != 3) return 0;
-  for (i = 0; i < 12; i++)
-    if (strncasecmp(m, names + 3 * i, 3) == 0) return i + 1;
-  return 0;
-}
-
-/* An HTTP date (RFC 9110 5.6.7) in any of its three forms: IMF-fixdate
- * "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37
- * GMT" and asctime "Sun Nov  6 08:49:37 1994"; -1 when it is none or a
- * field is out of range. */
-static double http_date(const char *s) {
-  char mon[4];
-  int y, d, h, mi, sec;
-  if (sscanf(s, "%*[A-Za-z], %2d %3s %4d %2d:%2d:%2d", &d, mon, &y, &h,
-             &mi, &sec) == 6)
-    return tdm_utc_seconds(y, month_number(mon), d, h, mi, sec);
-  if (sscanf(s, "%*[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d", &d, mon, &y,
-             &h, &mi, &sec) == 6)
-    return tdm_utc_seconds(y + (y < 70 ? 2000 : 1900), month_number(mon), d,
-                           h, mi, sec);
-  if (sscanf(s, "%*[A-Za-z] %3s %2d %2d:%2d:%2d %4d", mon, &d, &h, &mi, &sec,
-             &y) == 6)
-    return tdm_utc_seconds(y, month_number(mon), d, h, mi, sec);
-  return -1;
-}
-
-double tdm_s3_parse_time(const char *s) {
-  int y, mo, d, h, mi;
-  double sec, t;
-  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf", &y, &mo, &d, &h, &mi, &sec) == 6)
-    t = tdm_utc_seconds(y, mo, d, h, mi, sec);
-  else
-    t = http_date(s);
-  return t < 0 ? 0 : t;
 }

@@ -39,6 +39,10 @@ int tdm_fsync_parent(const char *path, tdm_error *err);
 int tdm_atomic_write(const char *path, const void *data, size_t len,
                      tdm_error *err);
 
+/* write(2) all of `len` bytes, retrying on EINTR and short writes; 0, or
+ * -1 with errno set. */
+int tdm_write_all(int fd, const char *data, size_t len);
+
 /* Make a unique temp-file name beside `path` (".NAME.tmp.PID.N") into
  * `out` (of `outsz` bytes). Temp names start with '.' so scans, which skip
  * hidden files, never take them for images. */

@@ -289,8 +289,4 @@ void tdm_s3_xml_free(tdm_s3_xml *x);
 /* Append `s` XML-escaped (& < > " ') to `out`. */
 int tdm_s3_xml_escape(const char *s, tdm_buf *out, tdm_error *err);
 
-/* Epoch seconds of an ISO 8601 UTC time ("2026-11-26T05:12:49.000Z") or
- * an HTTP date; 0 when unparsable. */
-double tdm_s3_parse_time(const char *s);
-
 #endif

@@ -11,4 +11,8 @@
  * before 1970. A day past the month's end rolls over as timegm does. */
 double tdm_utc_seconds(int y, int mo, int d, int h, int mi, double sec);
 
+/* Epoch seconds of an ISO 8601 UTC time ("2026-11-26T05:12:49.000Z") or
+ * an HTTP date in any of its three forms; 0 when unparsable. */
+double tdm_utc_parse(const char *s);
+
 #endif
