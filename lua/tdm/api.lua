@@ -293,7 +293,10 @@ function API:image_view(name, e)
     filename = e.filename,
     s3_url = e.s3_url,
     local_exists = st ~= nil and st.type == "file",
-    local_path = e.local_path,
+    -- the manifest keeps the seed's relative form; the API shows where
+    -- the file is under the root configured now
+    local_path = core.layout.absolute_file_path(self.cfg.data_root, name,
+                                                e.filename) or e.local_path,
     md5_hash = e.md5_hash,
     size_mb = e.size_mb,
     modified_date = api_date(e),
@@ -488,10 +491,9 @@ end
 -- actor's S3 folder (another host may have written names this one never
 -- saw). -> index | nil, msg, code (the listing failed).
 function API:next_index(m, name, c)
-  local top = -1
-  local pat = "^" .. name:gsub("%p", "%%%0") .. "_(%d+)%.[%w]+$"
+  local top, mine = -1, name .. "_"
   local function see(fn)
-    local i = math.tointeger(tonumber(fn:match(pat) or ""))
+    local i = fn:sub(1, #mine) == mine and core.layout.image_index(fn)
     if i and i > top then top = i end
   end
   for _, e in ipairs(m:get_all_images()) do see(e.filename) end
@@ -549,7 +551,7 @@ function API:upload_training_images(actor_id, files)
     for _, it in ipairs(items) do
       local r
       for _ = 1, MAX_NAME_TRIES do
-        local fn = string.format("%s_%d.%s", name, idx, it.ext)
+        local fn = assert(core.layout.image_name(name, idx, it.ext))
         idx = idx + 1
         r = self:upload_one(m, c, name, fn, dir .. "/" .. fn, it)
         if not r.taken then break end

@@ -106,6 +106,22 @@ t.test("a key written between HEAD and PUT: If-None-Match (proxy)", function()
   t.eq(s3_md5(NAME .. "_6.jpg"), theirs, "the other host's _6 untouched")
 end)
 
+t.test("local_path: relative in the manifest, absolute in the API", function()
+  local fn = NAME .. "_1.jpg"
+  local m = assert(tdm.Manifest.load(w:mpath(NAME), cfg))
+  local stored
+  for _, e in ipairs(m.training_data) do
+    if e.filename == fn then stored = e.local_path end
+  end
+  t.eq(stored, "data/actors/" .. NAME .. "/training_data/" .. fn,
+       "the seed's relative form stored")
+  local shown
+  for _, img in ipairs(assert(api:get_training_data(44)).training_images) do
+    if img.filename == fn then shown = img.local_path end
+  end
+  t.eq(shown, w:lpath(NAME, fn), "absolute, from the configured root")
+end)
+
 t.test("delete without s3 evicts the local copy; the entry stays", function()
   local fn = NAME .. "_1.jpg"
   local res, msg = api:delete_training_image(44, fn)
