@@ -20,6 +20,7 @@
 #include "tdm/hash.h"
 #include "tdm/fs.h"
 #include "tdm/interrupt.h"
+#include "tdm/proc.h"
 #include "tdm/utc.h"
 #include "tdm/config.h"
 #include "tdm/layout.h"

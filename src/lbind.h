@@ -32,6 +32,7 @@ void tdm_lua_new_closable(lua_State *L, const char *name,
  * stack (the tdm.core module table). Listed in lcore.c. */
 int tdm_lua_open_hash(lua_State *L);
 int tdm_lua_open_fs(lua_State *L);
+int tdm_lua_open_proc(lua_State *L);
 int tdm_lua_open_config(lua_State *L);
 int tdm_lua_open_layout(lua_State *L);
 int tdm_lua_open_manifest(lua_State *L);

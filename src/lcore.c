@@ -29,6 +29,7 @@ void tdm_lua_new_closable(lua_State *L, const char *name,
 static const lua_CFunction openers[] = {
   tdm_lua_open_hash,
   tdm_lua_open_fs,
+  tdm_lua_open_proc,
   tdm_lua_open_config,
   tdm_lua_open_layout,
   tdm_lua_open_manifest,

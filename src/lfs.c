@@ -69,6 +69,17 @@ static int l_atomic_write(lua_State *L) {
   return 1;
 }
 
+/* sweep_temps(dir) -> { names removed } | nil, msg, code: the temp files
+ * that dead processes left in `dir` (tdm_sweep_temps). */
+static int l_sweep_temps(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  tdm_error err;
+  lua_newtable(L);
+  if (tdm_sweep_temps(dir, push_name, L, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  return 1;
+}
+
 /* check_name(name [, what]) / check_relpath(path [, what])
  * -> true | nil, msg, code. */
 static int l_check_name(lua_State *L) {
@@ -119,6 +130,7 @@ static const luaL_Reg funcs[] = {
   {"stat", l_stat},
   {"mkdirs", l_mkdirs},
   {"atomic_write", l_atomic_write},
+  {"sweep_temps", l_sweep_temps},
   {"check_name", l_check_name},
   {"check_relpath", l_check_relpath},
   {"now", l_now},

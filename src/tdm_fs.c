@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,49 @@ int tdm_temp_path(const char *path, char *out, size_t outsz,
                    __ATOMIC_RELAXED));
   if (n < 0 || (size_t)n >= outsz)
     return tdm_error_errno(err, ENAMETOOLONG, "temp file for %s", path);
+  return TDM_OK;
+}
+
+/* The PID in a temp-file name ".NAME.tmp.PID.N" (tdm_temp_path's form,
+ * NAME not empty), or 0 when `name` is not one. */
+static long temp_pid(const char *name) {
+  size_t len = strlen(name), i = len, pid_end;
+  long pid = 0;
+  if (name[0] != '.') return 0;
+  while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9') i--;
+  if (i == len || i == 0 || name[i - 1] != '.') return 0;
+  pid_end = --i;
+  while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9') i--;
+  if (i == pid_end || pid_end - i > 9 || i < 7 ||
+      memcmp(name + i - 5, ".tmp.", 5) != 0)
+    return 0;
+  for (; i < pid_end; i++) pid = pid * 10 + (name[i] - '0');
+  return pid;
+}
+
+int tdm_sweep_temps(const char *dir, tdm_dir_fn removed, void *ud,
+                    tdm_error *err) {
+  struct dirent *de;
+  DIR *d = opendir(dir);
+  long self = (long)getpid();
+  if (!d) {
+    if (errno == ENOENT) return TDM_OK;
+    return tdm_error_errno(err, errno, "sweep temp files in %s", dir);
+  }
+  while ((de = readdir(d)) != NULL) {
+    struct stat st;
+    long pid = temp_pid(de->d_name);
+    /* EPERM: alive, someone else's; only ESRCH says nobody writes it */
+    if (pid <= 0 || pid == self || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode))
+      continue;
+    if (unlinkat(dirfd(d), de->d_name, 0) == 0 && removed &&
+        removed(de->d_name, ud) != 0)
+      break;
+  }
+  closedir(d);
   return TDM_OK;
 }
 

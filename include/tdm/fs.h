@@ -54,4 +54,13 @@ int tdm_temp_path(const char *path, char *out, size_t outsz, tdm_error *err);
 typedef int (*tdm_dir_fn)(const char *name, void *ud);
 int tdm_listdir(const char *dir, tdm_dir_fn fn, void *ud, tdm_error *err);
 
+/* Remove from directory `dir` the temp files (see tdm_temp_path) that a
+ * process no longer running left behind: regular files named
+ * ".NAME.tmp.PID.N" whose PID is not a live process (kill(PID, 0) says
+ * ESRCH; this process's own are kept). `removed(name, ud)` (may be NULL)
+ * is called for each one removed (non-zero stops the sweep). A missing
+ * `dir` has none: TDM_OK. */
+int tdm_sweep_temps(const char *dir, tdm_dir_fn removed, void *ud,
+                    tdm_error *err);
+
 #endif

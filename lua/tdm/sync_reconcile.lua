@@ -11,32 +11,11 @@ local sorted_keys = report.sorted_keys
 
 local Sync = {}
 
--- Online CPUs (Linux /proc/cpuinfo, else getconf, else 2), read once.
-local ncpu
-local function cpu_count()
-  if ncpu then return ncpu end
-  local n = 0
-  local f = io.open("/proc/cpuinfo", "r")
-  if f then
-    for line in f:lines() do
-      if line:match("^processor%s*:") then n = n + 1 end
-    end
-    f:close()
-  end
-  if n == 0 then
-    local p = io.popen("getconf _NPROCESSORS_ONLN 2>/dev/null")
-    n = p and tonumber(p:read("a")) or 0
-    if p then p:close() end
-  end
-  ncpu = n > 0 and n or 2
-  return ncpu
-end
-
 --- Threads for hashing: hashing is CPU-bound, so more threads than CPUs
 -- only add overhead (measured 3-4x slower scans with 16 threads on 2
 -- CPUs), while cfg.jobs is sized for network transfers.
 function Sync:hash_jobs()
-  return math.min(self.cfg.jobs, cpu_count())
+  return math.min(self.cfg.jobs, core.cpu_count())
 end
 
 --- The S3 fact of a listing (or HEAD) object, as manifests record it.

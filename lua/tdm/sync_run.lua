@@ -28,18 +28,24 @@ function Sync:process_actor(name, objects, o, state)
     fail(r, name, nil, msg, code)
     return nil, msg, code
   end
-  local claim = o.direction and not o.dry_run and self:claim_path(m)
+  -- This run's claim on the actor's transfers (see Sync:claim_path),
+  -- taken under the manifest's lock: first to see whether another run
+  -- holds it (only when its file exists: a run that never transfers
+  -- creates none), then, if it plans transfers, to keep.
+  local claim
+  local want_claim = o.direction and not o.dry_run
   local ok, res = pcall(function()
-    if claim then
-      local busy, pid = self.claim_busy(claim, state.token)
-      if busy then
+    if want_claim and core.stat(self:claim_path(m)) then
+      local cmsg, ccode
+      claim, cmsg, ccode = self:take_claim(m)
+      if not claim and ccode == "LOCKED" then
         T.busy_skipped = T.busy_skipped + 1
         emit(r, { actor = name, action = "claim", result = "busy, skipped",
-                  error = "another run (pid " .. pid .. ") is transferring this actor's files" })
+                  error = "another run is transferring this actor's files ("
+                          .. cmsg .. ")" })
         return { true }
       end
-      -- A void claim (its run is gone) is removed under the lock.
-      if core.stat(claim) then os.remove(claim) end
+      if not claim then return { nil, cmsg, ccode } end
     end
     local rep, emsg, ecode = self:refresh(m, objects, { verify = o.verify, prune = o.prune,
                                                         prehash = state.prehash })
@@ -73,9 +79,13 @@ function Sync:process_actor(name, objects, o, state)
         emit(r, { actor = name, file = f, action = "clean", result = "removed stale temp file" })
       end
     end
-    if claim and #jobs > 0 then
-      local okc, cmsg, ccode = self.write_claim(claim, state.token)
-      if not okc then return { nil, cmsg, ccode } end
+    -- Kept until the actor's last transfer is recorded (release_claim).
+    if want_claim and #jobs > 0 then
+      if not claim then
+        local cmsg, ccode
+        claim, cmsg, ccode = self:take_claim(m)
+        if not claim then return { nil, cmsg, ccode } end
+      end
       state.claims[name] = claim
     end
     local created = not m:exists()
@@ -116,6 +126,7 @@ function Sync:process_actor(name, objects, o, state)
     return { true }
   end)
   m:close()
+  if claim and state.claims[name] ~= claim then claim:release() end
   if not ok then error(res, 0) end
   if not res[1] then
     T.actor_errors = T.actor_errors + 1
@@ -186,8 +197,7 @@ function Sync:run(o)
   local saver <close> = core.manifest_saver(4)
   local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
                   saver = saver, counted = {},
-                  planned = 0, bytes_total = 0, claims = {},
-                  token = self.claim_token() }
+                  planned = 0, bytes_total = 0, claims = {} }
   -- A run that raises closes its transfer queue (what is in flight is
   -- aborted, no temp file left, the client is free again) and gives up
   -- its claims. After a normal end both are already done.
