@@ -50,6 +50,7 @@ local plain = {
   ["delete-local ok"] = "deleted locally",
   ["delete-s3 ok"] = "deleted from S3",
   ["skip ignored"] = "ignored",
+  ["skip stray key"] = "S3 object outside any actor folder, skipped",
 }
 reporter.plain = plain
 
@@ -108,6 +109,17 @@ function Reporter:event(ev)
     log.file_only(reporter.line(ev, self.dry_run))
   end
   io.stdout:flush()
+end
+
+--- Something skipped on purpose that the operator should hear of (an S3
+-- key outside any actor folder): a JSON event in --json, else one line
+-- "tdm-lua: COMMAND: warning: ..." on stderr. Not an error: the exit code
+-- is unchanged.
+function Reporter:warn(ev)
+  if self.json then return self:event(ev) end
+  self:clear_progress()
+  log.out(io.stderr, "tdm-lua: " .. self.name .. ": warning: "
+          .. reporter.line(ev, self.dry_run))
 end
 
 -- Whether an error with `code` is the configuration's fault (exit 2).

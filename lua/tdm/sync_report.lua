@@ -56,6 +56,12 @@ local function new_totals()
            out_of_sync = 0, missing = 0 }
 end
 
+--- A warning to reporter r (one without warn gets it as an event).
+function M.warn(r, ev)
+  if not r then return end
+  if r.warn then r:warn(ev) else r:event(ev) end
+end
+
 M.emit, M.fail, M.report_refresh, M.new_totals = emit, fail, report_refresh, new_totals
 
 return M

@@ -214,10 +214,13 @@ function Sync:run(o)
       emit(r, { file = key, action = "skip", result = "ignored", error = why })
       return
     end
-    -- A key tdm cannot map safely is bad input: reported (naming the
-    -- whole key, which names the actor folder too), never turned into a
-    -- path, and the run carries on but ends with exit 1.
-    fail(r, nil, key, string.format("refused S3 key '%s': %s", key, why), "EBADKEY")
+    -- A key outside any actor folder (another tool's README, a nested
+    -- "folder", a name that is no safe file name) is never turned into a
+    -- path: skipped with a warning naming the whole key, counted, and no
+    -- error -- one stray object must not fail every run. audit reports
+    -- it as a finding (bad_key).
+    report.warn(r, { file = key, action = "skip", result = "stray key", error = why,
+                     code = "EBADKEY" })
   end
   local function process(name, objects)
     if processed[name] or core.interrupted() then return end
