@@ -1,8 +1,9 @@
 /*
  * tdm_http.c -- the HTTP server of include/tdm/http.h on libmicrohttpd
- * (MHD): listening, worker threads, limits, multipart, token, cross-site
- * and Host checks, access log, drain. No Lua here: src/lhttp.c is the
- * binding that runs a Lua handler in each worker thread.
+ * (MHD): worker threads, limits, multipart, access log, drain. The checks
+ * on headers are tdm_http_guard.c's, the socket tdm_http_listen.c's. No
+ * Lua here: src/lhttp.c is the binding that runs a Lua handler in each
+ * worker thread.
  *
  * Threading: MHD runs a fixed pool of worker threads
  * (MHD_OPTION_THREAD_POOL_SIZE), each with its own event loop and its own
@@ -20,8 +21,6 @@
  * answers. The completion callback writes one access-log line.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,16 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
-#include "tdm.h"
+#include "tdm_http_int.h"
 #include "tdm_curl.h"
 #include "tdm_mhd.h"
 
@@ -50,7 +43,6 @@
 #define HTTP_MAX_QUERY 64          /* query pairs shown to the handler */
 #define HTTP_FIELD_MAX 256
 #define HTTP_LOG_PATH_MAX 300
-#define HTTP_ORIGIN_MAX 256
 #define DRAIN_IDLE_MS 2000         /* see the end of tdm_http_serve */
 
 /* The server: settings copied from the config, read-only while the daemon
@@ -60,11 +52,7 @@ typedef struct server {
   void *ud;
   void (*log)(void *ud, const char *line);
   int access_log;
-  unsigned char token_hash[32];
-  int has_token;
-  char (*origins)[HTTP_ORIGIN_MAX]; /* allowed, lower case, no final '/' */
-  size_t norigins;
-  char listen_host[256];   /* as given in the listen address */
+  tdm_http_guard guard;     /* Host, cross-site and token checks */
   size_t max_upload;       /* bytes per file */
   size_t max_files;
   size_t max_body;         /* whole request */
@@ -145,11 +133,6 @@ static void copy_field(char *dst, size_t dstsz, const char *src) {
   dst[n] = '\0';
 }
 
-static void sha256(const void *data, size_t len, unsigned char out[32]) {
-  unsigned int n = 32;
-  EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
-}
-
 /* Queue `body` (copied) with `status` and the usual headers; `extra` is a
  * NULL-terminated list of name, value pairs (or NULL). Records status and
  * size in `r` for the access log. Returns MHD's verdict. */
@@ -205,96 +188,6 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, request *r,
 
 static const char *header(struct MHD_Connection *c, const char *name) {
   return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
-}
-
-/* Whether a request with this method may change something: everything
- * but GET, HEAD and OPTIONS. */
-static int changes_state(const char *m) {
-  return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 &&
-         strcmp(m, "OPTIONS") != 0;
-}
-
-/* The host part of a Host value ("h", "h:port", "[v6]:port") into `out`
- * (lower case); 0 when it is malformed or too long. */
-static int host_part(const char *hv, char *out, size_t outsz) {
-  const char *end;
-  size_t n, i;
-  if (hv[0] == '[') {
-    end = strchr(hv, ']');
-    if (!end) return 0;
-    end++;
-  } else {
-    end = strchr(hv, ':');
-    if (!end) end = hv + strlen(hv);
-  }
-  n = (size_t)(end - hv);
-  if (n == 0 || n >= outsz) return 0;
-  for (i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)hv[i];
-    if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '@') return 0;
-    out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-  }
-  out[n] = '\0';
-  return 1;
-}
-
-static int is_ip_literal(const char *h) {
-  unsigned char a[16];
-  char v6[64];
-  size_t n = strlen(h);
-  if (inet_pton(AF_INET, h, a) == 1) return 1;
-  if (n < 3 || h[0] != '[' || h[n - 1] != ']' || n - 2 >= sizeof v6)
-    return 0;
-  memcpy(v6, h + 1, n - 2);
-  v6[n - 2] = '\0';
-  return inet_pton(AF_INET6, v6, a) == 1;
-}
-
-/* Host must name this server. An IP literal cannot be rebound to
- * 127.0.0.1 by an attacker's DNS, "localhost" is this machine; any other
- * name must be the listen host or the host of an allowed origin. No Host
- * at all (HTTP/1.0) is not a browser: allowed. */
-static int host_allowed(const server *srv, const char *hv) {
-  char h[256], oh[256];
-  size_t i;
-  if (!hv) return 1;
-  if (!host_part(hv, h, sizeof h)) return 0;
-  if (is_ip_literal(h) || strcmp(h, "localhost") == 0) return 1;
-  if (srv->listen_host[0] && strcasecmp(h, srv->listen_host) == 0) return 1;
-  for (i = 0; i < srv->norigins; i++) {
-    const char *o = strstr(srv->origins[i], "://");
-    if (o && host_part(o + 3, oh, sizeof oh) && strcmp(h, oh) == 0)
-      return 1;
-  }
-  return 0;
-}
-
-/* Whether a state-changing request comes from this server's own pages or
- * an allowed origin: by Origin when sent ("http://" + Host is our own;
- * "null" never matches), else by Sec-Fetch-Site (only "cross-site" is
- * refused: same-site, same-origin, none and its absence -- curl, scripts
- * -- pass). */
-static int same_site(const server *srv, struct MHD_Connection *c) {
-  const char *origin = header(c, "Origin");
-  const char *host = header(c, "Host");
-  char o[HTTP_ORIGIN_MAX];
-  size_t n, i;
-  if (!origin) {
-    const char *sfs = header(c, "Sec-Fetch-Site");
-    return !(sfs && strcasecmp(sfs, "cross-site") == 0);
-  }
-  n = strlen(origin);
-  while (n > 0 && origin[n - 1] == '/') n--;
-  if (n >= sizeof o) return 0;
-  for (i = 0; i < n; i++)
-    o[i] = (char)(origin[i] >= 'A' && origin[i] <= 'Z' ? origin[i] + 32
-                                                       : origin[i]);
-  o[n] = '\0';
-  if (host && strncmp(o, "http://", 7) == 0 && strcasecmp(o + 7, host) == 0)
-    return 1;
-  for (i = 0; i < srv->norigins; i++)
-    if (strcmp(o, srv->origins[i]) == 0) return 1;
-  return 0;
 }
 
 /* ---- calling the handler ---------------------------------------------- */
@@ -516,21 +409,6 @@ static int has_prefix_ci(const char *s, const char *prefix) {
   return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Bearer-token check for mutating methods: the presented token and the
- * configured one are both hashed (SHA-256) and the digests compared with
- * CRYPTO_memcmp, so the time taken says nothing about either. */
-static int authorized(server *srv, struct MHD_Connection *c) {
-  const char *auth;
-  unsigned char got[32];
-  if (!srv->has_token) return 1;
-  auth = header(c, "Authorization");
-  if (!has_prefix_ci(auth, "Bearer ")) return 0;
-  auth += 7;
-  while (*auth == ' ') auth++;
-  sha256(auth, strlen(auth), got);
-  return CRYPTO_memcmp(got, srv->token_hash, sizeof got) == 0;
-}
-
 static int is_body_method(const char *m) {
   return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
          strcmp(m, "PATCH") == 0;
@@ -547,23 +425,18 @@ static enum MHD_Result first_call(struct MHD_Connection *c, request *r,
     "WWW-Authenticate", "Bearer realm=\"tdm\"", NULL };
   int answered;
   enum MHD_Result ok;
-  if (!host_allowed(srv, header(c, "Host"))) {
-    log_line(srv, "tdm-lua serve: %s %s: refused: Host does not name this "
-             "server (add its origin to TDM_API_ALLOWED_ORIGINS if it "
-             "does)", r->method, r->path);
-    return respond_error(c, r, 403, "the Host header does not name this "
-                         "server", NULL);
+  const char *msg, *why;
+  int refused = tdm_httpi_guard_check(&srv->guard, r->method,
+                                      header(c, "Host"), header(c, "Origin"),
+                                      header(c, "Sec-Fetch-Site"),
+                                      header(c, "Authorization"), &msg, &why);
+  if (refused) {
+    if (refused != 401)
+      log_line(srv, "tdm-lua serve: %s %s: refused: %s", r->method, r->path,
+               why);
+    return respond_error(c, r, refused, msg, refused == 401 ? auth_hdr
+                                                             : NULL);
   }
-  if (changes_state(r->method) && !same_site(srv, c)) {
-    log_line(srv, "tdm-lua serve: %s %s: refused: cross-site request "
-             "(Origin or Sec-Fetch-Site; TDM_API_ALLOWED_ORIGINS lists "
-             "the origins allowed besides this server's own)", r->method,
-             r->path);
-    return respond_error(c, r, 403, "cross-site request refused", NULL);
-  }
-  if (changes_state(r->method) && !authorized(srv, c))
-    return respond_error(c, r, 401, "missing or wrong bearer token",
-                         auth_hdr);
   if (cl) {
     char *end;
     unsigned long long n;
@@ -699,113 +572,15 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) {
   return strlen(s);
 }
 
-/* ---- listening socket --------------------------------------------------- */
-
-/* Parse "HOST:PORT", "[V6]:PORT" or "PORT" and open a listening socket
- * (SO_REUSEADDR, backlog 128). Writes the bound address as "HOST:PORT"
- * into `bound`. Returns the fd or -1 with *err filled. */
-static int open_listener(const char *spec, char *bound, size_t boundsz,
-                         tdm_error *err) {
-  char host[256], port[16];
-  const char *colon;
-  struct addrinfo hints, *ai = NULL;
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  int fd, one = 1, rc, e;
-  if (spec[0] == '[') {
-    const char *close = strchr(spec, ']');
-    if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof host)
-      return tdm_error_set(err, "EINVAL", "bad listen address '%s' (want "
-                           "HOST:PORT)", spec), -1;
-    memcpy(host, spec + 1, (size_t)(close - spec - 1));
-    host[close - spec - 1] = '\0';
-    colon = close + 1;
-  } else if ((colon = strrchr(spec, ':')) != NULL) {
-    if ((size_t)(colon - spec) >= sizeof host)
-      return tdm_error_set(err, "EINVAL", "bad listen address '%s'", spec), -1;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-  } else {
-    copy_field(host, sizeof host, "127.0.0.1");
-    colon = spec - 1;
-  }
-  copy_field(port, sizeof port, colon + 1);
-  if (port[0] == '\0' || port[strspn(port, "0123456789")] != '\0' ||
-      strtol(port, NULL, 10) > 65535)
-    return tdm_error_set(err, "EINVAL", "bad port in listen address '%s'",
-                         spec), -1;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-  if (rc != 0)
-    return tdm_error_set(err, "EINVAL", "listen address '%s': %s", spec,
-                         gai_strerror(rc)), -1;
-  fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    e = errno;
-    freeaddrinfo(ai);
-    return tdm_error_errno(err, e, "listen on %s", spec), -1;
-  }
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-    e = errno;
-    close(fd);
-    freeaddrinfo(ai);
-    return tdm_error_errno(err, e, "listen on %s", spec), -1;
-  }
-  freeaddrinfo(ai);
-  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-    char addr[INET6_ADDRSTRLEN] = "?";
-    unsigned p = 0;
-    if (ss.ss_family == AF_INET) {
-      struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-      inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
-      p = ntohs(s4->sin_port);
-      snprintf(bound, boundsz, "%s:%u", addr, p);
-    } else if (ss.ss_family == AF_INET6) {
-      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-      inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
-      p = ntohs(s6->sin6_port);
-      snprintf(bound, boundsz, "[%s]:%u", addr, p);
-    }
-  }
-  return fd;
-}
-
 /* ---- serving ------------------------------------------------------------ */
 
-/* Copy the settings of `cfg` into `srv` (origins lower-cased, without a
- * final '/'). */
+/* Copy the settings of `cfg` into `srv`. */
 static int setup(server *srv, const tdm_http_config *cfg, tdm_error *err) {
-  size_t i, n, k;
   srv->handler = cfg->handler;
   srv->ud = cfg->handler_ud;
   srv->log = cfg->log;
   srv->access_log = cfg->access_log;
-  if (cfg->token && cfg->token[0]) {
-    sha256(cfg->token, strlen(cfg->token), srv->token_hash);
-    srv->has_token = 1;
-  }
-  if (cfg->norigins > 0) {
-    srv->origins = calloc(cfg->norigins, sizeof *srv->origins);
-    if (!srv->origins)
-      return tdm_error_set(err, "ENOMEM", "HTTP server: out of memory");
-  }
-  for (i = 0; i < cfg->norigins; i++) {
-    const char *o = cfg->allowed_origins[i];
-    n = strlen(o);
-    while (n > 0 && o[n - 1] == '/') n--;
-    if (n == 0 || n >= HTTP_ORIGIN_MAX || !strstr(o, "://"))
-      return tdm_error_set(err, "EINVAL", "allowed origin '%s' is not "
-                           "SCHEME://HOST[:PORT]", o);
-    for (k = 0; k < n; k++)
-      srv->origins[i][k] = (char)(o[k] >= 'A' && o[k] <= 'Z' ? o[k] + 32
-                                                             : o[k]);
-    srv->origins[i][n] = '\0';
-  }
-  srv->norigins = cfg->norigins;
+  if (tdm_httpi_guard_init(&srv->guard, cfg, err) != TDM_OK) return TDM_ERR;
   srv->max_upload = cfg->max_upload ? cfg->max_upload
                                     : HTTP_MAX_UPLOAD_DEFAULT;
   srv->max_files = cfg->max_files ? cfg->max_files : HTTP_MAX_FILES_DEFAULT;
@@ -826,16 +601,6 @@ static int setup(server *srv, const tdm_http_config *cfg, tdm_error *err) {
   return TDM_OK;
 }
 
-/* The host of a listen address ("h:p", "[v6]:p", "p") into srv. */
-static void remember_listen_host(server *srv, const char *spec) {
-  const char *colon = strrchr(spec, ':');
-  size_t n = colon ? (size_t)(colon - spec) : 0;
-  if (spec[0] == '[') return;          /* an IP literal: allowed anyway */
-  if (n >= sizeof srv->listen_host) n = 0;
-  memcpy(srv->listen_host, spec, n);
-  srv->listen_host[n] = '\0';
-}
-
 int tdm_http_serve(const tdm_http_config *cfg, tdm_error *err) {
   server srv;
   const char *listen_spec = cfg->listen && cfg->listen[0] ? cfg->listen
@@ -853,12 +618,11 @@ int tdm_http_serve(const tdm_http_config *cfg, tdm_error *err) {
     return TDM_ERR;
   }
   if (setup(&srv, cfg, err) != TDM_OK) goto done;
-  remember_listen_host(&srv, listen_spec);
   /* libcurl too, now: its global init is not safe to race from the
    * handlers' first S3 clients. */
   if (tdm_mhd_load(err) != TDM_OK || tdm_curl_load(err) != TDM_OK)
     goto done;
-  fd = open_listener(listen_spec, bound, sizeof bound, err);
+  fd = tdm_httpi_listen(listen_spec, bound, sizeof bound, err);
   if (fd < 0) goto done;
 
   /* Workers inherit a mask without SIGINT/SIGTERM, so the signal reaches
@@ -915,6 +679,6 @@ int tdm_http_serve(const tdm_http_config *cfg, tdm_error *err) {
   tdm_interrupt_reset();
   rc = TDM_OK;
 done:
-  free(srv.origins);
+  tdm_httpi_guard_free(&srv.guard);
   return rc;
 }
