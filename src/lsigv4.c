@@ -164,6 +164,7 @@ static int get_creds(const lreq *q, tdm_credentials *creds,
   memcpy(creds->secret_key, q->sk, strlen(q->sk) + 1);
   memcpy(creds->session_token, q->token, strlen(q->token) + 1);
   snprintf(creds->source, sizeof creds->source, "explicit");
+  snprintf(creds->method, sizeof creds->method, "explicit");
   return TDM_OK;
 }
 
@@ -265,14 +266,17 @@ static int l_uri_encode(lua_State *L) {
   return 1;
 }
 
-/* core.credentials([profile]) -> { access_key_id, source, session_token }
- * | nil, msg, code. The secret never leaves C; session_token is only
- * whether there is one. */
+/* core.credentials([profile]) -> { access_key_id, source, method,
+ * session_token, expiration } | nil, msg, code. The secret never leaves
+ * C; session_token is only whether there is one; expiration is UTC
+ * seconds or absent; method is botocore's name of the provider. */
 static int l_credentials(lua_State *L) {
   const char *profile = luaL_optstring(L, 1, NULL);
   tdm_credentials creds;
   tdm_error err;
   char ak[sizeof creds.access_key], src[sizeof creds.source];
+  char method[sizeof creds.method];
+  time_t exp;
   int has_token;
   if (tdm_credentials_resolve(&creds, profile, &err) != TDM_OK) {
     OPENSSL_cleanse(&creds, sizeof creds);
@@ -280,15 +284,23 @@ static int l_credentials(lua_State *L) {
   }
   memcpy(ak, creds.access_key, sizeof ak);
   memcpy(src, creds.source, sizeof src);
+  memcpy(method, creds.method, sizeof method);
+  exp = creds.expiration;
   has_token = creds.session_token[0] != '\0';
   OPENSSL_cleanse(&creds, sizeof creds);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 5);
   lua_pushstring(L, ak);
   lua_setfield(L, -2, "access_key_id");
   lua_pushstring(L, src);
   lua_setfield(L, -2, "source");
   lua_pushboolean(L, has_token);
   lua_setfield(L, -2, "session_token");
+  lua_pushstring(L, method);
+  lua_setfield(L, -2, "method");
+  if (exp) {
+    lua_pushinteger(L, (lua_Integer)exp);
+    lua_setfield(L, -2, "expiration");
+  }
   return 1;
 }
 

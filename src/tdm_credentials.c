@@ -1,204 +1,29 @@
 /*
- * tdm_credentials.c -- the AWS credential chain and region (see
- * include/tdm/sigv4.h): environment, then the shared credentials file,
- * then the config file, parsed as AWS's tools parse them (INI: "[name]"
- * sections in credentials, "[profile name]" or "[default]" in config,
- * "key = value" lines, '#'/';' comment lines, indented continuation lines
- * of nested settings ignored, no inline comments).
+ * tdm_credentials.c -- the AWS credential chain in botocore's order (see
+ * include/tdm/sigv4.h and docs/credentials.md), the refreshing provider
+ * the S3 client signs with, and the region. The providers themselves are
+ * in src/tdm_cred_*.c; this file decides which one applies.
  *
- * Secrets: the line buffer that held a secret key or token is wiped after
- * use; no message built here ever quotes a value read from these files,
- * only file names, line numbers, profile names and key names.
+ * botocore's rule, kept here: the first source that is configured
+ * decides. A profile with role_arn whose STS call fails is an error, not
+ * a reason to try the instance metadata.
+ *
+ * Secrets: no message built here quotes a value read from the files or
+ * the environment, only variable names, file names, line numbers,
+ * profile names and key names.
  */
-#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
-#include "tdm.h"
+#include "tdm_cred_int.h"
 
-#define LINE_MAX_LEN 8192
-#define PATH_MAX_LEN 1024
-
-/* What one profile section holds (only the keys tdm uses). */
-typedef struct profile_vals {
-  int found;                 /* the section exists */
-  char access_key[128];
-  char secret_key[128];
-  char session_token[4096];
-  char region[64];
-  int have_access, have_secret, have_token, have_region;
-  char other[32];            /* a credential source tdm does not support
-                                (role_arn, sso_session, ...), "" if none */
-} profile_vals;
-
-/* Credential sources of AWS's tools that need more than the files (STS,
- * SSO, a helper process): named in the error so the user knows why. */
-static const char *const unsupported[] = {
-  "role_arn", "credential_process", "sso_session", "sso_start_url",
-  "web_identity_token_file", "credential_source", NULL
-};
-
-static void profile_vals_wipe(profile_vals *p) {
-  OPENSSL_cleanse(p, sizeof *p);
-}
-
-static char *trim(char *s) {
-  char *e;
-  while (*s == ' ' || *s == '\t') s++;
-  e = s + strlen(s);
-  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
-                   e[-1] == '\n'))
-    *--e = '\0';
-  return s;
-}
-
-static void lower(char *s) {
-  for (; *s; s++)
-    if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
-}
-
-/* Does section header text `sec` (inside the brackets, trimmed) name
- * `profile`? In the credentials file the section is the profile name; in
- * the config file it is "profile NAME", or "default" for the default
- * profile. */
-static int section_matches(const char *sec, const char *profile,
-                            int config_file) {
-  if (!config_file) return strcmp(sec, profile) == 0;
-  if (strcmp(profile, "default") == 0 && strcmp(sec, "default") == 0)
-    return 1;
-  if (strncmp(sec, "profile", 7) == 0 && (sec[7] == ' ' || sec[7] == '\t')) {
-    const char *p = sec + 7;
-    while (*p == ' ' || *p == '\t') p++;
-    return strcmp(p, profile) == 0;
-  }
-  return 0;
-}
-
-/* Copy a value into a fixed field; too long is an error naming the key
- * (never the value). */
-static int store(char *dst, size_t dstsz, const char *val, int *have,
-                 const char *path, int lineno, const char *key,
-                 tdm_error *err) {
-  size_t n = strlen(val);
-  if (n >= dstsz)
-    return tdm_error_set(err, "EBADCREDS", "%s:%d: value of %s is longer "
-                         "than %zu bytes", path, lineno, key, dstsz - 1);
-  memcpy(dst, val, n + 1);
-  *have = 1;
-  return TDM_OK;
-}
-
-/* Read profile `profile` from INI file `path` into *out. A missing file is
- * not an error (out->found stays 0, *exists = 0); an unreadable or
- * malformed one is, naming the file and line. */
-static int read_profile(const char *path, const char *profile,
-                        int config_file, profile_vals *out, int *exists,
-                        tdm_error *err) {
-  char line[LINE_MAX_LEN];
-  FILE *f;
-  int lineno = 0, in_section = 0, had_key = 0, rc = TDM_OK;
-  size_t key_indent = 0;
-
-  memset(out, 0, sizeof *out);
-  *exists = 0;
-  f = fopen(path, "r");
-  if (!f) {
-    if (errno == ENOENT || errno == ENOTDIR) return TDM_OK;
-    return tdm_error_errno(err, errno, "credentials: cannot read %s", path);
-  }
-  *exists = 1;
-  while (fgets(line, sizeof line, f)) {
-    char *s, *eq, *key, *val;
-    size_t n = strlen(line), indent = strspn(line, " \t");
-    lineno++;
-    if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
-      rc = tdm_error_set(err, "EBADCREDS", "%s:%d: line longer than %d "
-                         "bytes", path, lineno, LINE_MAX_LEN - 2);
-      break;
-    }
-    s = trim(line);
-    if (lineno == 1 && (unsigned char)s[0] == 0xEF &&
-        (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
-      s = trim(s + 3);   /* UTF-8 byte order mark of Windows editors */
-    /* A line indented deeper than the key before it continues that key's
-     * value (a nested setting: "s3 =\n  max_concurrent_requests = 20");
-     * not ours. */
-    if (*s && had_key && indent > key_indent) continue;
-    if (!*s || *s == '#' || *s == ';') continue;
-    if (*s == '[') {
-      char *end = strrchr(s, ']');
-      if (!end || end[1] != '\0') {
-        rc = tdm_error_set(err, "EBADCREDS", "%s:%d: section header "
-                           "without closing ']'", path, lineno);
-        break;
-      }
-      *end = '\0';
-      in_section = section_matches(trim(s + 1), profile, config_file);
-      if (in_section) out->found = 1;
-      had_key = 0;
-      continue;
-    }
-    eq = strchr(s, '=');
-    if (!eq) {
-      rc = tdm_error_set(err, "EBADCREDS", "%s:%d: expected 'key = value' "
-                         "or '[section]'", path, lineno);
-      break;
-    }
-    had_key = 1;
-    key_indent = indent;
-    if (!in_section) continue;
-    *eq = '\0';
-    key = trim(s);
-    val = trim(eq + 1);
-    lower(key);
-    if (strcmp(key, "aws_access_key_id") == 0)
-      rc = store(out->access_key, sizeof out->access_key, val,
-                 &out->have_access, path, lineno, key, err);
-    else if (strcmp(key, "aws_secret_access_key") == 0)
-      rc = store(out->secret_key, sizeof out->secret_key, val,
-                 &out->have_secret, path, lineno, key, err);
-    else if (strcmp(key, "aws_session_token") == 0 ||
-             (strcmp(key, "aws_security_token") == 0 && !out->have_token))
-      rc = store(out->session_token, sizeof out->session_token, val,
-                 &out->have_token, path, lineno, key, err);
-    else if (strcmp(key, "region") == 0)
-      rc = store(out->region, sizeof out->region, val, &out->have_region,
-                 path, lineno, key, err);
-    else if (!out->other[0]) {
-      int u;
-      for (u = 0; unsupported[u]; u++)
-        if (strcmp(key, unsupported[u]) == 0)
-          snprintf(out->other, sizeof out->other, "%s", key);
-    }
-    if (rc != TDM_OK) break;
-  }
-  if (rc == TDM_OK && ferror(f))
-    rc = tdm_error_errno(err, errno ? errno : EIO,
-                         "credentials: cannot read %s", path);
-  OPENSSL_cleanse(line, sizeof line);
-  fclose(f);
-  if (rc != TDM_OK) profile_vals_wipe(out);
-  return rc;
-}
-
-/* File path from environment variable `env` (with a leading "~/"
- * expanded), else $HOME/`def`. "" when neither can be formed. */
-static void file_path(const char *env, const char *def, char *out,
-                      size_t outsz) {
-  const char *v = getenv(env), *home = getenv("HOME");
-  out[0] = '\0';
-  if (v && *v) {
-    if (v[0] == '~' && (v[1] == '/' || v[1] == '\0') && home && *home)
-      snprintf(out, outsz, "%s%s", home, v + 1);
-    else
-      snprintf(out, outsz, "%s", v);
-  } else if (home && *home) {
-    snprintf(out, outsz, "%s/%s", home, def);
-  }
-}
+#define CHAIN_MAX 8            /* source_profile hops */
 
 /* The profile asked for: `profile`, else $AWS_PROFILE, else "default". */
 static const char *profile_name(const char *profile) {
@@ -208,122 +33,383 @@ static const char *profile_name(const char *profile) {
   return "default";
 }
 
-static void set_source(tdm_credentials *out, const char *profile,
-                       const char *path) {
-  int n = snprintf(out->source, sizeof out->source, "profile '%s' in %s",
-                   profile, path);
-  if (n < 0) out->source[0] = '\0';
-}
-
-/* Take the credentials of profile values *p read from `path`, or report
- * a partial set. Returns 1 when taken, 0 when the profile holds none,
- * TDM_ERR on a partial set. */
-static int take_profile(tdm_credentials *out, const profile_vals *p,
-                        const char *profile, const char *path,
-                        tdm_error *err) {
-  if (p->found && !p->have_access && !p->have_secret && p->other[0])
-    return tdm_error_set(err, "ENOCREDS", "credentials: profile '%s' in %s "
-                         "uses %s, which tdm does not support; export "
-                         "static credentials instead (aws configure "
-                         "export-credentials --profile %s --format env)",
-                         profile, path, p->other, profile);
-  if (!p->found || (!p->have_access && !p->have_secret)) return 0;
-  if (!p->have_access || !*p->access_key || !p->have_secret ||
-      !*p->secret_key)
-    return tdm_error_set(err, "EBADCREDS", "credentials: profile '%s' in "
-                         "%s has %s but no %s", profile, path,
-                         p->have_access && *p->access_key ?
-                           "aws_access_key_id" : "aws_secret_access_key",
-                         p->have_access && *p->access_key ?
-                           "aws_secret_access_key" : "aws_access_key_id");
-  memcpy(out->access_key, p->access_key, sizeof out->access_key);
-  memcpy(out->secret_key, p->secret_key, sizeof out->secret_key);
-  memcpy(out->session_token, p->session_token, sizeof out->session_token);
-  set_source(out, profile, path);
+/* 1. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN). */
+static int from_env(tdm_credentials *out, tdm_error *err) {
+  const char *ak = getenv("AWS_ACCESS_KEY_ID");
+  const char *sk = getenv("AWS_SECRET_ACCESS_KEY");
+  const char *tok = getenv("AWS_SESSION_TOKEN");
+  if (!(ak && *ak) && !(sk && *sk)) return 0;
+  if (!(ak && *ak) || !(sk && *sk))
+    return tdm_error_set(err, "EBADCREDS", "credentials: %s is set in "
+                         "the environment but %s is not",
+                         ak && *ak ? "AWS_ACCESS_KEY_ID" :
+                                     "AWS_SECRET_ACCESS_KEY",
+                         ak && *ak ? "AWS_SECRET_ACCESS_KEY" :
+                                     "AWS_ACCESS_KEY_ID");
+  if (tdm_credi_copy(out->access_key, sizeof out->access_key, ak,
+                     "AWS_ACCESS_KEY_ID", err) != TDM_OK ||
+      tdm_credi_copy(out->secret_key, sizeof out->secret_key, sk,
+                     "AWS_SECRET_ACCESS_KEY", err) != TDM_OK ||
+      tdm_credi_copy(out->session_token, sizeof out->session_token,
+                     tok && *tok ? tok : getenv("AWS_SECURITY_TOKEN"),
+                     "AWS_SESSION_TOKEN", err) != TDM_OK)
+    return TDM_ERR;
+  snprintf(out->source, sizeof out->source, "environment");
+  snprintf(out->method, sizeof out->method, "env");
   return 1;
 }
 
-/* Copy an environment value into a fixed field; too long is an error
- * naming the variable, never its value. */
-static int env_copy(char *dst, size_t dstsz, const char *name,
-                    tdm_error *err) {
-  const char *v = getenv(name);
-  size_t n = v ? strlen(v) : 0;
-  if (n >= dstsz)
-    return tdm_error_set(err, "EBADCREDS", "credentials: %s is longer than "
-                         "%zu bytes", name, dstsz - 1);
-  memcpy(dst, v ? v : "", n);
-  dst[n] = '\0';
-  return TDM_OK;
+/* Static keys of section s: 1 taken, 0 none, TDM_ERR partial. */
+static int static_keys(const tdm_credi_sec *s, const char *profile,
+                       const char *method, tdm_credentials *out,
+                       tdm_error *err) {
+  const char *ak = tdm_credi_get(s, "aws_access_key_id");
+  const char *sk = tdm_credi_get(s, "aws_secret_access_key");
+  const char *tok = tdm_credi_get(s, "aws_session_token");
+  char what[TDM_CRED_PATH_MAX + 160];
+  if (!s->found || (!ak && !sk)) return 0;
+  if (!ak || !*ak || !sk || !*sk)
+    return tdm_error_set(err, "EBADCREDS", "credentials: profile '%s' in "
+                         "%s has %s but no %s", profile, s->path,
+                         ak && *ak ? "aws_access_key_id" :
+                                     "aws_secret_access_key",
+                         ak && *ak ? "aws_secret_access_key" :
+                                     "aws_access_key_id");
+  if (!tok) tok = tdm_credi_get(s, "aws_security_token");
+  snprintf(what, sizeof what, "profile '%s' in %s", profile, s->path);
+  if (tdm_credi_fill(out, ak, sk, tok, method, what, err) != TDM_OK)
+    return TDM_ERR;
+  out->expiration = 0;
+  snprintf(out->source, sizeof out->source, "%.159s", what);
+  return 1;
+}
+
+/* Web identity from the environment (unless disable_env) or profile p:
+ * each setting from AWS_WEB_IDENTITY_TOKEN_FILE / AWS_ROLE_ARN /
+ * AWS_ROLE_SESSION_NAME first, else the profile's
+ * web_identity_token_file / role_arn / role_session_name (botocore). */
+static int web_identity(const tdm_credi_profile *p,
+                        const tdm_credi_profile *top, int disable_env,
+                        tdm_credentials *out, tdm_error *err) {
+  static const char *const keys[3][2] = {
+    { "AWS_WEB_IDENTITY_TOKEN_FILE", "web_identity_token_file" },
+    { "AWS_ROLE_ARN", "role_arn" },
+    { "AWS_ROLE_SESSION_NAME", "role_session_name" } };
+  const char *v[3];
+  tdm_credi_role role;
+  int i;
+  for (i = 0; i < 3; i++) {
+    const char *e = disable_env ? NULL : getenv(keys[i][0]);
+    v[i] = e ? e : tdm_credi_get(&p->merged, keys[i][1]);
+  }
+  if (!v[0] || !*v[0]) return 0;
+  if (!v[1] || !*v[1])
+    return tdm_error_set(err, "EBADCREDS", "web identity: a token file is "
+                         "configured (AWS_WEB_IDENTITY_TOKEN_FILE or "
+                         "web_identity_token_file of profile '%s') but no "
+                         "role (AWS_ROLE_ARN or role_arn)", p->name);
+  memset(&role, 0, sizeof role);
+  role.role_arn = v[1];
+  role.session_name = v[2];
+  return tdm_credi_sts_web_identity(top, &role, v[0], out, err) == TDM_OK
+         ? 1 : TDM_ERR;
+}
+
+/* botocore's profile providers, in order: web identity, SSO, the
+ * credentials file's keys, credential_process, the config file's keys. */
+static int profile_chain(const tdm_credi_profile *p,
+                         const tdm_credi_profile *top, int disable_env,
+                         tdm_credentials *out, tdm_error *err) {
+  int rc = web_identity(p, top, disable_env, out, err);
+  if (rc == 0) rc = tdm_credi_sso(p, out, err);
+  if (rc == 0) rc = static_keys(&p->cred, p->name,
+                                "shared-credentials-file", out, err);
+  if (rc == 0) rc = tdm_credi_process(p, out, err);
+  if (rc == 0) rc = static_keys(&p->conf, p->name, "config-file", out, err);
+  return rc;
+}
+
+/* Does profile p assume a role through AssumeRole (not web identity)? */
+static int is_role_profile(const tdm_credi_profile *p) {
+  return tdm_credi_get(&p->merged, "role_arn") != NULL &&
+         tdm_credi_get(&p->merged, "web_identity_token_file") == NULL;
+}
+
+static int assume_role(const tdm_credi_profile *p,
+                       const tdm_credi_profile *top, int depth,
+                       tdm_credentials *out, tdm_error *err);
+
+/* The credentials a role profile p signs its AssumeRole with. */
+static int role_source(const tdm_credi_profile *p,
+                       const tdm_credi_profile *top, int depth,
+                       tdm_credentials *src, tdm_error *err) {
+  const char *sp = tdm_credi_get(&p->merged, "source_profile");
+  const char *cs = tdm_credi_get(&p->merged, "credential_source");
+  tdm_credi_profile *q;
+  int rc;
+  if (sp && cs)
+    return tdm_error_set(err, "EBADCREDS", "profile '%s' has both "
+                         "source_profile and credential_source", p->name);
+  if (cs) {
+    if (strcmp(cs, "Environment") == 0) rc = from_env(src, err);
+    else if (strcmp(cs, "Ec2InstanceMetadata") == 0)
+      rc = tdm_credi_imds(src, err);
+    else if (strcmp(cs, "EcsContainer") == 0)
+      rc = tdm_credi_container(src, err);
+    else
+      return tdm_error_set(err, "EBADCREDS", "profile '%s': "
+                           "credential_source %.40s is not one of "
+                           "Environment, Ec2InstanceMetadata, EcsContainer",
+                           p->name, cs);
+    if (rc == 0)
+      return tdm_error_set(err, "ENOCREDS", "profile '%s': "
+                           "credential_source %s gave no credentials",
+                           p->name, cs);
+    return rc == 1 ? TDM_OK : TDM_ERR;
+  }
+  if (!sp)
+    return tdm_error_set(err, "EBADCREDS", "profile '%s' has role_arn but "
+                         "neither source_profile nor credential_source",
+                         p->name);
+  if (depth >= CHAIN_MAX)
+    return tdm_error_set(err, "EBADCREDS", "profile '%s': source_profile "
+                         "chain longer than %d (a loop?)", p->name,
+                         CHAIN_MAX);
+  if (!(q = malloc(sizeof *q)))
+    return tdm_error_set(err, "ENOMEM", "credentials: out of memory");
+  rc = tdm_credi_profile_load(q, sp, err);
+  if (rc == TDM_OK && !q->merged.found)
+    rc = tdm_error_set(err, "EBADCREDS", "profile '%s': source_profile "
+                       "'%s' is not in %s or %s", p->name, sp, q->conf_path,
+                       q->cred_path);
+  if (rc == TDM_OK) {
+    /* botocore: static keys (also of a profile naming itself) or no
+     * role of its own -> that profile's providers; else its role. */
+    int has_static = tdm_credi_get(&q->merged, "aws_access_key_id") &&
+                     tdm_credi_get(&q->merged, "aws_secret_access_key");
+    if (has_static || !is_role_profile(q)) {
+      rc = profile_chain(q, top, 1, src, err);
+      if (rc == 0)
+        rc = tdm_error_set(err, "ENOCREDS", "profile '%s': source_profile "
+                           "'%s' has no credentials", p->name, sp);
+      rc = rc == 1 ? TDM_OK : TDM_ERR;
+    } else if (strcmp(sp, p->name) == 0) {
+      rc = tdm_error_set(err, "EBADCREDS", "profile '%s' is its own "
+                         "source_profile but has no static keys", p->name);
+    } else {
+      rc = assume_role(q, top, depth + 1, src, err);
+    }
+  }
+  tdm_credi_profile_free(q);
+  free(q);
+  return rc;
+}
+
+/* AssumeRole for role profile p with the credentials of its source. */
+static int assume_role(const tdm_credi_profile *p,
+                       const tdm_credi_profile *top, int depth,
+                       tdm_credentials *out, tdm_error *err) {
+  tdm_credentials *src;
+  tdm_credi_role role;
+  int rc;
+  if (tdm_credi_get(&p->merged, "mfa_serial"))
+    return tdm_error_set(err, "EBADCREDS", "profile '%s' needs an MFA code "
+                         "(mfa_serial), which tdm cannot ask for; use aws "
+                         "configure export-credentials --profile %s",
+                         p->name, p->name);
+  if (!(src = calloc(1, sizeof *src)))
+    return tdm_error_set(err, "ENOMEM", "credentials: out of memory");
+  rc = role_source(p, top, depth, src, err);
+  if (rc == TDM_OK) {
+    memset(&role, 0, sizeof role);
+    role.role_arn = tdm_credi_get(&p->merged, "role_arn");
+    role.session_name = tdm_credi_get(&p->merged, "role_session_name");
+    role.external_id = tdm_credi_get(&p->merged, "external_id");
+    role.duration = tdm_credi_get(&p->merged, "duration_seconds");
+    rc = tdm_credi_sts_assume_role(top, &role, src, out, err);
+  }
+  OPENSSL_cleanse(src, sizeof *src);
+  free(src);
+  return rc;
+}
+
+/* The whole chain for profile `name`. */
+static int resolve(tdm_credentials *out, const char *name, int named,
+                   tdm_error *err) {
+  tdm_credi_profile *p;
+  char looked[2 * TDM_CRED_PATH_MAX + 600], imds_why[TDM_ERR_MSG_MAX];
+  int rc = from_env(out, err);
+  if (rc != 0) return rc == 1 ? TDM_OK : TDM_ERR;
+  if (!(p = malloc(sizeof *p)))
+    return tdm_error_set(err, "ENOMEM", "credentials: out of memory");
+  rc = tdm_credi_profile_load(p, name, err);
+  if (rc == TDM_OK && named && !p->merged.found)
+    rc = tdm_error_set(err, "ENOCREDS", "no AWS credentials: "
+                       "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set "
+                       "and profile '%s' has none in %s or %s", name,
+                       p->cred_path[0] ? p->cred_path : "(no HOME)",
+                       p->conf_path[0] ? p->conf_path : "(no HOME)");
+  if (rc == TDM_OK && is_role_profile(p))
+    rc = assume_role(p, p, 0, out, err) == TDM_OK ? 1 : TDM_ERR;
+  else if (rc == TDM_OK) rc = profile_chain(p, p, 0, out, err);
+  if (rc == 0) rc = tdm_credi_container(out, err);
+  imds_why[0] = '\0';
+  if (rc == 0) {
+    rc = tdm_credi_imds(out, err);
+    if (rc == 0) snprintf(imds_why, sizeof imds_why, "%s", err->message);
+  }
+  if (rc == 0) {
+    snprintf(looked, sizeof looked, "profile '%s' has none in %s%s or %s%s",
+             name, p->cred_path[0] ? p->cred_path : "(no HOME)",
+             p->cred_exists ? "" : " (missing)",
+             p->conf_path[0] ? p->conf_path : "(no HOME)",
+             p->conf_exists ? "" : " (missing)");
+    rc = tdm_error_set(err, "ENOCREDS", "no AWS credentials: "
+                       "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not "
+                       "set, AWS_WEB_IDENTITY_TOKEN_FILE is not set, %s, "
+                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI "
+                       "are not set, %.300s", looked, imds_why);
+  }
+  tdm_credi_profile_free(p);
+  free(p);
+  return rc == 1 || rc == TDM_OK ? TDM_OK : TDM_ERR;
 }
 
 int tdm_credentials_resolve(tdm_credentials *out, const char *profile,
                             tdm_error *err) {
-  const char *ak = getenv("AWS_ACCESS_KEY_ID");
-  const char *sk = getenv("AWS_SECRET_ACCESS_KEY");
   const char *name = profile_name(profile);
-  char cred_path[PATH_MAX_LEN], conf_path[PATH_MAX_LEN];
-  profile_vals *p;
-  int exists_cred = 0, exists_conf = 0, rc;
-
+  int named = strcmp(name, "default") != 0;
   memset(out, 0, sizeof *out);
-  /* 1. Environment. */
-  if ((ak && *ak) || (sk && *sk)) {
-    if (!(ak && *ak) || !(sk && *sk))
-      return tdm_error_set(err, "EBADCREDS", "credentials: %s is set in "
-                           "the environment but %s is not",
-                           ak && *ak ? "AWS_ACCESS_KEY_ID" :
-                                       "AWS_SECRET_ACCESS_KEY",
-                           ak && *ak ? "AWS_SECRET_ACCESS_KEY" :
-                                       "AWS_ACCESS_KEY_ID");
-    if (env_copy(out->access_key, sizeof out->access_key,
-                 "AWS_ACCESS_KEY_ID", err) != TDM_OK ||
-        env_copy(out->secret_key, sizeof out->secret_key,
-                 "AWS_SECRET_ACCESS_KEY", err) != TDM_OK ||
-        env_copy(out->session_token, sizeof out->session_token,
-                 "AWS_SESSION_TOKEN", err) != TDM_OK) {
-      OPENSSL_cleanse(out, sizeof *out);
-      return TDM_ERR;
-    }
-    snprintf(out->source, sizeof out->source, "environment");
-    return TDM_OK;
-  }
-
-  /* 2. Shared credentials file, 3. config file. */
-  p = malloc(sizeof *p);
-  if (!p) return tdm_error_set(err, "ENOMEM", "credentials: out of memory");
-  file_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", cred_path,
-            sizeof cred_path);
-  file_path("AWS_CONFIG_FILE", ".aws/config", conf_path, sizeof conf_path);
-  rc = 0;
-  if (cred_path[0]) {
-    if (read_profile(cred_path, name, 0, p, &exists_cred, err) != TDM_OK)
-      rc = TDM_ERR;
-    else
-      rc = take_profile(out, p, name, cred_path, err);
-    profile_vals_wipe(p);
-  }
-  if (rc == 0 && conf_path[0]) {
-    if (read_profile(conf_path, name, 1, p, &exists_conf, err) != TDM_OK)
-      rc = TDM_ERR;
-    else
-      rc = take_profile(out, p, name, conf_path, err);
-    profile_vals_wipe(p);
-  }
-  free(p);
-  if (rc == 1) return TDM_OK;
-  if (rc == TDM_ERR) {
+  if (resolve(out, name, named, err) != TDM_OK) {
     OPENSSL_cleanse(out, sizeof *out);
     return TDM_ERR;
   }
-  return tdm_error_set(err, "ENOCREDS", "no AWS credentials: "
-                       "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set "
-                       "and profile '%s' has none in %s%s or %s%s", name,
-                       cred_path[0] ? cred_path : "(no HOME)",
-                       exists_cred ? "" : " (missing)",
-                       conf_path[0] ? conf_path : "(no HOME)",
-                       exists_conf ? "" : " (missing)");
+  return TDM_OK;
 }
+
+/* --- the refreshing provider ------------------------------------------- */
+
+struct tdm_cred_provider {
+  pthread_mutex_t mu;
+  int fixed;                   /* explicit credentials: never refreshed */
+  int refs;                    /* shared ones: clients holding it */
+  char profile[128];           /* "" = the default resolution */
+  tdm_credentials cur;
+  time_t refresh_at;           /* 0 = never */
+  struct tdm_cred_provider *next;  /* in `shared` */
+};
+
+/* Resolved providers by profile, shared by every client of the process:
+ * a run makes several S3 clients, and each resolution may be an STS call
+ * or a helper process. */
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static tdm_cred_provider *shared;
+
+/* When to resolve again: min(15 min, half the lifetime) before expiry
+ * (botocore refreshes 15 min ahead; short-lived test credentials would
+ * otherwise be refreshed on every request). */
+static time_t refresh_time(const tdm_credentials *c, time_t now) {
+  time_t life, margin;
+  if (!c->expiration) return 0;
+  life = c->expiration > now ? c->expiration - now : 0;
+  margin = life / 2 < 900 ? life / 2 : 900;
+  return c->expiration - margin;
+}
+
+tdm_cred_provider *tdm_cred_provider_new(const char *profile,
+                                         const tdm_credentials *fixed,
+                                         tdm_error *err) {
+  tdm_cred_provider *p;
+  if (!profile) profile = "";
+  if (!fixed) {
+    pthread_mutex_lock(&shared_mu);
+    for (p = shared; p; p = p->next)
+      if (strcmp(p->profile, profile) == 0) {
+        p->refs++;
+        break;
+      }
+    pthread_mutex_unlock(&shared_mu);
+    if (p) return p;
+  }
+  if (!(p = calloc(1, sizeof *p))) {
+    tdm_error_set(err, "ENOMEM", "credentials: out of memory");
+    return NULL;
+  }
+  if (fixed) {
+    p->cur = *fixed;
+    p->fixed = 1;
+  } else {
+    snprintf(p->profile, sizeof p->profile, "%s", profile);
+    if (tdm_credentials_resolve(&p->cur, p->profile[0] ? p->profile : NULL,
+                                err) != TDM_OK) {
+      free(p);
+      return NULL;
+    }
+    p->refresh_at = refresh_time(&p->cur, time(NULL));
+  }
+  pthread_mutex_init(&p->mu, NULL);
+  p->refs = 1;
+  if (!fixed) {
+    pthread_mutex_lock(&shared_mu);
+    p->next = shared;
+    shared = p;
+    pthread_mutex_unlock(&shared_mu);
+  }
+  return p;
+}
+
+int tdm_cred_provider_get(tdm_cred_provider *p, tdm_credentials *out,
+                          tdm_error *err) {
+  int rc = TDM_OK;
+  time_t now = time(NULL);
+  pthread_mutex_lock(&p->mu);
+  if (!p->fixed && p->refresh_at && now >= p->refresh_at) {
+    tdm_credentials *fresh = malloc(sizeof *fresh);
+    tdm_error e2;
+    if (fresh && tdm_credentials_resolve(fresh, p->profile[0] ? p->profile
+                                         : NULL, &e2) == TDM_OK) {
+      p->cur = *fresh;
+      p->refresh_at = refresh_time(&p->cur, now);
+    } else if (now >= p->cur.expiration) {
+      /* the old ones are no use any more: that failure is the answer */
+      if (fresh) *err = e2;
+      else tdm_error_set(err, "ENOMEM", "credentials: out of memory");
+      rc = TDM_ERR;
+    } else {
+      /* still valid: keep them, try again in a few seconds */
+      p->refresh_at = now + 5 < p->cur.expiration ? now + 5
+                                                  : p->cur.expiration;
+    }
+    if (fresh) OPENSSL_cleanse(fresh, sizeof *fresh);
+    free(fresh);
+  }
+  if (rc == TDM_OK) *out = p->cur;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+void tdm_cred_provider_free(tdm_cred_provider *p) {
+  tdm_cred_provider **pp;
+  if (!p) return;
+  if (!p->fixed) {
+    pthread_mutex_lock(&shared_mu);
+    if (--p->refs > 0) {
+      pthread_mutex_unlock(&shared_mu);
+      return;
+    }
+    for (pp = &shared; *pp; pp = &(*pp)->next)
+      if (*pp == p) {
+        *pp = p->next;
+        break;
+      }
+    pthread_mutex_unlock(&shared_mu);
+  }
+  pthread_mutex_destroy(&p->mu);
+  OPENSSL_cleanse(&p->cur, sizeof p->cur);
+  free(p);
+}
+
+/* --- region --------------------------------------------------------------- */
 
 static int put_region(char *out, size_t outsz, const char *val,
                       char *source, size_t srcsz, const char *src,
@@ -341,34 +427,31 @@ int tdm_region_resolve(char *out, size_t outsz, const char *profile,
                        tdm_error *err) {
   static const char *const envs[] = { "AWS_REGION", "AWS_DEFAULT_REGION",
                                       NULL };
-  char conf_path[PATH_MAX_LEN], src[PATH_MAX_LEN + 192];
-  const char *name = profile_name(profile);
-  profile_vals *p;
-  int i, exists = 0, rc;
+  char conf_path[TDM_CRED_PATH_MAX], src[TDM_CRED_PATH_MAX + 192];
+  const char *name = profile_name(profile), *v;
+  tdm_credi_sec s;
+  int i, rc;
 
   if (!out || outsz == 0)
     return tdm_error_set(err, "EINVAL", "region: no output buffer");
   for (i = 0; envs[i]; i++) {
-    const char *v = getenv(envs[i]);
+    v = getenv(envs[i]);
     if (v && *v) {
       snprintf(src, sizeof src, "env %s", envs[i]);
       return put_region(out, outsz, v, source, srcsz, src, err);
     }
   }
-  file_path("AWS_CONFIG_FILE", ".aws/config", conf_path, sizeof conf_path);
+  tdm_credi_file_path("AWS_CONFIG_FILE", ".aws/config", conf_path,
+                      sizeof conf_path);
   if (conf_path[0]) {
-    p = malloc(sizeof *p);
-    if (!p) return tdm_error_set(err, "ENOMEM", "region: out of memory");
-    rc = read_profile(conf_path, name, 1, p, &exists, err);
-    if (rc == TDM_OK && p->have_region && p->region[0]) {
+    rc = tdm_credi_read(conf_path, TDM_CREDI_PROFILE, name, &s, NULL, err);
+    if (rc == TDM_OK && (v = tdm_credi_get(&s, "region")) && *v) {
       snprintf(src, sizeof src, "profile '%s' in %s", name, conf_path);
-      rc = put_region(out, outsz, p->region, source, srcsz, src, err);
-      profile_vals_wipe(p);
-      free(p);
+      rc = put_region(out, outsz, v, source, srcsz, src, err);
+      tdm_credi_free(&s);
       return rc;
     }
-    profile_vals_wipe(p);
-    free(p);
+    tdm_credi_free(&s);
     if (rc != TDM_OK) return TDM_ERR;
   }
   return put_region(out, outsz, fallback ? fallback : "", source, srcsz,

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "tdm_s3_int.h"
 
 #define MIB (1024ull * 1024ull)
@@ -85,13 +87,9 @@ tdm_s3 *tdm_s3_new(const tdm_s3_config *cfg, tdm_error *err) {
     goto fail;
   c->path_style = cfg->path_style >= 0 ? cfg->path_style
                   : (c->host[0] || strchr(c->bucket, '.') != NULL);
-  if (cfg->creds) {
-    c->creds = *cfg->creds;
-  } else if (tdm_credentials_resolve(&c->creds, cfg->profile &&
-                                     *cfg->profile ? cfg->profile : NULL,
-                                     err) != TDM_OK) {
-    goto fail;
-  }
+  c->creds = tdm_cred_provider_new(cfg->profile && *cfg->profile ?
+                                   cfg->profile : NULL, cfg->creds, err);
+  if (!c->creds) goto fail;
   c->jobs = cfg->jobs > 0 ? cfg->jobs : 32;
   c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 5;
   c->threshold = cfg->multipart_threshold ? cfg->multipart_threshold
@@ -124,8 +122,7 @@ void tdm_s3_free(tdm_s3 *c) {
   free(c->bucket);
   free(c->region);
   free(c->ca_bundle);
-  /* the secret does not outlive the client in freed memory */
-  memset(&c->creds, 0, sizeof c->creds);
+  tdm_cred_provider_free(c->creds);   /* wipes the secret */
   free(c);
 }
 
@@ -233,6 +230,7 @@ int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
   char host[600];
   tdm_sigv4_request sr;
   tdm_sigv4_signed sig;
+  tdm_credentials creds;        /* this request's copy, wiped at the end */
   size_t i;
   int rc = TDM_ERR;
   *hdrs = NULL;
@@ -253,7 +251,9 @@ int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
   sr.region = c->region;
   sr.service = "s3";
   sr.when = time(NULL);
-  if (tdm_sigv4_sign(&sr, &c->creds, &sig, err) != TDM_OK) goto done;
+  if (tdm_cred_provider_get(c->creds, &creds, err) != TDM_OK ||
+      tdm_sigv4_sign(&sr, &creds, &sig, err) != TDM_OK)
+    goto done;
   for (i = 0; i < r->nh; i++)
     if (add_header(hdrs, r->headers[i].name, r->headers[i].value, err)
         != TDM_OK)
@@ -263,8 +263,8 @@ int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
       add_header(hdrs, "x-amz-content-sha256", sig.content_sha256, err)
         != TDM_OK ||
       add_header(hdrs, "Authorization", sig.authorization, err) != TDM_OK ||
-      (c->creds.session_token[0] &&
-       add_header(hdrs, "x-amz-security-token", c->creds.session_token, err)
+      (creds.session_token[0] &&
+       add_header(hdrs, "x-amz-security-token", creds.session_token, err)
          != TDM_OK))
     goto done;
   /* no "Expect: 100-continue" round trip; no unsigned default type */
@@ -297,6 +297,7 @@ done:
   }
   tdm_buf_free(&url);
   tdm_buf_free(&path);
+  OPENSSL_cleanse(&creds, sizeof creds);
   return rc;
 }
 
@@ -305,6 +306,7 @@ int tdm_s3_presign(tdm_s3 *c, const char *method, const char *key,
   tdm_buf path, dummy;
   char host[600];
   tdm_sigv4_request sr;
+  tdm_credentials creds;
   int rc;
   if (seconds < 1 || seconds > 604800)
     return tdm_error_set(err, "EINVAL", "presign %s: expiry %ld s is "
@@ -322,7 +324,10 @@ int tdm_s3_presign(tdm_s3 *c, const char *method, const char *key,
     sr.region = c->region;
     sr.service = "s3";
     sr.when = time(NULL);
-    rc = tdm_sigv4_presign(&sr, &c->creds, c->scheme, seconds, url, err);
+    rc = tdm_cred_provider_get(c->creds, &creds, err);
+    if (rc == TDM_OK)
+      rc = tdm_sigv4_presign(&sr, &creds, c->scheme, seconds, url, err);
+    OPENSSL_cleanse(&creds, sizeof creds);
   }
   tdm_buf_free(&path);
   tdm_buf_free(&dummy);

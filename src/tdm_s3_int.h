@@ -16,7 +16,7 @@ struct tdm_s3 {
   char scheme[8];              /* "https" or "http" */
   char host[512];              /* endpoint authority, or "" for AWS */
   int path_style;
-  tdm_credentials creds;
+  tdm_cred_provider *creds;    /* re-read at each signing: refreshed */
   int jobs, max_attempts;
   uint64_t threshold, part_size;
   long connect_timeout, stall_timeout;

@@ -1,7 +1,8 @@
 /*
  * tdm/sigv4.h -- AWS Signature Version 4 for S3, and the AWS credential
- * chain. Pure computation on OpenSSL (HMAC-SHA256, SHA-256); no I/O except
- * reading the shared credentials/config files.
+ * chain. Signing is pure computation on OpenSSL (HMAC-SHA256, SHA-256);
+ * the chain reads the shared config files and may call STS, SSO, the
+ * container endpoint or EC2 instance metadata (src/tdm_cred_*.c).
  *
  * Secrets: tdm_credentials holds them; nothing in libtdm ever formats
  * secret_key or session_token into an error message or log.
@@ -19,22 +20,63 @@ typedef struct tdm_credentials {
   char secret_key[128];
   char session_token[4096];   /* "" when none */
   char source[160];           /* where they came from, for `tdm-lua config`:
-                                 "environment", "profile 'x' in FILE" */
+                                 "environment", "profile 'x' in FILE",
+                                 "EC2 instance metadata (role r)" */
+  char method[40];            /* botocore's name for the provider: "env",
+                                 "shared-credentials-file", "assume-role",
+                                 "iam-role", ... ("explicit" when given) */
+  time_t expiration;          /* UTC seconds; 0 when they do not expire */
 } tdm_credentials;
 
-/* Resolve credentials in AWS's order: AWS_ACCESS_KEY_ID/
- * AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN) from the environment; else
- * profile `profile` (NULL: $AWS_PROFILE, else "default") in
- * $AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), then in
- * $AWS_CONFIG_FILE (default ~/.aws/config, section "[profile NAME]" or
- * "[default]"). No credentials anywhere is an error "ENOCREDS" whose
- * message says where it looked. A partial set (key id without secret or
- * the reverse, in the environment or in a profile), a value too long for
- * its field or a malformed file is "EBADCREDS" naming the variable, or
- * the file, line and key -- never a value. The environment wins even over
- * an explicit `profile` (the order above). */
+/* Resolve credentials in botocore's order (docs/credentials.md):
+ *  1. environment: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+ *     (+ AWS_SESSION_TOKEN);
+ *  2. the profile's role_arn with source_profile or credential_source
+ *     (STS AssumeRole);
+ *  3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+ *     (+ AWS_ROLE_SESSION_NAME), or the profile's web_identity_token_file
+ *     (STS AssumeRoleWithWebIdentity);
+ *  4. the profile's SSO settings (sso_session or sso_start_url) with the
+ *     AWS CLI's token cache (~/.aws/sso/cache);
+ *  5. static keys of the profile in the credentials file
+ *     ($AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials);
+ *  6. the profile's credential_process;
+ *  7. static keys of the profile in the config file ($AWS_CONFIG_FILE,
+ *     default ~/.aws/config, "[profile NAME]" or "[default]");
+ *  8. the container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+ *     _FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]);
+ *  9. EC2 instance metadata, IMDSv2 (AWS_EC2_METADATA_DISABLED,
+ *     AWS_EC2_METADATA_SERVICE_ENDPOINT; 1 s timeout, 1 attempt).
+ * The profile is `profile`, else $AWS_PROFILE, else "default"; the
+ * environment wins even over an explicit `profile`. The first source that
+ * is configured decides: if it fails, that is the error (as botocore). No
+ * credentials anywhere is "ENOCREDS", one line saying where it looked. A
+ * partial set, a value too long for its field or a malformed file is
+ * "EBADCREDS" naming the variable or the file, line and key -- never a
+ * value. */
 int tdm_credentials_resolve(tdm_credentials *out, const char *profile,
                             tdm_error *err);
+
+/* A source of credentials for a long run: resolves once when made, then
+ * hands out copies, resolving again (the whole chain, same profile) when
+ * temporary credentials come within min(15 min, half their lifetime) of
+ * expiring. If that refresh fails while the old ones are still valid,
+ * the old ones are used. Safe to use from several threads. Providers
+ * for the same profile are shared within the process (one STS call or
+ * helper run for every client), released when the last client frees
+ * its own. */
+typedef struct tdm_cred_provider tdm_cred_provider;
+
+/* `fixed` (may be NULL): use these credentials as they are, never
+ * refreshed; else resolve for `profile` (NULL: as above). NULL with *err
+ * set when the first resolution fails. */
+tdm_cred_provider *tdm_cred_provider_new(const char *profile,
+                                         const tdm_credentials *fixed,
+                                         tdm_error *err);
+/* Current credentials into *out (the caller wipes them after use). */
+int tdm_cred_provider_get(tdm_cred_provider *p, tdm_credentials *out,
+                          tdm_error *err);
+void tdm_cred_provider_free(tdm_cred_provider *p);
 
 /* Region the AWS way: AWS_REGION, AWS_DEFAULT_REGION, the profile's
  * `region` in the config file, else `fallback`. `source` (may be NULL)
@@ -42,6 +84,16 @@ int tdm_credentials_resolve(tdm_credentials *out, const char *profile,
 int tdm_region_resolve(char *out, size_t outsz, const char *profile,
                        const char *fallback, char *source, size_t srcsz,
                        tdm_error *err);
+
+/* The endpoint URL of AWS service `service` ("s3", "sts") the way the AWS
+ * CLI reads it: AWS_ENDPOINT_URL_<SERVICE>, the profile's [services]
+ * section, AWS_ENDPOINT_URL, the profile's endpoint_url (profile as for
+ * credentials); AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores them.
+ * "" when none (the service's AWS endpoint). `src` (may be NULL)
+ * receives where it came from. */
+int tdm_endpoint_resolve(const char *service, const char *profile,
+                         char *out, size_t outsz, char *src, size_t srcsz,
+                         tdm_error *err);
 
 typedef struct tdm_kv {
   const char *name;

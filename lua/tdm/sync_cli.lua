@@ -11,6 +11,12 @@ function M.run(name, opts, o)
   local Sync = require "tdm.sync"
   local cfg = cli.config(opts)
   local sync = Sync.new(cfg)
+  -- No usable credentials is a configuration error: one line, exit 2,
+  -- before any actor is tried (the client is kept for the run).
+  local _, msg, code = sync:client()
+  if code == "ENOCREDS" or code == "EBADCREDS" then
+    cli.usage_error("%s: %s", name, msg)
+  end
   local r = cli.reporter(name, opts, cfg)
   r.one_actor, o.one_actor = o.one_actor, nil
   o.reporter = r

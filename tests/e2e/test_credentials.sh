@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test_credentials.sh -- the AWS credential chain and region
 # (tdm_credentials_resolve / tdm_region_resolve through core.credentials,
-# core.region, core.sigv4_sign and `tdm-lua config`): AWS's order
+# core.region, core.sigv4_sign and `tdm-lua config`): the static sources
 # (environment, shared credentials file, config file), AWS_PROFILE,
 # AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE, INI details, and failure
-# paths. Every output of every case is collected and must never contain
+# paths (the other providers: test_credentials_chain.sh). Every output
+# of every case is collected and must never contain
 # the fake secret key or session token.
 . "$(dirname "$0")/../lib/e2e.sh"
 ALL="$tmp/all-output"; : >"$ALL"
@@ -21,7 +22,7 @@ run_clean() {
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
   env -i PATH="$PATH" HOME="$home" LUA_PATH="${LUA_PATH:-}" \
     LUA_CPATH="${LUA_CPATH:-}" TDM_TEST_ROOT="${TDM_TEST_ROOT:-}" \
-    "${envs[@]}" "$@" 2>&1 | tee -a "$ALL"
+    AWS_EC2_METADATA_DISABLED=true "${envs[@]}" "$@" 2>&1 | tee -a "$ALL"
 }
 
 # cred [VAR=VALUE...] [-p PROFILE]: "AKID|source|token?" or
@@ -135,13 +136,6 @@ printf '\xef\xbb\xbf[default]\naws_access_key_id = AKBOM\naws_secret_access_key 
   "$SECRET" >"$tmp/bom"
 check_out "UTF-8 byte order mark" "AKBOM|profile 'default' in $tmp/bom|false" \
   cred AWS_SHARED_CREDENTIALS_FILE="$tmp/bom"
-# Sources that need STS/SSO/a helper are named, not silently skipped.
-printf '[profile role]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n' \
-  >"$tmp/roleconf"
-check_grep "a role_arn profile: ENOCREDS saying role_arn is not supported" \
-  "^ERR ENOCREDS\|credentials: profile 'role' in $tmp/roleconf uses role_arn, which tdm does not support" \
-  cred AWS_SHARED_CREDENTIALS_FILE="$cf" AWS_CONFIG_FILE="$tmp/roleconf" -p role
-
 # Default locations under $HOME, and "~/" in the variables.
 cp "$cf" "$home/.aws/credentials"
 check_out "~/.aws/credentials by default" \
@@ -167,7 +161,7 @@ check_grep "an unclosed section header" \
 { printf '[default]\naws_access_key_id = AK\naws_secret_access_key = '
   head -c 300 /dev/zero | tr '\0' 'S'; printf '%s\n' "$SECRET"; } >"$tmp/bad3"
 check_grep "a too-long secret: key named, value not shown" \
-  "^ERR EBADCREDS\|$tmp/bad3:3: value of aws_secret_access_key is longer than 127 bytes" \
+  "^ERR EBADCREDS\|credentials: the secret access key from profile 'default' in $tmp/bad3 is longer than 127 bytes" \
   cred AWS_SHARED_CREDENTIALS_FILE="$tmp/bad3"
 mkdir -p "$tmp/adir"
 check_grep "a directory as the credentials file" "^ERR EISDIR\|.*$tmp/adir" \
