@@ -30,21 +30,34 @@ local function safe_text(s)
   return s
 end
 
+-- The HTTP status of each failure code, in one table (the codes the core
+-- and tdm.API produce; tdm.core.errors replaces it once the core has its
+-- error table). 503 = S3 could not be reached or was busy: retry later;
+-- 502 = S3, or the way to it, refused: retrying will not help.
 local STATUS_OF = {
   EINVAL = 400, EBADNAME = 400, ENOACTOR = 404, ENOENT = 404,
   S3_NoSuchKey = 404, EBADIMAGE = 415, E2BIG = 413, LOCKED = 503,
+  ETIMEDOUT = 503, ECONNREFUSED = 503, ECONNRESET = 503, EHOSTUNREACH = 503,
+  ETRUNCATED = 503, EINTR = 503, S3_SlowDown = 503, S3_InternalError = 503,
+  S3_ServiceUnavailable = 503, S3_RequestTimeout = 503,
+  ETLS = 502, ECURL = 502, ETAKEN = 409,
 }
 
--- Whether `code` (from tdm.s3 or the core) means S3 could not be reached or
--- answered with a server error: the API says 503.
-local function unreachable(code)
+-- The HTTP status of failure `code`: the table above; any other S3 code
+-- is S3's answer (a 5xx one: unreachable, 503; else 502); the rest 500.
+local function status_of(code)
   code = tostring(code or "")
-  return code:match("^S3_5") or code:match("^CURL") or code:match("^E?CONN")
-    or code:match("TIMEDOUT") or code:match("^EHOST") or code:match("^ENET")
-    or code:match("Unavailable") or code:match("SlowDown")
-    or code:match("^S3_Network") or code:match("^S3_Connect")
-    or code == "ECONNREFUSED" or code == "EAGAIN" or code == "EINTR"
-    or code == "S3_InternalError" or code == "S3_HTTP"
+  local errors = rawget(core, "errors")
+  local known = errors and errors[code] and errors[code].http_status
+  if known or STATUS_OF[code] then return known or STATUS_OF[code] end
+  if code:match("^S3_HTTP5%d%d$") then return 503 end
+  if code:match("^S3_") then return 502 end
+  return 500
+end
+
+-- S3 could not be reached or was busy (a LOCKED manifest is not S3).
+local function unreachable(code)
+  return code ~= "LOCKED" and status_of(code) == 503
 end
 
 local function json_response(status, body, headers)
@@ -58,16 +71,7 @@ end
 -- The HTTP status and a message safe to show for a failure of the world;
 -- details that could hold paths go to the server log only.
 local function failure(what, msg, code, id, filename)
-  local status = STATUS_OF[code]
-  if not status then
-    if unreachable(code) then
-      status = 503
-    elseif tostring(code):match("^S3_") then
-      status = 502
-    else
-      status = 500
-    end
-  end
+  local status = status_of(code)
   io.stderr:write(string.format("tdm-lua serve: %s: %s (%s)\n", what,
                                 tostring(msg), tostring(code)))
   local shown
@@ -88,6 +92,8 @@ local function failure(what, msg, code, id, filename)
   elseif status == 503 then
     return error_response(503, "S3 is unreachable; retry later",
                           { ["Retry-After"] = "5" })
+  elseif status == 502 and (code == "ETLS" or code == "ECURL") then
+    shown = "cannot reach S3 (" .. safe_text(code) .. "; see the server log)"
   elseif status == 502 then
     shown = "S3 refused the request (" .. safe_text(code) .. ")"
   else
@@ -211,7 +217,7 @@ function M.http_worker(settings)
       local res, msg, code = api:upload_training_images(id, files)
       if not res then
         if code == "EBADIMAGE" or code == "E2BIG" then
-          return error_response(STATUS_OF[code], msg)
+          return error_response(status_of(code), msg)
         end
         return failure("upload to actor " .. id, msg, code, id)
       end
@@ -246,5 +252,7 @@ function M.http_worker(settings)
 
   return { preflight = preflight, handle = handle }
 end
+
+M.status_of = status_of
 
 return M

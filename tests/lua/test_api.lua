@@ -198,6 +198,24 @@ t.test("get_training_data: a broken manifest is BADMANIFEST, not rewritten", fun
   t.eq(code, "ENOACTOR", "unknown actor (" .. tostring(msg) .. ")")
 end)
 
+t.test("failure codes -> HTTP statuses, from one table", function()
+  local status_of = require("tdm.api_http").status_of
+  local cases = {
+    { "EINVAL", 400 }, { "ENOACTOR", 404 }, { "ENOENT", 404 },
+    { "S3_NoSuchKey", 404 }, { "E2BIG", 413 }, { "EBADIMAGE", 415 },
+    { "LOCKED", 503 }, { "ETIMEDOUT", 503 }, { "ECONNREFUSED", 503 },
+    { "ECONNRESET", 503 }, { "EHOSTUNREACH", 503 }, { "ETRUNCATED", 503 },
+    { "S3_SlowDown", 503 }, { "S3_InternalError", 503 },
+    { "S3_HTTP504", 503 }, { "S3_HTTP418", 502 },
+    { "ETLS", 502 }, { "ECURL", 502 }, { "S3_AccessDenied", 502 },
+    { "S3_SignatureDoesNotMatch", 502 }, { "BADMANIFEST", 500 },
+    { "EIO", 500 }, { nil, 500 },
+  }
+  for _, c in ipairs(cases) do
+    t.eq(status_of(c[1]), c[2], tostring(c[1]))
+  end
+end)
+
 t.test("http_worker: routing, statuses, Allow, unknown ids remembered", function()
   local w = require('tdm.api_http').http_worker { data_root = cfg.data_root, prefix = prefix }
   local function call(method, path, query)
