@@ -55,7 +55,8 @@ CORE_SRCS := $(sort $(wildcard src/tdm_*.c))
 BIND_SRCS := $(sort $(wildcard src/l*.c))
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(B)/%.o)
 BIND_OBJS := $(BIND_SRCS:src/%.c=$(B)/%.o)
-HEADERS := include/tdm.h $(wildcard include/tdm/*.h) $(wildcard src/*.h)
+HEADERS := include/tdm.h $(wildcard include/tdm/*.h) \
+           $(wildcard include/tdm/*.def) $(wildcard src/*.h)
 
 LIB = $(B)/libtdm.a
 ifeq ($(B),build)
@@ -80,6 +81,11 @@ all: $(LIB) $(MODULE) $(HOST)
 man: $(MANPAGE)
 $(MANPAGE): $(HOST) scripts/gen-man.lua $(wildcard lua/tdm/*.lua lua/tdm/commands/*.lua)
 	./$(HOST) scripts/gen-man.lua ./$(HOST) > $@.tmp && mv $@.tmp $@
+
+# The error-code page is generated from include/tdm/errcodes.def (through
+# tdm.core.errors); tests/lua/test_errors.lua checks it is current.
+docs/errors.md: $(HOST) scripts/gen-errors.lua include/tdm/errcodes.def
+	./$(HOST) scripts/gen-errors.lua > $@.tmp && mv $@.tmp $@
 
 # Regenerated every time: it records PREFIX.
 $(PCFILE): tdm.pc.in include/tdm.h FORCE | $(B)

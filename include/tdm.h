@@ -16,6 +16,7 @@
 #define TDM_VERSION "0.1.0"
 
 #include "tdm/error.h"
+#include "tdm/errcodes.h"
 #include "tdm/buf.h"
 #include "tdm/hash.h"
 #include "tdm/fs.h"

@@ -36,6 +36,7 @@ static const lua_CFunction openers[] = {
   tdm_lua_open_sigv4,
   tdm_lua_open_s3,
   tdm_lua_open_http,
+  tdm_lua_open_errors,
   NULL
 };
 

@@ -38,17 +38,6 @@ void tdm_format_utc(double ts, char *out, size_t outsz) {
            tm.tm_min, tm.tm_sec, (long)us);
 }
 
-double tdm_parse_utc(const char *s) {
-  int y, mo, d, h, mi, sec, n = 0;
-  double t, frac = 0;
-  if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-                   &sec, &n) != 6)
-    return -1;
-  if (s[n] == '.') frac = strtod(s + n, NULL);
-  t = tdm_utc_seconds(y, mo, d, h, mi, sec);
-  return t < 0 ? -1 : t + frac;
-}
-
 static double now_ts(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -55,8 +55,4 @@ int tdm_manifest_parse(const char *path, const char *text, size_t len,
 int tdm_manifest_set_facts(tdm_manifest *m, size_t i, const tdm_fact *loc,
                            const tdm_fact *s3, tdm_error *err);
 
-/* Epoch seconds of "YYYY-MM-DDTHH:MM:SS[.ffffff]" (UTC), or -1 (also
- * when a field is out of range: tdm_utc_seconds). */
-double tdm_parse_utc(const char *s);
-
 #endif

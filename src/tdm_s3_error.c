@@ -1,7 +1,7 @@
 /* tdm_s3_error.c -- what a failed S3 request is called and means: the
  * network failure of a curl code, the "S3_<Code>" of an answer, whether
- * it is worth retrying, and what the user should do about it. Pure
- * functions. */
+ * it is worth retrying, and what the user should do about it (from the
+ * one table, include/tdm/errcodes.def). Pure functions. */
 #include <stdio.h>
 #include <string.h>
 
@@ -45,14 +45,7 @@ const char *tdm_s3i_net_code(tdm_s3_net net) {
   }
 }
 
-static const char *const retry_codes[] = {
-  "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
-  "Throttling", "ThrottlingException", "RequestLimitExceeded",
-  "TooManyRequests", "OperationAborted", NULL
-};
-
 int tdm_s3_retryable(tdm_s3_net net, long status, const char *s3code) {
-  int i;
   switch (net) {
     case TDM_S3_NET_OK: break;
     case TDM_S3_NET_TLS:
@@ -62,9 +55,12 @@ int tdm_s3_retryable(tdm_s3_net net, long status, const char *s3code) {
     default:
       return 1;
   }
-  if (s3code && *s3code)
-    for (i = 0; retry_codes[i]; i++)
-      if (strcmp(s3code, retry_codes[i]) == 0) return 1;
+  if (s3code && *s3code) {
+    char code[TDM_ERR_CODE_MAX];
+    const tdm_errcode *ec;
+    snprintf(code, sizeof code, "S3_%s", s3code);
+    if ((ec = tdm_errcode_find(code)) && ec->retryable) return 1;
+  }
   return status >= 500 || status == 429;
 }
 
@@ -93,34 +89,13 @@ void tdm_s3_error_code(const char *s3code, long status, char *out,
   else snprintf(out, outsz, "S3_HTTP%ld", status);
 }
 
-static const struct { const char *code, *advice; } advice[] = {
-  {"SignatureDoesNotMatch", "check the secret key (AWS_SECRET_ACCESS_KEY "
-   "or the profile's) and the region (AWS_REGION)"},
-  {"InvalidAccessKeyId", "check AWS_ACCESS_KEY_ID (or the profile's "
-   "aws_access_key_id)"},
-  {"ExpiredToken", "the session token expired; refresh the credentials"},
-  {"InvalidToken", "check AWS_SESSION_TOKEN"},
-  {"RequestTimeTooSkewed", "this machine's clock is off; fix it (NTP) and "
-   "retry"},
-  {"NoSuchBucket", "check TDM_BUCKET and the region (AWS_REGION)"},
-  {"AuthorizationHeaderMalformed", "check the region (AWS_REGION) matches "
-   "the bucket's"},
-  {"PermanentRedirect", "the bucket is in another region; set AWS_REGION "
-   "to it"},
-  {"AccessDenied", "the credentials lack permission for this; check the "
-   "IAM policy and the bucket policy"},
-  {"AllAccessDisabled", "access to the bucket is disabled"},
-  {"BadDigest", "the data changed in transit; retry"},
-  {"InvalidDigest", "the data changed in transit; retry"},
-  {"SlowDown", "S3 is throttling; lower --jobs"},
-  {NULL, NULL}
-};
-
-const char *tdm_s3_advice(const char *s3code) {
-  int i;
-  if (!s3code) return "";
-  if (strncmp(s3code, "S3_", 3) == 0) s3code += 3;
-  for (i = 0; advice[i].code; i++)
-    if (strcmp(advice[i].code, s3code) == 0) return advice[i].advice;
-  return "";
+const char *tdm_s3_advice(const char *code) {
+  char full[TDM_ERR_CODE_MAX];
+  const tdm_errcode *ec;
+  if (!code) return "";
+  if (strncmp(code, "S3_", 3) != 0) {
+    snprintf(full, sizeof full, "S3_%s", code);
+    code = full;
+  }
+  return (ec = tdm_errcode_find(code)) ? ec->advice : "";
 }

@@ -140,7 +140,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud) {
   } else if (strcasecmp(line, "etag") == 0) {
     tdm_etag_unquote(x->etag, sizeof x->etag, v);
   } else if (strcasecmp(line, "last-modified") == 0) {
-    x->last_modified = tdm_utc_parse(v);
+    x->last_modified = tdm_parse_time(v);
   } else if (strcasecmp(line, "retry-after") == 0) {
     scopy(x->retry_after, sizeof x->retry_after, v);
   } else if (strcasecmp(line, "x-amz-request-id") == 0) {

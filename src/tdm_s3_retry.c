@@ -37,6 +37,6 @@ double tdm_s3_retry_after(const char *value, time_t now) {
     while (isspace((unsigned char)*end)) end++;
     return *end ? -1 : d;
   }
-  if ((t = (time_t)tdm_utc_parse(value)) <= 0) return -1;
+  if ((t = (time_t)tdm_parse_time(value)) <= 0) return -1;
   return t > now ? (double)(t - now) : 0;
 }

@@ -116,7 +116,7 @@ static void end_list(tdm_s3_xml *x, const char *parent, const char *name,
       tdm_etag_unquote(x->cur.etag, sizeof x->cur.etag, t);
       if (!tdm_etag_plain_md5(x->cur.etag, x->cur.md5)) x->cur.md5[0] = 0;
     } else if (strcmp(name, "LastModified") == 0) {
-      x->cur.last_modified = tdm_utc_parse(t);
+      x->cur.last_modified = tdm_parse_time(t);
     }
   } else if (x->depth == 2 && strcmp(name, "Contents") == 0) {
     if (!x->cur_key) {

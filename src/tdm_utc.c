@@ -1,6 +1,7 @@
 /* tdm_utc.c -- UTC times to epoch seconds: broken-down fields, and the
  * text forms S3 and HTTP use (see include/tdm/utc.h). */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +27,17 @@ double tdm_utc_seconds(int y, int mo, int d, int h, int mi, double sec) {
   tm.tm_min = mi;
   tm.tm_sec = (int)whole;
   return (double)timegm(&tm) + (sec - whole);
+}
+
+double tdm_parse_utc(const char *s) {
+  int y, mo, d, h, mi, sec, n = 0;
+  double t, frac = 0;
+  if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
+                   &sec, &n) != 6)
+    return -1;
+  if (s[n] == '.') frac = strtod(s + n, NULL);
+  t = tdm_utc_seconds(y, mo, d, h, mi, sec);
+  return t < 0 ? -1 : t + frac;
 }
 
 /* 1..12 for an English month abbreviation, 0 for anything else. */
@@ -58,12 +70,8 @@ static double http_date(const char *s) {
   return -1;
 }
 
-double tdm_utc_parse(const char *s) {
-  int y, mo, d, h, mi;
-  double sec, t;
-  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf", &y, &mo, &d, &h, &mi, &sec) == 6)
-    t = tdm_utc_seconds(y, mo, d, h, mi, sec);
-  else
-    t = http_date(s);
+double tdm_parse_time(const char *s) {
+  double t = tdm_parse_utc(s);
+  if (t < 0 && s) t = http_date(s);
   return t < 0 ? 0 : t;
 }

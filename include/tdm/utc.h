@@ -11,8 +11,14 @@
  * before 1970. A day past the month's end rolls over as timegm does. */
 double tdm_utc_seconds(int y, int mo, int d, int h, int mi, double sec);
 
-/* Epoch seconds of an ISO 8601 UTC time ("2026-11-26T05:12:49.000Z") or
- * an HTTP date in any of its three forms; 0 when unparsable. */
-double tdm_utc_parse(const char *s);
+/* Epoch seconds of "YYYY-MM-DDTHH:MM:SS[.ffffff]" (UTC; what manifests
+ * hold and S3 listings send, a trailing "Z" ignored), or -1 (also when a
+ * field is out of range). */
+double tdm_parse_utc(const char *s);
+
+/* Epoch seconds of the times S3 and HTTP send: the form above or an HTTP
+ * date in any of its three forms (Last-Modified, Retry-After); 0 when
+ * unparsable. */
+double tdm_parse_time(const char *s);
 
 #endif
