@@ -13,7 +13,8 @@ a different one. With --rotate every issue is new (refresh tests).
 
 With --upstream URL, any other request is an S3 request: it is refused
 with 403 ExpiredToken when signed with a key this stand-in issued that has
-expired, else forwarded to the upstream server (s3rver) and relayed.
+expired, else forwarded to the upstream server (s3rver, which checks the
+key id but not the signature: --upstream-key) and relayed.
 
 Every request is appended to --log as one line ("imds-creds", "sts
 AssumeRole role=... source=AK", "s3 GET /bucket/key AK", ...).
@@ -38,6 +39,9 @@ ap.add_argument("--log", required=True)
 ap.add_argument("--ttl", type=int, default=3600)
 ap.add_argument("--rotate", action="store_true")
 ap.add_argument("--upstream")
+ap.add_argument("--upstream-key", help="the access key id the upstream "
+                "knows (s3rver checks the id, not the signature): forwarded "
+                "requests name it instead of the stand-in's")
 ap.add_argument("--container-token")
 ap.add_argument("--sso-token")
 args = ap.parse_args()
@@ -223,6 +227,9 @@ class H(http.server.BaseHTTPRequestHandler):
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         hdrs = {k: v for k, v in self.headers.items()
                 if k.lower() not in ("connection", "content-length")}
+        if args.upstream_key and "Authorization" in hdrs:
+            hdrs["Authorization"] = hdrs["Authorization"].replace(
+                "Credential=%s/" % ak, "Credential=%s/" % args.upstream_key)
         conn.request(self.command, self.path, body=raw, headers=hdrs)
         r = conn.getresponse()
         data = r.read()
