@@ -11,6 +11,7 @@
 
 #include "tdm/layout.h"
 #include "tdm/fs.h"
+#include "tdm/sigv4.h"
 
 static const char *const status_names[TDM_ST_COUNT] = {
   "synced", "local_only", "s3_only", "out_of_sync", "missing"};
@@ -301,23 +302,6 @@ int tdm_layout_url_base(const char *bucket, const char *region, char *out,
                       region), outsz, "public URL base", err);
 }
 
-/* Append `s` URI-encoded as S3 shows a key (unreserved kept, and '/'
- * when keep_slash). */
-static int append_uri(tdm_buf *b, const char *s, size_t n, int keep_slash,
-                      tdm_error *err) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
-        (keep_slash && c == '/')) {
-      if (tdm_buf_appendc(b, (char)c, err) != TDM_OK) return TDM_ERR;
-    } else if (tdm_buf_printf(b, err, "%%%02X", c) != TDM_OK) {
-      return TDM_ERR;
-    }
-  }
-  return TDM_OK;
-}
-
 int tdm_layout_public_url(const char *base, const char *prefix,
                           const char *actor_name, const char *filename,
                           tdm_buf *out, tdm_error *err) {
@@ -327,11 +311,12 @@ int tdm_layout_public_url(const char *base, const char *prefix,
   if (tdm_buf_append(out, base, bn, err) != TDM_OK ||
       tdm_buf_appendc(out, '/', err) != TDM_OK)
     return TDM_ERR;
-  if (pn > 0 && (append_uri(out, p, pn, 1, err) != TDM_OK ||
+  if (pn > 0 && (tdm_uri_encode(p, pn, 1, out, err) != TDM_OK ||
                  tdm_buf_appendc(out, '/', err) != TDM_OK))
     return TDM_ERR;
-  if (append_uri(out, actor_name, strlen(actor_name), 0, err) != TDM_OK ||
+  if (tdm_uri_encode(actor_name, strlen(actor_name), 0, out, err) !=
+      TDM_OK ||
       tdm_buf_appendc(out, '/', err) != TDM_OK)
     return TDM_ERR;
-  return append_uri(out, filename, strlen(filename), 0, err);
+  return tdm_uri_encode(filename, strlen(filename), 0, out, err);
 }
