@@ -6,7 +6,8 @@ Rows: op tool role run status seconds bytes files srv_cpu_pct rss_kb note
 median and min-max wall time, throughput, time per file, the s3rver CPU
 (median, % of one core) and, on tdm's line, the speed ratio to the best
 peer = (best peer's median time) / (tdm's median time), so > 1 means tdm
-is faster; "ref" rows (the server ceiling, openssl speed) are not peers
+is faster, and beside it the same by best run (that peer's fastest run /
+tdm's fastest run); "ref" rows (the server ceiling, openssl speed) are not peers
 and get their own ratio column. Peak-RSS rows go to a second table.
 """
 import statistics
@@ -92,10 +93,14 @@ def time_table(rows):
             ucpu = fnum(s["ucpu"]) if s["ucpu"] is not None else ""
             rp = rr = ""
             if role == "tdm" and best:
-                rp = f"**{best[0] / s['med']:.2f}×** (vs {best[1]})"
+                lo = sums[(best[1], "peer")]["lo"]
+                rp = (f"**{best[0] / s['med']:.2f}×** median, "
+                      f"{lo / s['lo']:.2f}× best run (vs {best[1]})")
             if role == "tdm" and refs:
-                rr = "; ".join(f"{m / s['med']:.2f}× (vs {name})"
-                               for m, name in sorted(refs))
+                rr = "; ".join(
+                    f"{m / s['med']:.2f}× median, "
+                    f"{sums[(name, 'ref')]['lo'] / s['lo']:.2f}× best "
+                    f"(vs {name})" for m, name in sorted(refs))
             out.append(f"| {op} | {name} | {runs} | {fnum(s['med'])} | "
                        f"{fnum(s['lo'])}–{fnum(s['hi'])} | {mbs} | {msf} | "
                        f"{ucpu} | {cpu} | {rp} | {rr} |")

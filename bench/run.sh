@@ -33,6 +33,15 @@
 #             and of listing K zero-byte objects (default 100,000)
 #             (TDM_BENCH_LIST_PEER=0 skips the aws s3 ls comparison)
 #   scale     (--scale) the rss measurements again at N = 1000
+#   latency   (not in the default) no-op pull-all and warm sync-manifests
+#             with 0, 50 and 100 ms per request, N = 300 and 3000
+#             (--latency-actors), vs rclone: bench/bench_latency.sh
+#   keys      (not in the default) peak RSS and cost per key of a no-op
+#             pull-all at N = 1000, 10,000, 100,000 actors x 17 empty
+#             objects (--keys-actors): bench/bench_keys.sh
+# --pull-tools LIST: the tools of the pull operation (default
+# tdm,aws10,aws32,rclone4,rclone32,s3cmd; add "curl" for the server's
+# ceiling -- curl --parallel 32 writing the files -- in the same rotation).
 # A tdm row whose command does not exist in this build is reported as
 # "n/a (not built)"; a failing tool is reported as failed, and the run
 # goes on.
@@ -42,6 +51,8 @@ ROOT=$(pwd)
 
 ACTORS=100 RUNS=${TDM_BENCH_RUNS:-3} SCALE=0 LISTK=100000 INSTALL=1
 OUT=$ROOT/bench/out OPS="pull,push,manifests,md5,ceiling,rss"
+PULL_TOOLS="tdm,aws10,aws32,rclone4,rclone32,s3cmd"
+LAT_ACTORS=300,3000 KEYS_ACTORS=1000,10000,100000
 while [ $# -gt 0 ]; do
   case $1 in
     --actors) ACTORS=$2; shift 2 ;;
@@ -49,6 +60,9 @@ while [ $# -gt 0 ]; do
     --scale) SCALE=1; shift ;;
     --list-objects) LISTK=$2; shift 2 ;;
     --ops) OPS=$2; shift 2 ;;
+    --pull-tools) PULL_TOOLS=$2; shift 2 ;;
+    --latency-actors) LAT_ACTORS=$2; shift 2 ;;
+    --keys-actors) KEYS_ACTORS=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -123,12 +137,15 @@ tdm_row() {        # tdm_row OP RUN BYTES FILES COMMAND ARGS...
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 PREFIX=bench$ACTORS/training_data
-dataset "$ACTORS" "$PREFIX"
-N_FILES=$NFILES N_BYTES=$NBYTES N_SRC=$SRC
+# The latency and key-count runs bring their own servers and data.
+if [[ ",$OPS," =~ ,(pull|push|manifests|md5|ceiling|rss|scale), ]]; then
+  dataset "$ACTORS" "$PREFIX"
+  N_FILES=$NFILES N_BYTES=$NBYTES N_SRC=$SRC
+fi
 
 # ---- pull into an empty tree, then the no-op pull -----------------------
 op_pull() {
-  local tools=(tdm aws10 aws32 rclone4 rclone32 s3cmd) run k t d
+  local tools=(${PULL_TOOLS//,/ }) run k t d
   local nt=${#tools[@]} e="$N_FILES"
   local P="pull (empty tree)" Q="no-op pull"
   # tdm's first no-op after a pull re-hashes what landed within the racy
@@ -165,6 +182,10 @@ op_pull() {
             s3cmd_peer sync "s3://$BUCKET/$PREFIX/" "$d/" &&
           bench_run "$Q" "s3cmd sync" peer "$run" 0 "$e" \
             s3cmd_peer sync "s3://$BUCKET/$PREFIX/" "$d/" ;;
+        curl)
+          get_cfgs "$d"
+          bench_run "$P" "curl --parallel 32 into files" ref "$run" \
+            "$N_BYTES" "$e" "${CURL_GET[@]}" --create-dirs -K "$FCFG" ;;
       esac
       unset BENCH_CHECK
       rm -rf "$d"
@@ -261,30 +282,36 @@ op_manifests() {
 }
 
 # ---- the server's ceiling: raw parallel GETs ------------------------------
-op_ceiling() {
-  local cfg=$SCRATCH/get.cfg fcfg=$SCRATCH/get-files.cfg run
-  local d=$SCRATCH/pull-curl
+# get_cfgs DIR: curl configs for every object of the dataset: $CFG (GETs
+# to /dev/null) and $FCFG (the same GETs written under DIR: no
+# verification, no fsync, no manifest -- what any client that lands the
+# files must at least pay); $CURL_GET is the signed curl command.
+get_cfgs() {
+  local d=$1
+  CFG=$SCRATCH/get.cfg FCFG=$SCRATCH/get-files.cfg
   (cd "$N_SRC/actors" && find . -path './*/training_data/*' -type f) |
     LC_ALL=C sort > "$SCRATCH/keys.txt"
   awk -v b="$EP/$BUCKET/$PREFIX" -F/ \
     '{ printf "url = \"%s/%s/%s\"\noutput = \"/dev/null\"\n", b, $2, $4 }' \
-    "$SCRATCH/keys.txt" > "$cfg"
-  # The same GETs written to files (no verification, no fsync, no
-  # manifest): what any client that lands the files must at least pay.
+    "$SCRATCH/keys.txt" > "$CFG"
   awk -v b="$EP/$BUCKET/$PREFIX" -v d="$d" -F/ \
     '{ printf "url = \"%s/%s/%s\"\noutput = \"%s/%s/%s\"\n", b, $2, $4, d, $2, $4 }' \
-    "$SCRATCH/keys.txt" > "$fcfg"
-  local curl_get=(curl -s --no-progress-meter --fail --parallel
+    "$SCRATCH/keys.txt" > "$FCFG"
+  CURL_GET=(curl -s --no-progress-meter --fail --parallel
     --parallel-max 32 --aws-sigv4 "aws:amz:$AWS_REGION:s3"
     --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+}
+op_ceiling() {
+  local run d=$SCRATCH/pull-curl
+  get_cfgs "$d"
   for run in $(seq 1 "$RUNS"); do
     bench_run "pull (empty tree)" "curl --parallel 32 to /dev/null" ref \
-      "$run" "$N_BYTES" "$N_FILES" "${curl_get[@]}" -K "$cfg"
+      "$run" "$N_BYTES" "$N_FILES" "${CURL_GET[@]}" -K "$CFG"
     rm -rf "$d"
     BENCH_CHECK="[ \$(count_files $d) -eq $N_FILES ]" \
       bench_run "pull (empty tree)" "curl --parallel 32 into files" ref \
-      "$run" "$N_BYTES" "$N_FILES" "${curl_get[@]}" --create-dirs -K "$fcfg"
+      "$run" "$N_BYTES" "$N_FILES" "${CURL_GET[@]}" --create-dirs -K "$FCFG"
     rm -rf "$d"
     # The floor of a no-op pull and of a warm sync-manifests: the listing
     # every client must make (pages of 1000, one after the other).
@@ -292,33 +319,10 @@ op_ceiling() {
     for op in "no-op pull" "no-op pull, 2nd (tdm manifests settled)" \
               "sync-manifests warm"; do
       BENCH_CHECK="" bench_run "$op" "curl ListObjectsV2, every page" ref \
-        "$run" "" "$N_FILES" raw_listing "$PREFIX/" "$N_FILES"
+        "$run" "" "$N_FILES" raw_listing "$EP" "$BUCKET" "$PREFIX/" "$N_FILES"
     done
   done
 }
-# raw_listing PREFIX COUNT: every ListObjectsV2 page under PREFIX, as a
-# client must fetch them (each page waits for the previous one's token);
-# fails unless COUNT keys were listed.
-raw_listing() {
-  local tok="" page n=0 total=0
-  while :; do
-    page=$(curl -s --no-progress-meter --fail -G \
-      --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
-      --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-      --data-urlencode "list-type=2" --data-urlencode "prefix=$1" \
-      ${tok:+--data-urlencode "continuation-token=$tok"} \
-      "$EP/$BUCKET") || return 1
-    n=$(printf '%s' "$page" | grep -o '<Key>' | wc -l)
-    total=$((total + n))
-    tok=$(printf '%s' "$page" |
-      sed -n 's:.*<NextContinuationToken>\(.*\)</NextContinuationToken>.*:\1:p')
-    [ -n "$tok" ] || break
-  done
-  echo "listed $total objects"
-  [ "$total" -eq "$2" ]
-}
-
 # ---- peak RSS -----------------------------------------------------------
 # rss_at N PREFIX SRC FILES: sync-manifests (cold) and pull-all at N.
 rss_at() {
@@ -400,6 +404,9 @@ want md5 && bench/bench_md5.sh --runs "$RUNS" --tree "$N_SRC/actors" \
   --append "$RESULTS" --op "hash the tree (N=$ACTORS)"
 want rss && op_rss
 want scale && op_scale
+want latency && bench/bench_latency.sh --actors "$LAT_ACTORS" \
+  --runs "$RUNS" --out "$OUT/latency"
+want keys && bench/bench_keys.sh --actors "$KEYS_ACTORS" --out "$OUT/keys"
 
 {
   echo "<!-- bench/run.sh --actors $ACTORS --runs $RUNS --ops $OPS;" \
