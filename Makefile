@@ -17,6 +17,7 @@ INCDIR = $(PREFIX)/include
 LUA_CMOD_DIR = $(LIBDIR)/lua/$(LUA_VERSION)
 LUA_LMOD_DIR = $(PREFIX)/share/lua/$(LUA_VERSION)
 MANDIR = $(PREFIX)/share/man
+COMPDIR = $(PREFIX)/share/bash-completion/completions
 
 PKG_CONFIG ?= pkg-config
 DEPS = lua5.4 libcurl openssl expat jansson libmicrohttpd
@@ -73,7 +74,7 @@ VERSION := $(shell sed -n 's/^\#define TDM_VERSION "\(.*\)"/\1/p' include/tdm.h)
 MANPAGE = $(B)/tdm-lua.1
 PCFILE = $(B)/tdm.pc
 
-.PHONY: all test test-c check-all fuzz fuzz-build install uninstall clean cppcheck valgrind man FORCE
+.PHONY: all test test-c check-all fuzz fuzz-build install install-rock uninstall clean cppcheck valgrind man docs FORCE
 
 all: $(LIB) $(MODULE) $(HOST)
 
@@ -86,6 +87,11 @@ $(MANPAGE): $(HOST) scripts/gen-man.lua $(wildcard lua/tdm/*.lua lua/tdm/command
 # tdm.core.errors); tests/lua/test_errors.lua checks it is current.
 docs/errors.md: $(HOST) scripts/gen-errors.lua include/tdm/errcodes.def
 	./$(HOST) scripts/gen-errors.lua > $@.tmp && mv $@.tmp $@
+
+# docs/commands.md: the fenced --help blocks regenerated from the binary
+# (tests/e2e/test_cli.sh fails when they are stale).
+docs: $(HOST) docs/errors.md
+	./$(HOST) scripts/gen-commands-md.lua ./$(HOST) docs/commands.md
 
 # Regenerated every time: it records PREFIX.
 $(PCFILE): tdm.pc.in include/tdm.h FORCE | $(B)
@@ -191,7 +197,8 @@ install: all $(MANPAGE) $(PCFILE)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
 	  $(DESTDIR)$(INCDIR)/tdm $(DESTDIR)$(LUA_CMOD_DIR)/tdm \
 	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands $(DESTDIR)$(LIBDIR)/pkgconfig \
-	  $(DESTDIR)$(MANDIR)/man1
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPDIR)
+	install -m 644 scripts/tdm-lua.bash $(DESTDIR)$(COMPDIR)/tdm-lua
 	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/tdm.pc
 	install -m 644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man1/tdm-lua.1
 	install -m 755 $(HOST) $(DESTDIR)$(BINDIR)/tdm-lua
@@ -203,7 +210,20 @@ install: all $(MANPAGE) $(PCFILE)
 	install -m 644 lua/tdm/commands/*.lua \
 	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands/
 
+# What `luarocks make` installs (the rockspec's install target): the Lua
+# module (tdm.core and the tdm.* Lua files) and the tdm-lua host, not the
+# C library, headers or pkg-config file (`make install` is for those).
+install-rock: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMOD_DIR)/tdm \
+	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands
+	install -m 755 $(HOST) $(DESTDIR)$(BINDIR)/tdm-lua
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMOD_DIR)/tdm/core.so
+	install -m 644 lua/tdm/*.lua $(DESTDIR)$(LUA_LMOD_DIR)/tdm/
+	install -m 644 lua/tdm/commands/*.lua \
+	  $(DESTDIR)$(LUA_LMOD_DIR)/tdm/commands/
+
 uninstall:
+	rm -f $(DESTDIR)$(COMPDIR)/tdm-lua
 	rm -f $(DESTDIR)$(BINDIR)/tdm-lua $(DESTDIR)$(LIBDIR)/libtdm.a \
 	  $(DESTDIR)$(INCDIR)/tdm.h $(DESTDIR)$(LUA_CMOD_DIR)/tdm/core.so
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/tdm.pc \

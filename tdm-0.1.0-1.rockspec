@@ -1,7 +1,11 @@
--- LuaRocks build of tdm from a checkout: `luarocks make` (Lua 5.4).
--- Builds with the project's Makefile and installs the module (tdm.core and
--- the tdm.* Lua modules), the tdm-lua host, libtdm.a, the headers, the
--- pkg-config file and the man page into the rocks tree.
+-- LuaRocks build of tdm from a checkout (Lua 5.4):
+--   luarocks --lua-version 5.4 make
+-- (Debian 12's luarocks defaults to Lua 5.1; after `luarocks config --scope
+-- user lua_version 5.4` (5.4 the default for your user) plain `luarocks make`
+-- works.) Builds with the project's Makefile and installs the module
+-- (tdm.core and the tdm.* Lua modules) and the tdm-lua host into the
+-- rocks tree: `make install-rock`. The C library, headers, pkg-config file
+-- and man page are for `make install`, not for a rock.
 rockspec_format = "3.0"
 package = "tdm"
 version = "0.1.0-1"
@@ -24,6 +28,7 @@ build = {
     CFLAGS = "$(CFLAGS)",
     PREFIX = "$(PREFIX)",
   },
+  install_target = "install-rock",
   install_variables = {
     PREFIX = "$(PREFIX)",
     BINDIR = "$(BINDIR)",

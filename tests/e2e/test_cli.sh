@@ -31,6 +31,13 @@ if tdm-lua help pull | grep -qE -- '--actor|--shard'; then fail "pull --help lis
 check_grep "pull-all --help lists --actor" "--actor ACTOR" tdm-lua pull-all --help
 check_grep "--help lists --endpoint-url" "--endpoint-url URL" tdm-lua audit --help
 check_grep "main help lists help" "help +show the help" tdm-lua help
+check_out "docs/commands.md holds the current --help texts (make docs)" \
+  "$TDM_TEST_ROOT/docs/commands.md is up to date" \
+  tdm-lua "$TDM_TEST_ROOT/scripts/gen-commands-md.lua" tdm-lua "$TDM_TEST_ROOT/docs/commands.md" --check
+cp "$TDM_TEST_ROOT/docs/commands.md" "$tmp/commands.md"
+sed -i 's/^  -n, --dry-run, /  -n, --dry-runX, /' "$tmp/commands.md"
+check_rc "a stale --help block is caught" 1 \
+  tdm-lua "$TDM_TEST_ROOT/scripts/gen-commands-md.lua" tdm-lua "$tmp/commands.md" --check
 
 # Typos: "did you mean", exit 2.
 check_rc "mistyped command exits 2" 2 tdm-lua pul-all

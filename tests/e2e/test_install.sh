@@ -17,7 +17,8 @@ check "make install DESTDIR PREFIX=/usr" \
 for f in usr/bin/tdm-lua usr/lib/libtdm.a usr/include/tdm.h \
          usr/lib/lua/5.4/tdm/core.so usr/share/lua/5.4/tdm/init.lua \
          usr/share/lua/5.4/tdm/commands/init.lua usr/lib/pkgconfig/tdm.pc \
-         usr/share/man/man1/tdm-lua.1; do
+         usr/share/man/man1/tdm-lua.1 \
+         usr/share/bash-completion/completions/tdm-lua; do
   [ -f "$stage/$f" ] && pass || fail "installed file missing: $f"
 done
 
@@ -47,6 +48,28 @@ check_out "installed tdm-lua runs a command" "900150983cd24fb0d6963f7d28e17f72  
   bash -c "printf abc > '$tmp/abc' && cd '$tmp' && '$stage/usr/bin/tdm-lua' md5 abc | sed 's/abc\$/-/'"
 check_grep "installed tdm-lua finds its commands" "config " "$stage/usr/bin/tdm-lua" --help
 check_grep "man page renders" "tdm-lua" man -l "$stage/usr/share/man/man1/tdm-lua.1"
+for s in EXAMPLES FILES ENVIRONMENT "EXIT STATUS"; do
+  check_grep "man page has $s" "^$s" man -l "$stage/usr/share/man/man1/tdm-lua.1"
+done
+check_grep "man page ENVIRONMENT lists the job-engine shard variables" "JOB_COMPLETION_INDEX" \
+  man -l "$stage/usr/share/man/man1/tdm-lua.1"
+
+# Bash completion: commands, a command's own options, actors of the data root.
+mkdir -p "$tmp/cdata/actors/0007_demo_actor" "$tmp/cdata/actors/0012_other"
+comp() {
+  bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+           _tdm_lua; echo "${COMPREPLY[*]}"' _ \
+    "$stage/usr/share/bash-completion/completions/tdm-lua" "$@"
+}
+PATH="$stage/usr/bin:$PATH"
+check_out "completion: commands" "pull pull-all push push-all" comp tdm-lua pu
+check_out "completion: a command's options" "--repair" comp tdm-lua pull --rep
+check_out "completion: pull has no --shard" "" comp tdm-lua pull --sha
+check_out "completion: pull-all has --shard" "--shard" comp tdm-lua pull-all --sha
+check_out "completion: actors from --data-root" "0007_demo_actor 0012_other" \
+  comp tdm-lua --data-root "$tmp/cdata" pull-all --actor ""
+check_out "completion: actors for pull" "0012_other" comp tdm-lua pull --data-root "$tmp/cdata" 001
+PATH=${PATH#"$stage/usr/bin:"}
 
 # pkg-config and the embedding example.
 export PKG_CONFIG_PATH="$stage/usr/lib/pkgconfig"
@@ -64,10 +87,16 @@ left=$(find "$stage" -type f | wc -l)
 [ "$left" -eq 0 ] && pass || fail "uninstall left $left files: $(find "$stage" -type f | head -3)"
 
 # LuaRocks: build and install the rock from the checkout into a tree.
+# As the README says: 5.4 made the user's default once, then plain
+# `luarocks make` (Debian 12's luarocks defaults to Lua 5.1).
 if command -v luarocks >/dev/null; then
-  (cd "$tmp/src" && make clean >/dev/null && \
-   luarocks --lua-version 5.4 make --tree "$tmp/rocks" tdm-0.1.0-1.rockspec) \
+  (export HOME="$tmp/home"; mkdir -p "$HOME" && cd "$tmp/src" && make clean >/dev/null && \
+   luarocks config --scope user lua_version 5.4 && \
+   luarocks make --tree "$tmp/rocks") \
     >"$tmp/rock.log" 2>&1 && pass || fail "luarocks make: $(tail -5 "$tmp/rock.log")"
+  left=$(find "$tmp/rocks" -name 'libtdm.a' -o -name 'tdm.pc' -o -name 'tdm.h' | head -3)
+  [ -z "$left" ] && pass || fail "the rock installs only the module and host, found: $left"
+  [ -f "$tmp/rocks/lib/lua/5.4/tdm/core.so" ] && pass || fail "the rock installs tdm/core.so"
   check_out "module loads from the rocks tree" "900150983cd24fb0d6963f7d28e17f72" \
     lua5.4 -e 'package.path="'"$tmp"'/rocks/share/lua/5.4/?.lua;'"$tmp"'/rocks/share/lua/5.4/?/init.lua;"..package.path
                package.cpath="'"$tmp"'/rocks/lib/lua/5.4/?.so;"..package.cpath
