@@ -25,7 +25,7 @@ cli.EXIT = { OK = 0, FINDINGS = 1, PARTIAL = 1, USAGE = 2, INTERRUPTED = 130 }
 
 --- Error codes that mean "the configuration or the command line is wrong"
 -- rather than "the world failed": a run that meets one exits 2.
-cli.CONFIG_CODES = { ECONFIG = true, EUSAGE = true, ENOCREDS = true,
+cli.CONFIG_CODES = { ECONFIG = true, EUSAGE = true, ENOCREDS = true, EBADCREDS = true,
                      S3_NoSuchBucket = true, S3_InvalidBucketName = true }
 
 -- The error object of a usage or configuration error: prints as its
