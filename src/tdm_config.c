@@ -16,7 +16,7 @@ static const struct {
   {"prefix", "TDM_PREFIX", NULL, "system_actors/training_data", 0, 0},
   {"region", "AWS_REGION", "AWS_DEFAULT_REGION", "us-west-1", 0, 0},
   {"public_url_base", "TDM_PUBLIC_URL_BASE", NULL, "", 0, 0},
-  {"endpoint", "AWS_ENDPOINT_URL", NULL, "", 0, 0},
+  {"endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "", 0, 0},
   {"profile", "AWS_PROFILE", NULL, "", 0, 0},
   {"ca_bundle", "AWS_CA_BUNDLE", NULL, "", 0, 0},
   {"jobs", "TDM_JOBS", NULL, "32", 0, 1},
@@ -154,6 +154,16 @@ int tdm_config_load(tdm_config *cfg, tdm_error *err) {
     if (check_value((tdm_config_key)i, env, src, err) != TDM_OK)
       return TDM_ERR;
     put(cfg, (tdm_config_key)i, env, src);
+  }
+  /* Nor an endpoint: the profile's [services] section or endpoint_url
+   * may, as for the aws cli (docs/credentials.md). */
+  if (strcmp(cfg->source[TDM_CFG_ENDPOINT], "default") == 0) {
+    char ep[TDM_CFG_VALUE_MAX], epsrc[sizeof cfg->source[0]];
+    const char *profile = cfg->value[TDM_CFG_PROFILE];
+    if (tdm_endpoint_resolve("s3", *profile ? profile : NULL, ep, sizeof ep,
+                             epsrc, sizeof epsrc, err) != TDM_OK)
+      return TDM_ERR;
+    if (ep[0]) put(cfg, TDM_CFG_ENDPOINT, ep, epsrc);
   }
   /* Neither the environment nor tdm.conf named a region: the AWS profile's
    * config file may (~/.aws/config), as it would for the aws cli. */

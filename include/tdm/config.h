@@ -17,7 +17,8 @@
  * prefix         TDM_PREFIX             system_actors/training_data
  * region         AWS_REGION, AWS_DEFAULT_REGION   us-west-1
  * public_url_base TDM_PUBLIC_URL_BASE   https://{bucket}.s3.{region}.amazonaws.com
- * endpoint       AWS_ENDPOINT_URL       (AWS)
+ * endpoint       AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then the AWS
+ *                profile's services section / endpoint_url   (AWS)
  * profile        AWS_PROFILE            (default)
  * ca_bundle      AWS_CA_BUNDLE          (system)
  * jobs           TDM_JOBS               32

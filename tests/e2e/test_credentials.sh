@@ -218,6 +218,40 @@ check_grep "AWS_REGION beats the profile's region" \
   "^region +us-east-2 +env AWS_REGION" \
   run_clean "${FILES[@]}" AWS_PROFILE=cfgonly AWS_REGION=us-east-2 -- tdm-lua config
 
+# --- endpoints as the AWS CLI reads them ---------------------------------
+cat >"$tmp/epconf" <<EOF
+[profile svc]
+services = local-stack
+endpoint_url = http://127.0.0.1:7003
+
+[services local-stack]
+s3 =
+  endpoint_url = http://127.0.0.1:7001
+sts =
+  endpoint_url = http://127.0.0.1:7002
+
+[profile plain]
+endpoint_url = http://127.0.0.1:7004
+EOF
+check_grep "AWS_ENDPOINT_URL_S3 beats AWS_ENDPOINT_URL" \
+  "^endpoint +http://127.0.0.1:7000 +env AWS_ENDPOINT_URL_S3$" \
+  run_clean AWS_ENDPOINT_URL_S3=http://127.0.0.1:7000 \
+  AWS_ENDPOINT_URL=http://127.0.0.1:7999 -- tdm-lua config
+check_grep "AWS_ENDPOINT_URL beats the profile" \
+  "^endpoint +http://127.0.0.1:7999 +env AWS_ENDPOINT_URL$" \
+  run_clean AWS_CONFIG_FILE="$tmp/epconf" AWS_PROFILE=svc \
+  AWS_ENDPOINT_URL=http://127.0.0.1:7999 -- tdm-lua config
+check_grep "the profile's services section, s3 part" \
+  "^endpoint +http://127.0.0.1:7001 +services 'local-stack' in $tmp/epconf$" \
+  run_clean AWS_CONFIG_FILE="$tmp/epconf" AWS_PROFILE=svc -- tdm-lua config
+check_grep "the profile's endpoint_url" \
+  "^endpoint +http://127.0.0.1:7004 +profile 'plain' in $tmp/epconf$" \
+  run_clean AWS_CONFIG_FILE="$tmp/epconf" AWS_PROFILE=plain -- tdm-lua config
+check_grep "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS drops the profile's endpoints" \
+  "^endpoint +[^h]* +default$" \
+  run_clean AWS_CONFIG_FILE="$tmp/epconf" AWS_PROFILE=plain \
+  AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true -- tdm-lua config
+
 # --- the leak check over everything printed above -----------------------
 n=$(grep -c -F -e "$SECRET" -e "$TOKEN" -e "FAKEsecret" -e "FAKEsession" "$ALL")
 [ "$n" -eq 0 ] && pass || fail "secret or token printed $n times: $(grep -F -e FAKEsecret -e FAKEsession "$ALL" | head -3)"

@@ -164,6 +164,15 @@ source_profile = loop2
 role_arn = arn:aws:iam::123456789012:role/l2
 source_profile = loop1
 
+[profile rolesvc]
+role_arn = arn:aws:iam::123456789012:role/tdm-role
+source_profile = base
+services = via-standin
+
+[services via-standin]
+sts =
+  endpoint_url = $BASE
+
 [profile nosource]
 role_arn = arn:aws:iam::123456789012:role/x
 EOF2
@@ -237,6 +246,9 @@ tdm_is "container: RELATIVE_URI goes to 169.254.170.2 (through http_proxy)" \
   AWS_CONTAINER_AUTHORIZATION_TOKEN=CTOKENvalue
 check_grep "container: the relative URI was asked of 169.254.170.2" \
   "container-creds 169.254.170.2 " cat "$LOG"
+
+tdm_is "STS endpoint from the profile's services section" \
+  "^ASIAROLE.*\|assume-role$" "${FILES[@]}" AWS_PROFILE=rolesvc
 
 # --- precedence, as botocore orders them ---------------------------------
 same "environment beats web identity" env \
