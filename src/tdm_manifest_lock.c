@@ -69,7 +69,10 @@ int tdm_lock_acquire(const char *lockpath, double timeout, int *fdp,
       close(fd);
       return tdm_error_errno(err, saved, "lock %s", lockpath);
     }
-    if (mono_now() - start >= timeout || tdm_interrupted()) {
+    /* Not cut short by an interrupt: once interrupted, a run opens
+     * manifests only to record transfers that landed, which must not be
+     * lost; a second SIGINT ends the process. */
+    if (mono_now() - start >= timeout) {
       long holder = holder_pid(fd);
       close(fd);
       if (holder > 0)

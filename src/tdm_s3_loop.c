@@ -117,26 +117,63 @@ tdm_s3_batch *tdm_s3_batch_new(tdm_s3 *c, tdm_s3_job *jobs, size_t n,
   return b;
 }
 
+/* Abort job x (not a part): its request ended, its parts ended, its
+ * multipart upload aborted, the job finished "EINTR". */
+static void abort_xfer(xfer *x, const char *why) {
+  tdm_error e;
+  tdm_s3i_end_request(x);
+  tdm_s3i_kill_kids(x);
+  if (x->upload_id[0]) tdm_s3i_abort_upload_now(x);
+  x->job->interrupted = 1;
+  tdm_s3i_xerr(x, &e, "EINTR", "%s", why);
+  tdm_s3i_finish(x, 0, &e);
+}
+
 /* Stop everything: in-flight jobs are aborted (temp files removed, open
  * uploads aborted), jobs not started are marked so. */
 static void abort_all(tdm_s3_batch *b, const char *why) {
-  tdm_error e;
   tdm_s3i_fin_collect(b, 1);   /* let flushing GETs finish first */
   while (b->nactive > 0) {
     xfer *x = b->active[b->nactive - 1];
-    tdm_s3i_end_request(x);
     if (x->parent) {           /* a part: its upload is aborted below */
+      tdm_s3i_end_request(x);
       tdm_s3i_kid_done(x);
       continue;
     }
-    tdm_s3i_kill_kids(x);
-    if (x->upload_id[0]) tdm_s3i_abort_upload_now(x);
-    x->job->interrupted = 1;
-    tdm_s3i_xerr(x, &e, "EINTR", "%s", why);
-    tdm_s3i_finish(x, 0, &e);
+    abort_xfer(x, why);
   }
   while (b->pq_head < b->pq_tail)
     not_started(b, b->pendq[b->pq_head++ % b->n], why);
+}
+
+/* Whether x is a request on the wire that may already have changed the
+ * bucket: a PUT (or a multipart upload's Complete), a DELETE. */
+static int changing_s3(const xfer *x) {
+  tdm_s3_op op = x->job->op;
+  return x->state == ST_RUNNING && !tdm_s3i_mp_sending(x) &&
+         (op == TDM_S3_PUT || op == TDM_S3_DELETE || op == TDM_S3_DELETE_MANY);
+}
+
+/* The first interrupt: nothing new starts; jobs not started, retries not
+ * yet made, reads (their temp files removed) and multipart uploads still
+ * sending parts (no object appears before Complete) are aborted. A PUT
+ * or DELETE on the wire runs to its answer: S3 may have applied it
+ * already, so aborting it would leave the caller not knowing what the
+ * bucket holds; answered, it is delivered and recorded like any other. */
+static void interrupt(tdm_s3_batch *b) {
+  size_t k;
+  b->interrupted = 1;
+  tdm_s3i_fin_collect(b, 1);   /* let flushing GETs finish first */
+  for (k = b->nactive; k-- > 0;) {
+    xfer *x;
+    if (k >= b->nactive) continue;   /* an abort also ended parts */
+    x = b->active[k];
+    if (x->parent || changing_s3(x)) continue;
+    abort_xfer(x, "interrupted");
+    k = b->nactive;                  /* the list changed: from the top */
+  }
+  while (b->pq_head < b->pq_tail)
+    not_started(b, b->pendq[b->pq_head++ % b->n], "interrupted");
 }
 
 /* Start due retries and new jobs up to the concurrency. */
@@ -175,10 +212,7 @@ int tdm_s3_batch_step(tdm_s3_batch *b, int max_wait_ms) {
   int running = 0;
   double wait = max_wait_ms, now;
   size_t k;
-  if (!b->interrupted && tdm_interrupted()) {
-    b->interrupted = 1;
-    abort_all(b, "interrupted");
-  }
+  if (!b->interrupted && tdm_interrupted()) interrupt(b);
   if (b->remaining == 0) return 0;
   fill(b);
   curl_multi_perform(b->c->multi, &running);

@@ -24,6 +24,10 @@ int tdm_s3i_mp_plan(xfer *x, tdm_error *err) {
   return TDM_OK;
 }
 
+int tdm_s3i_mp_sending(const xfer *x) {
+  return x->parent != NULL || x->h == &tdm_s3i_mp_init || x->h == &mp_part;
+}
+
 void tdm_s3i_kid_done(xfer *k) {
   xfer *p = k->parent;
   int i;

@@ -217,6 +217,9 @@ void tdm_s3i_fin_stop(tdm_s3_batch *b);
 extern const tdm_s3_handler tdm_s3i_mp_init;
 /* Plan a multipart upload of x's open source (part size, part count). */
 int tdm_s3i_mp_plan(xfer *x, tdm_error *err);
+/* Whether x is (a part of) a multipart upload still before its
+ * Complete step: aborting it leaves no object. */
+int tdm_s3i_mp_sending(const xfer *x);
 /* A part is over: unhook it from its upload and free it. */
 void tdm_s3i_kid_done(xfer *k);
 /* Stop every part of upload p still in flight. */

@@ -264,10 +264,13 @@ function Sync:run(o)
     local listed, msg, code = self:each_listed_actor(self.list_root, process, skip,
       function() return self:pump_transfers(state, 20) end)
     if not listed then
-      -- Without the complete listing nobody else can be judged: report and stop.
-      T.actor_errors = T.actor_errors + 1
-      fail(r, nil, nil, "listing s3://" .. self.cfg.bucket .. "/" .. self.list_root
-           .. ": " .. tostring(msg), code)
+      -- Without the complete listing nobody else can be judged: report and
+      -- stop (an interrupt is no failure: the exit code says it).
+      if code ~= "EINTR" then
+        T.actor_errors = T.actor_errors + 1
+        fail(r, nil, nil, "listing s3://" .. self.cfg.bucket .. "/" .. self.list_root
+             .. ": " .. tostring(msg), code)
+      end
     else
       local actors_dir = self.data_root .. "/actors"
       local names = core.listdir(actors_dir) or {}
