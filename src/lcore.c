@@ -37,6 +37,7 @@ static const lua_CFunction openers[] = {
   tdm_lua_open_s3,
   tdm_lua_open_http,
   tdm_lua_open_errors,
+  tdm_lua_open_json,
   NULL
 };
 

@@ -125,9 +125,13 @@ static int write_string(const char *str, size_t len, tdm_buf *out,
   return tdm_buf_appendc(out, '"', err);
 }
 
-static int write_indent(tdm_buf *out, int level, tdm_error *err) {
+/* A newline and `level` indents -- nothing when not indenting (`indent`
+ * 0: Python's json.dumps(v) with its default ", " and ": " separators). */
+static int write_indent(tdm_buf *out, int level, int indent,
+                        tdm_error *err) {
   static const char spaces[] = "                                        ";
   int n = level * 2;
+  if (!indent) return TDM_OK;
   if (tdm_buf_appendc(out, '\n', err) != TDM_OK) return TDM_ERR;
   while (n > 0) {
     int k = n > 40 ? 40 : n;
@@ -140,8 +144,9 @@ static int write_indent(tdm_buf *out, int level, tdm_error *err) {
 
 /* Recursive writer; `level` is the nesting depth of `v`. Jansson objects
  * iterate in insertion order (2.14), which is the order the file had. */
-static int write_value(const json_t *v, int level, tdm_buf *out,
-                       tdm_error *err) {
+static int write_value(const json_t *v, int level, int indent,
+                       tdm_buf *out, tdm_error *err) {
+  const char *sep = indent ? "," : ", ";
   char num[64];
   if (level > 512) return tdm_error_set(err, "EINVAL", "JSON nested too deep");
   switch (json_typeof(v)) {
@@ -153,16 +158,16 @@ static int write_value(const json_t *v, int level, tdm_buf *out,
       if (json_object_size(v) == 0) return tdm_buf_appends(out, "{}", err);
       if (tdm_buf_appendc(out, '{', err) != TDM_OK) return TDM_ERR;
       json_object_keylen_foreach((json_t *)v, key, klen, val) {
-        if (!first && tdm_buf_appendc(out, ',', err) != TDM_OK)
+        if (!first && tdm_buf_appends(out, sep, err) != TDM_OK)
           return TDM_ERR;
         first = 0;
-        if (write_indent(out, level + 1, err) != TDM_OK ||
+        if (write_indent(out, level + 1, indent, err) != TDM_OK ||
             write_string(key, klen, out, err) != TDM_OK ||
             tdm_buf_append(out, ": ", 2, err) != TDM_OK ||
-            write_value(val, level + 1, out, err) != TDM_OK)
+            write_value(val, level + 1, indent, out, err) != TDM_OK)
           return TDM_ERR;
       }
-      if (write_indent(out, level, err) != TDM_OK) return TDM_ERR;
+      if (write_indent(out, level, indent, err) != TDM_OK) return TDM_ERR;
       return tdm_buf_appendc(out, '}', err);
     }
     case JSON_ARRAY: {
@@ -170,12 +175,13 @@ static int write_value(const json_t *v, int level, tdm_buf *out,
       if (n == 0) return tdm_buf_appends(out, "[]", err);
       if (tdm_buf_appendc(out, '[', err) != TDM_OK) return TDM_ERR;
       for (i = 0; i < n; i++) {
-        if (i && tdm_buf_appendc(out, ',', err) != TDM_OK) return TDM_ERR;
-        if (write_indent(out, level + 1, err) != TDM_OK ||
-            write_value(json_array_get(v, i), level + 1, out, err) != TDM_OK)
+        if (i && tdm_buf_appends(out, sep, err) != TDM_OK) return TDM_ERR;
+        if (write_indent(out, level + 1, indent, err) != TDM_OK ||
+            write_value(json_array_get(v, i), level + 1, indent, out, err)
+              != TDM_OK)
           return TDM_ERR;
       }
-      if (write_indent(out, level, err) != TDM_OK) return TDM_ERR;
+      if (write_indent(out, level, indent, err) != TDM_OK) return TDM_ERR;
       return tdm_buf_appendc(out, ']', err);
     }
     case JSON_STRING:
@@ -198,5 +204,10 @@ static int write_value(const json_t *v, int level, tdm_buf *out,
 
 int tdm_json_write(const void *v, tdm_buf *out, tdm_error *err) {
   if (!v) return tdm_error_set(err, "EINVAL", "no JSON value");
-  return write_value((const json_t *)v, 0, out, err);
+  return write_value((const json_t *)v, 0, 1, out, err);
+}
+
+int tdm_json_write_compact(const void *v, tdm_buf *out, tdm_error *err) {
+  if (!v) return tdm_error_set(err, "EINVAL", "no JSON value");
+  return write_value((const json_t *)v, 0, 0, out, err);
 }

@@ -90,6 +90,9 @@ void tdm_format_utc(double ts, char *out, size_t outsz);
  * infinities are refused (EINVAL). `v` is const void * so this header does
  * not need jansson.h. */
 int tdm_json_write(const void *v, tdm_buf *out, tdm_error *err);
+/* The same as Python's json.dumps(v) (one line, ", " and ": "): the HTTP
+ * API's bodies. */
+int tdm_json_write_compact(const void *v, tdm_buf *out, tdm_error *err);
 
 /* Python's repr() of a finite double into `out` (32 bytes is enough). */
 int tdm_float_repr(double d, char *out, size_t outsz);

@@ -53,6 +53,22 @@ print(repr(d["training_images"][0]["size_mb"]))]], json)
        '[null, 1.0, 5, 0.1, -2.5e-07]', "numbers as python writes them")
 end)
 
+t.test("encode_json: the core's writer refuses what JSON cannot hold", function()
+  t.checkerr(function() return API.encode_json({ f = print }) end,
+             "cannot encode a function")
+  t.checkerr(function() return API.encode_json({ [2.5] = 1 }) end,
+             "object key is a number")
+  local deep, c = {}, nil
+  c = deep
+  for _ = 1, 300 do c.x = {}; c = c.x end
+  t.checkerr(function() return API.encode_json(deep) end, "nested more than")
+  t.eq(API.encode_json({ 0 / 0, math.huge }), "[null, null]",
+       "NaN and infinity as null")
+  t.eq(API.encode_json({ z = 1, error = "e", actor_id = 2, a = 3 }),
+       '{"actor_id": 2, "error": "e", "a": 3, "z": 1}',
+       "known keys in the seed's order, then the others sorted")
+end)
+
 t.test("encode_json: strings are valid ASCII JSON", function()
   local s = 'q"b\\s\n\t\1 é 😀 \255'
   local json = API.encode_json({ s = s })
