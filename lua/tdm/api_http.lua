@@ -30,26 +30,14 @@ local function safe_text(s)
   return s
 end
 
--- The HTTP status of each failure code, in one table (the codes the core
--- and tdm.API produce; tdm.core.errors replaces it once the core has its
--- error table). 503 = S3 could not be reached or was busy: retry later;
--- 502 = S3, or the way to it, refused: retrying will not help.
-local STATUS_OF = {
-  EINVAL = 400, EBADNAME = 400, ENOACTOR = 404, ENOENT = 404,
-  S3_NoSuchKey = 404, EBADIMAGE = 415, E2BIG = 413, LOCKED = 503,
-  ETIMEDOUT = 503, ECONNREFUSED = 503, ECONNRESET = 503, EHOSTUNREACH = 503,
-  ETRUNCATED = 503, EINTR = 503, S3_SlowDown = 503, S3_InternalError = 503,
-  S3_ServiceUnavailable = 503, S3_RequestTimeout = 503,
-  ETLS = 502, ECURL = 502, ETAKEN = 409,
-}
-
--- The HTTP status of failure `code`: the table above; any other S3 code
--- is S3's answer (a 5xx one: unreachable, 503; else 502); the rest 500.
+-- The HTTP status of failure `code`: the core's one error table
+-- (tdm.core.errors, from include/tdm/errcodes.def); an S3 code not in it
+-- is S3's own answer (a 5xx one: unreachable, 503; else 502); the rest 500.
+local ERRORS = core.errors
 local function status_of(code)
   code = tostring(code or "")
-  local errors = rawget(core, "errors")
-  local known = errors and errors[code] and errors[code].http_status
-  if known or STATUS_OF[code] then return known or STATUS_OF[code] end
+  local known = ERRORS[code]
+  if known and known.http_status then return known.http_status end
   if code:match("^S3_HTTP5%d%d$") then return 503 end
   if code:match("^S3_") then return 502 end
   return 500
@@ -92,8 +80,6 @@ local function failure(what, msg, code, id, filename)
   elseif status == 503 then
     return error_response(503, "S3 is unreachable; retry later",
                           { ["Retry-After"] = "5" })
-  elseif status == 502 and (code == "ETLS" or code == "ECURL") then
-    shown = "cannot reach S3 (" .. safe_text(code) .. "; see the server log)"
   elseif status == 502 then
     shown = "S3 refused the request (" .. safe_text(code) .. ")"
   else
