@@ -146,7 +146,7 @@ add { name = "listing that is not XML", proxy = { mode = "garbage-list" },
       args = PULL_ALL, exit = 1, unchanged = "all",
       expect = { "s3://story-boards-assets/{P}/", "XML" } }
 add { name = "bucket that does not exist", env = { TDM_BUCKET = "no-such-bucket-tdm" },
-      args = PULL_ALL, exit = 1, unchanged = "all",
+      args = PULL_ALL, exit = 2, unchanged = "all",
       expect = { "no-such-bucket-tdm", "NoSuchBucket" } }
 add { name = "S3 endpoint refusing connections",
       env = { AWS_ENDPOINT_URL = "http://127.0.0.1:9" },
