@@ -501,7 +501,38 @@ static int m_scan_local(lua_State *L) {
   lua_setfield(L, -2, "reused");
   lua_pushinteger(L, (lua_Integer)bx->rep.bytes_hashed);
   lua_setfield(L, -2, "bytes_hashed");
+  lua_pushinteger(L, (lua_Integer)bx->rep.n_changing);
+  lua_setfield(L, -2, "changing");
   tdm_scan_report_free(&bx->rep);  /* now, not at the next GC */
+  return 1;
+}
+
+/* s3_memo(filename, etag) -> md5, source | nil: what vouched for the S3
+ * object's MD5 while it had this ETag (the sidecar; see
+ * tdm_manifest_s3_memo). */
+static int m_s3_memo(lua_State *L) {
+  tdm_manifest *m = check_open(L, 1);
+  char md5[TDM_MD5_HEX_LEN + 1], src[TDM_MEMO_SOURCE_MAX];
+  if (!tdm_manifest_s3_memo(m, luaL_checkstring(L, 2),
+                            luaL_checkstring(L, 3), md5, src)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, md5);
+  lua_pushstring(L, src);
+  return 2;
+}
+
+/* set_s3_memo(filename, etag, md5, source) -> true | nil, msg, code. */
+static int m_set_s3_memo(lua_State *L) {
+  tdm_manifest *m = check_open(L, 1);
+  tdm_error err;
+  if (tdm_manifest_set_s3_memo(m, luaL_checkstring(L, 2),
+                               luaL_checkstring(L, 3),
+                               luaL_checkstring(L, 4),
+                               luaL_checkstring(L, 5), &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -733,6 +764,8 @@ static const luaL_Reg methods[] = {
   {"get_all_images", m_get_all_images},
   {"statistics", m_statistics},
   {"scan_local", m_scan_local},
+  {"s3_memo", m_s3_memo},
+  {"set_s3_memo", m_set_s3_memo},
   {"save", m_save},
   {"save_async", m_save_async},
   {"encode", m_encode},

@@ -94,6 +94,12 @@ int tdm_layout_manifest_path(const char *data_root, const char *id,
                       data_root, id), outsz, "manifest path", err);
 }
 
+int tdm_layout_state_path(const char *data_root, const char *id, char *out,
+                          size_t outsz, tdm_error *err) {
+  return fit(snprintf(out, outsz, "%s/actor_manifests/.%s_manifest.state",
+                      data_root, id), outsz, "manifest state path", err);
+}
+
 int tdm_layout_actor_dir(const char *data_root, const char *actor_name,
                          char *out, size_t outsz, tdm_error *err) {
   return fit(snprintf(out, outsz, "%s/actors/%s/training_data", data_root,

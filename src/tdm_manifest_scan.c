@@ -14,6 +14,9 @@
 
 #include "tdm_manifest_int.h"
 
+/* Times a file that changes while it is hashed is hashed again. */
+#define HASH_TRIES 3
+
 /* One image file found in the directory. */
 typedef struct sfile {
   char name[TDM_NAME_MAX + 1];
@@ -22,6 +25,7 @@ typedef struct sfile {
   long entry;          /* index in the manifest, -1 for a new file */
   int need_hash;
   int ok;              /* hashed (or reused) fine */
+  int changing;        /* kept changing while hashed */
   struct stat st;      /* as the scan found it */
   char md5[TDM_MD5_HEX_LEN + 1];
   char reason[256];    /* why skipped */
@@ -52,7 +56,7 @@ static int collect(const char *name, flist *l) {
   }
   f = &l->v[l->n];
   /* the fields the scan reads before it sets them */
-  f->need_hash = f->ok = 0;
+  f->need_hash = f->ok = f->changing = 0;
   f->md5[0] = f->reason[0] = '\0';
   memcpy(f->name, name, len + 1);
   l->n++;
@@ -71,17 +75,16 @@ typedef struct hwork {
   int stop;
 } hwork;
 
-/* Hash the files marked need_hash; a file that vanished or changed
- * underneath is marked skipped with a reason. No Lua, no shared state
- * except the claim counter. */
+/* Hash the files marked need_hash, each from one version of the file
+ * (tdm_hash_stable); a file that vanished or kept changing is marked
+ * skipped with a reason. No Lua, no shared state except the claim
+ * counter. */
 static void *hash_worker(void *arg) {
   hwork *w = arg;
   for (;;) {
     size_t i;
     sfile *f;
     tdm_error err;
-    uint64_t size;
-    struct stat st;
     char path[TDM_PATH_MAX];
     pthread_mutex_lock(&w->mu);
     while (w->next < w->files->n && (!w->files->v[w->next].need_hash ||
@@ -97,20 +100,19 @@ static void *hash_worker(void *arg) {
       snprintf(f->reason, sizeof f->reason, "path too long");
       continue;
     }
-    if (tdm_md5_file(path, f->md5, &size, &err) != TDM_OK) {
-      snprintf(f->reason, sizeof f->reason, "%.200s", err.message);
+    if (tdm_hash_stable(path, HASH_TRIES, f->md5, &f->st, &err) != TDM_OK) {
+      f->changing = strcmp(err.code, "ECHANGING") == 0;
+      if (f->changing)
+        snprintf(f->reason, sizeof f->reason, "changed while it was hashed "
+                 "(%d tries); entry left as it was", HASH_TRIES);
+      else if (strcmp(err.code, "ENOENT") == 0)
+        snprintf(f->reason, sizeof f->reason, "vanished while hashing");
+      else
+        snprintf(f->reason, sizeof f->reason, "%.200s", err.message);
       continue;
     }
-    if (stat(path, &st) != 0) {
-      snprintf(f->reason, sizeof f->reason, "vanished while hashing");
-      continue;
-    }
-    if ((uint64_t)st.st_size != size) {
-      snprintf(f->reason, sizeof f->reason, "changed while hashing");
-      continue;
-    }
-    f->size = (int64_t)size;
-    f->mtime = mtime_of(&st);
+    f->size = (int64_t)f->st.st_size;
+    f->mtime = mtime_of(&f->st);
     f->ok = 1;
   }
   return NULL;
@@ -248,9 +250,11 @@ int tdm_manifest_scan_pre(tdm_manifest *m, int verify, int jobs,
     f->mtime = mtime_of(&st);
     f->st = st;
     e = f->entry >= 0 ? &m->ents[f->entry] : NULL;
+    /* the hash cache: the sidecar's record of exactly this file (device,
+     * inode, size, mtime, ctime), not racy, vouches for the MD5 */
     if (e && !verify && e->loc.present && e->loc.md5[0] &&
         e->loc.size == f->size && fabs(e->loc.mtime - f->mtime) <= 1e-6 &&
-        !(m->updated_ts < 0 || f->mtime >= m->updated_ts - 1.0)) {
+        tdm_state_vouches(m, (size_t)f->entry, &st)) {
       memcpy(f->md5, e->loc.md5, sizeof f->md5);
       f->ok = 1;
       rep->reused++;
@@ -286,6 +290,7 @@ int tdm_manifest_scan_pre(tdm_manifest *m, int verify, int jobs,
       if (push_item(&rep->skipped, &rep->n_skipped, f->name, f->reason,
                     err) != TDM_OK)
         goto out;
+      rep->n_changing += (size_t)f->changing;
       continue;
     }
     if (f->need_hash) {
@@ -305,13 +310,11 @@ int tdm_manifest_scan_pre(tdm_manifest *m, int verify, int jobs,
     if (differs && tdm_manifest_set_facts(m, (size_t)f->entry, &loc, NULL,
                                           err) != TDM_OK)
       goto out;
-    /* A racily clean file (mtime within a second of the last save) was
-     * re-hashed and is unchanged: save again, so that a later
-     * training_data_updated vouches for it and the next scan reuses
-     * its MD5 instead of re-hashing it on every run. */
-    if (!differs && f->need_hash && !verify &&
-        (m->updated_ts < 0 || f->mtime >= m->updated_ts - 1.0))
-      m->changed = 1;
+    /* A hashed file's stat goes to the cache (the sidecar is rewritten
+     * even when the manifest is not: a racy record re-taken now is what
+     * lets the next scan reuse it). */
+    if (f->need_hash)
+      tdm_state_record(m, (size_t)f->entry, &f->st, f->md5);
     if (differs && push_item(&rep->changed, &rep->n_changed, f->name, NULL,
                              err) != TDM_OK)
       goto out;
@@ -389,15 +392,6 @@ struct tdm_prehash {
   uint64_t taken, hashed;
 };
 
-static int same_file(const struct stat *a, const struct stat *b) {
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-         a->st_size == b->st_size &&
-         a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-         a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-         a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
 /* Free a folder's file list when nobody hashes in it (mu held). */
 static void pdir_drop(pdir *d) {
   d->state = D_GONE;
@@ -463,7 +457,7 @@ static int pre_hash_one(const char *dir, const char *name,
       >= start - PRE_SETTLED)
     return 0;                    /* racy: the scan hashes it itself */
   if (tdm_md5_file(path, md5, &size, &err) != TDM_OK) return 0;
-  return lstat(path, out) == 0 && same_file(&a, out) &&
+  return lstat(path, out) == 0 && tdm_same_stat(&a, out) &&
          (uint64_t)out->st_size == size;
 }
 
@@ -653,7 +647,7 @@ static int pre_take(tdm_prehash *p, long idx, const char *name,
     if (strcmp(f->name, name) != 0) continue;
     if (f->state == P_QUEUED) f->state = P_TAKEN;
     while (f->state == P_HASHING) pthread_cond_wait(&p->cv_done, &p->mu);
-    if (f->state == P_DONE && same_file(&f->st, st)) {
+    if (f->state == P_DONE && tdm_same_stat(&f->st, st)) {
       memcpy(md5, f->md5, TDM_MD5_HEX_LEN + 1);
       p->taken++;
       hit = 1;

@@ -63,6 +63,11 @@ int tdm_layout_id_of_number(int64_t number, char *id, size_t idsz,
 int tdm_layout_manifest_path(const char *data_root, const char *id,
                              char *out, size_t outsz, tdm_error *err);
 
+/* The manifest's sidecar: "{data_root}/actor_manifests/.{id}_manifest.
+ * state" (hidden: listings of manifests never take it for one). */
+int tdm_layout_state_path(const char *data_root, const char *id, char *out,
+                          size_t outsz, tdm_error *err);
+
 /* "{data_root}/actors/{actor_name}/training_data" into out. */
 int tdm_layout_actor_dir(const char *data_root, const char *actor_name,
                          char *out, size_t outsz, tdm_error *err);

@@ -180,6 +180,33 @@ int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err);
  * dirty), appended to `out`. */
 int tdm_manifest_encode(tdm_manifest *m, tdm_buf *out, tdm_error *err);
 
+/* ---- the sidecar: what vouched for MD5s -----------------------------------
+ *
+ * Beside each manifest (whose schema stays the seed's) a hidden sidecar,
+ * actor_manifests/.{id}_manifest.state, is written atomically under the
+ * manifest's lock with every save. It holds the local hash cache (per
+ * file: device, inode, size, mtime and ctime in ns, MD5) and, per file,
+ * what an S3 object's MD5 was learned from while it had a given ETag. A
+ * lost or corrupt sidecar only costs re-hashing and re-asking S3. */
+
+#define TDM_MEMO_SOURCE_MAX 32
+
+/* The MD5 remembered for `filename`'s S3 object while its ETag is `etag`
+ * (exactly): copies it into md5 (33 bytes) and what vouched for it into
+ * source (TDM_MEMO_SOURCE_MAX bytes, may be NULL) and returns 1; 0 when
+ * nothing is remembered for that ETag (another ETag: another version). */
+int tdm_manifest_s3_memo(const tdm_manifest *m, const char *filename,
+                         const char *etag, char *md5, char *source);
+
+/* Remember that `filename`'s S3 object with ETag `etag` has MD5 `md5`, as
+ * `source` vouched ("x-amz-meta-md5", "checksum", "GET", ...: one word,
+ * < TDM_MEMO_SOURCE_MAX bytes). Written with the next save (also when the
+ * manifest itself is unchanged). "ENOENT" when filename is not an entry,
+ * "EINVAL" for a malformed md5, etag or source. */
+int tdm_manifest_set_s3_memo(tdm_manifest *m, const char *filename,
+                             const char *etag, const char *md5,
+                             const char *source, tdm_error *err);
+
 /* ---- local scan -------------------------------------------------------- */
 
 typedef struct tdm_scan_item {
@@ -190,6 +217,8 @@ typedef struct tdm_scan_item {
 typedef struct tdm_scan_report {
   tdm_scan_item *added, *changed, *vanished, *skipped;
   size_t n_added, n_changed, n_vanished, n_skipped;
+  size_t n_changing;  /* of the skipped: kept changing while hashed (their
+                         entries are left as they were) */
   size_t hashed, reused;
   uint64_t bytes_hashed;
 } tdm_scan_report;

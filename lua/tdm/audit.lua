@@ -292,12 +292,14 @@ function Run:judge_manifest(m, name, mfile, objects, raw_status)
     end
   end
   local saved = false
-  if self.fix and m:dirty() then
+  if self.fix then
+    -- saved also when only the hash cache (the sidecar) has news
+    local dirty = m:dirty()
     local okk, serr, scode = m:save()
     if not okk then
       self.r:fail(name, mfile, one_line(serr), scode)
     else
-      saved = true
+      saved = dirty
     end
   end
   for _, x in ipairs(found) do
