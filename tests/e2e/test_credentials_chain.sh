@@ -21,17 +21,21 @@ for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 BASE="http://127.0.0.1:$(cat "$tmp/port")"
 CLOSED="http://127.0.0.1:$(free_port)"
 
-# run_clean VAR=VALUE... -- CMD...: CMD with only these variables (plus
-# PATH, Lua paths, HOME=$home), never the real instance metadata or the
-# user's files; output is also kept for the leak check.
+# The environment of every case: only these variables (plus PATH, Lua
+# paths, HOME=$home), never the real instance metadata or the user's files.
+clean_env() {
+  printf '%s\0' PATH="$PATH" HOME="$home" LUA_PATH="${LUA_PATH:-}" \
+    LUA_CPATH="${LUA_CPATH:-}" TDM_TEST_ROOT="${TDM_TEST_ROOT:-}" \
+    AWS_CONFIG_FILE="$tmp/none" AWS_SHARED_CREDENTIALS_FILE="$tmp/none" \
+    AWS_EC2_METADATA_DISABLED=true "$@"
+}
+# run_clean VAR=VALUE... -- CMD...: CMD in that environment; output is
+# also kept for the leak check.
 run_clean() {
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
-  env -i PATH="$PATH" HOME="$home" LUA_PATH="${LUA_PATH:-}" \
-    LUA_CPATH="${LUA_CPATH:-}" TDM_TEST_ROOT="${TDM_TEST_ROOT:-}" \
-    AWS_CONFIG_FILE="$tmp/none" AWS_SHARED_CREDENTIALS_FILE="$tmp/none" \
-    AWS_EC2_METADATA_DISABLED=true \
-    "${envs[@]}" "$@" 2>&1 | tee -a "$ALL"
+  local all; mapfile -d '' all < <(clean_env "${envs[@]}")
+  env -i "${all[@]}" "$@" 2>&1 | tee -a "$ALL"
 }
 TDM_LUA='local c, msg, code = require("tdm.core").credentials()
 if c then print(c.access_key_id .. "|" .. c.method)
@@ -40,13 +44,25 @@ tdm_cred() { run_clean "$@" -- tdm-lua -e "$TDM_LUA"; }
 boto_cred() { run_clean "$@" -- python3 tests/oracle/botocore_creds.py; }
 
 # same NAME METHOD VAR=VALUE...: tdm and botocore resolve the same key,
-# by the provider METHOD (botocore's name).
+# by the provider METHOD (botocore's name). tdm runs now; botocore runs
+# once for all cases at the end (same_check), python's start-up being
+# most of its cost.
+CASES=() NAMES=() WANT=() TDM=()
 same() {
   local name=$1 method=$2; shift 2
-  local t b
-  t=$(tdm_cred "$@"); b=$(boto_cred "$@")
-  if [ "$t" == "$b" ] && [ "${t#*|}" == "$method" ]; then pass
-  else fail "$name: expected tdm = botocore = 'KEY|$method', got tdm '$t', botocore '$b'"; fi
+  local f="$tmp/case.${#CASES[@]}"
+  clean_env "$@" >"$f"
+  CASES+=("$f") NAMES+=("$name") WANT+=("$method") TDM+=("$(tdm_cred "$@")")
+}
+same_check() {
+  local i=0 b
+  while IFS= read -r b; do
+    local t=${TDM[$i]}
+    if [ "$t" == "$b" ] && [ "${t#*|}" == "${WANT[$i]}" ]; then pass
+    else fail "${NAMES[$i]}: expected tdm = botocore = 'KEY|${WANT[$i]}', got tdm '$t', botocore '$b'"; fi
+    i=$((i + 1))
+  done < <(python3 tests/oracle/botocore_creds.py "${CASES[@]}" | tee -a "$ALL")
+  [ "$i" -eq "${#CASES[@]}" ] && pass || fail "botocore answered $i of ${#CASES[@]} cases"
 }
 # tdm_is NAME REGEX VAR=VALUE...: tdm alone (botocore 1.29 lacks it).
 tdm_is() {
@@ -319,6 +335,8 @@ tdm_is "container endpoint refusing the token" \
   "^ERR EBADCREDS\|container credentials: .* answered HTTP 401" \
   AWS_CONTAINER_CREDENTIALS_FULL_URI="$BASE/container/v2/creds" \
   AWS_CONTAINER_AUTHORIZATION_TOKEN=wrong
+
+same_check
 
 # --- the leak check over everything printed above -----------------------
 n=$(grep -c -e STANDINsecret -e STANDINtoken -e FAKEsecret -e SSOTOKEN -e CTOKENvalue -e web-identity-token "$ALL")
