@@ -202,6 +202,8 @@ if [ "${B:-build}" = build ]; then
   check_out "stock lua5.4 host: SIGTERM stops the server, exit 0" "0 true" echo "$rc $(cat "$tmp/stock.out")"
 fi
 
+check_rc "a malformed TDM_API_ALLOWED_ORIGINS is a configuration error" 2 \
+  env TDM_API_ALLOWED_ORIGINS=ops.example tdm-lua serve --listen 127.0.0.1:0
 check_rc "listening on a bad address fails" 1 tdm-lua -e "
   local ok = require('tdm.core').http_serve { listen = '256.1.1.1:80', quiet = true }
   os.exit(ok and 0 or 1)"

@@ -57,6 +57,11 @@ return cli.command {
     end
     local origins = {}
     for o in (cfg.api_allowed_origins or ""):gmatch("[^,%s]+") do
+      if not o:match("^%a[%w+.-]*://[^/]+/?$") then
+        cli.usage_error("TDM_API_ALLOWED_ORIGINS: '%s' is not an origin "
+                        .. "(want SCHEME://HOST[:PORT], e.g. "
+                        .. "https://ops.example.com)", o)
+      end
       origins[#origins + 1] = o
     end
     local ok, msg = core.http_serve {
