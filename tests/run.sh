@@ -17,6 +17,10 @@ TIMEOUT="${TDM_TEST_TIMEOUT:-300}"
 . tests/lib/s3rver.sh
 s3rver_start story-boards-assets || { echo "0 passed, 1 failed"; exit 1; }
 export TDM_TEST_ROOT="$ROOT"
+# A test that drops the fake credentials must not reach this machine's
+# own instance metadata (the chain's last source); the credential tests
+# point AWS_EC2_METADATA_SERVICE_ENDPOINT at a stand-in instead.
+export AWS_EC2_METADATA_DISABLED=true
 export LUA_PATH="$ROOT/tests/lua/?.lua;$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/?.so;;"
 export PATH="$ROOT:$PATH"

@@ -336,6 +336,13 @@ tdm_is "container endpoint refusing the token" \
   AWS_CONTAINER_CREDENTIALS_FULL_URI="$BASE/container/v2/creds" \
   AWS_CONTAINER_AUTHORIZATION_TOKEN=wrong
 
+check_grep "tdm-lua config names a configured source that fails, and why" \
+  "^credentials +\(failed\) +STS AssumeRole arn:aws:iam::123456789012:role/denied: AccessDenied" \
+  run_clean "${FILES[@]}" "${STS[@]}" AWS_PROFILE=denied -- tdm-lua config
+check_grep "tdm-lua config shows credentials from the chain (masked key, source)" \
+  "^credentials +\*\*\*\*[0-9A-F]{4} +profile 'role': role arn:aws:iam::123456789012:role/tdm-role$" \
+  run_clean "${FILES[@]}" "${STS[@]}" AWS_PROFILE=role -- tdm-lua config
+
 same_check
 
 # --- the leak check over everything printed above -----------------------

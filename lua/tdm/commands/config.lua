@@ -3,11 +3,16 @@ local cli = require "tdm.cli"
 local core = require "tdm.core"
 
 -- The credentials line: the access key id's last 4 characters and the
--- source, never the secret. Absent credentials are not an error here.
+-- source, never the secret. Absent credentials are not an error here;
+-- a source that is configured but fails (STS refusing the role, an
+-- expired SSO token) is shown with its reason.
 local function credentials_row(cfg)
   if not core.credentials then return nil end
-  local ok, cred = pcall(core.credentials, cfg.profile)
+  local ok, cred, msg, code = pcall(core.credentials, cfg.profile)
   if not ok or not cred then
+    if ok and code ~= "ENOCREDS" then
+      return { "credentials", "(failed)", tostring(msg) }
+    end
     return { "credentials", "(none found)", "" }
   end
   local id = cred.access_key_id or ""
