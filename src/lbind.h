@@ -41,5 +41,6 @@ int tdm_lua_open_s3(lua_State *L);
 int tdm_lua_open_http(lua_State *L);
 int tdm_lua_open_errors(lua_State *L);
 int tdm_lua_open_json(lua_State *L);
+int tdm_lua_open_trace(lua_State *L);
 
 #endif

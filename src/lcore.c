@@ -38,6 +38,7 @@ static const lua_CFunction openers[] = {
   tdm_lua_open_http,
   tdm_lua_open_errors,
   tdm_lua_open_json,
+  tdm_lua_open_trace,
   NULL
 };
 

@@ -223,6 +223,35 @@ static int add_header(struct curl_slist **list, const char *name,
   return TDM_OK;
 }
 
+/* --debug: hand the canonical request of `sr` to the trace function,
+ * the session token's value masked (the secret key is never in it). */
+static void trace_signing(const tdm_s3_req *r, const tdm_sigv4_request *sr,
+                          const tdm_credentials *creds) {
+  int debug = 0;
+  void *ud = NULL;
+  tdm_s3_trace_fn fn = tdm_s3_get_trace(&debug, &ud);
+  tdm_buf canon;
+  tdm_error e;
+  tdm_s3_trace t;
+  char *tok;
+  if (!fn || !debug) return;
+  tdm_buf_init(&canon, 256 * 1024);
+  if (tdm_sigv4_debug(sr, creds, &canon, NULL, &e) == TDM_OK && canon.data) {
+    tok = strstr(canon.data, "x-amz-security-token:");
+    if (tok) {
+      tok += strlen("x-amz-security-token:");
+      while (*tok && *tok != '\n') *tok++ = '*';
+    }
+    memset(&t, 0, sizeof t);
+    t.method = r->method;
+    t.key = r->key ? r->key : "";
+    t.retry_in = -1;
+    t.detail = canon.data;
+    fn(&t, ud);
+  }
+  tdm_buf_free(&canon);
+}
+
 int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
                     struct curl_slist **hdrs, char *errbuf,
                     tdm_error *err) {
@@ -254,6 +283,7 @@ int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
   if (tdm_cred_provider_get(c->creds, &creds, err) != TDM_OK ||
       tdm_sigv4_sign(&sr, &creds, &sig, err) != TDM_OK)
     goto done;
+  trace_signing(r, &sr, &creds);
   for (i = 0; i < r->nh; i++)
     if (add_header(hdrs, r->headers[i].name, r->headers[i].value, err)
         != TDM_OK)

@@ -10,6 +10,24 @@
 
 #include "tdm_s3_xfer.h"
 
+static tdm_s3_trace_fn trace_fn;
+static int trace_debug;
+static void *trace_ud;
+
+void tdm_s3_set_trace(tdm_s3_trace_fn fn, int debug, void *ud) {
+  trace_fn = fn;
+  trace_debug = debug;
+  trace_ud = ud;
+}
+
+tdm_s3_trace_fn tdm_s3_get_trace(int *debug, void **ud) {
+  if (debug) *debug = trace_debug;
+  if (ud) *ud = trace_ud;
+  return trace_fn;
+}
+
+static void trace_attempt(xfer *x, double retry_in);
+
 double tdm_s3i_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -40,6 +58,10 @@ int tdm_s3i_start_request(xfer *x, tdm_error *err) {
       != TDM_OK)
     goto fail;
   tdm_s3i_set_callbacks(x);
+  x->method = rb.r.method;
+  x->started = tdm_s3i_now();
+  x->traced = 0;
+  x->net_code = NULL;
   if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
     tdm_s3i_xerr(x, err, "EIO", "libcurl refused the transfer");
     goto fail;
@@ -121,8 +143,14 @@ void tdm_s3i_request_failed(xfer *x, tdm_error *e, int retryable) {
     x->job->attempts++;
     x->state = ST_WAITING;
     x->ready_at = tdm_s3i_now() + d;
+    if (x->easy == NULL) {       /* the attempt that ended */
+      x->tries--;
+      trace_attempt(x, d);
+      x->tries++;
+    }
     return;
   }
+  if (x->easy == NULL) trace_attempt(x, -1);
   if (retryable && x->tries > 1) {
     size_t n = strlen(e->message);
     snprintf(e->message + n, sizeof e->message - n, " (gave up after %d "
@@ -186,6 +214,24 @@ static int answer_error(xfer *x, tdm_error *e) {
   return tdm_s3_retryable(TDM_S3_NET_OK, x->status, have ? ei.code : NULL);
 }
 
+/* Report the attempt that just ended to the trace function, once per
+ * attempt, before its outcome can finish the job. retry_in: seconds until
+ * the retry, or -1. */
+static void trace_attempt(xfer *x, double retry_in) {
+  tdm_s3_trace t;
+  if (!trace_fn || x->traced) return;
+  x->traced = 1;
+  memset(&t, 0, sizeof t);
+  t.method = x->method ? x->method : "?";
+  t.key = x->job->key ? x->job->key : "";
+  t.status = x->status;
+  t.code = x->net_code;
+  t.attempt = x->tries;
+  t.ms = (tdm_s3i_now() - x->started) * 1000.0;
+  t.retry_in = retry_in;
+  trace_fn(&t, trace_ud);
+}
+
 void tdm_s3i_request_done(xfer *x, CURLcode rc) {
   tdm_s3_net net = tdm_s3i_net_of(rc);
   tdm_error e;
@@ -193,6 +239,7 @@ void tdm_s3i_request_done(xfer *x, CURLcode rc) {
   if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
     x->b->c->connects += (uint64_t)nconn;
   x->b->c->requests++;
+  x->net_code = net != TDM_S3_NET_OK ? tdm_s3i_net_code(net) : NULL;
   tdm_s3i_end_request(x);
   x->job->http_status = x->status;
   if (x->local_failed) {
@@ -212,6 +259,7 @@ void tdm_s3i_request_done(xfer *x, CURLcode rc) {
     return;
   }
   if (x->status >= 200 && x->status < 300) {
+    trace_attempt(x, -1);
     x->h->on_ok(x);
     return;
   }

@@ -71,6 +71,10 @@ struct xfer {
   tdm_s3_job *job;
   const tdm_s3_handler *h;     /* the operation (or step) running */
   int state, tries;
+  const char *method;          /* this attempt's (a string literal) */
+  double started;              /* monotonic start of this attempt */
+  int traced;                  /* this attempt was traced */
+  const char *net_code;        /* this attempt's network failure code */
   double ready_at;             /* ST_WAITING: monotonic time of the retry */
   CURL *easy;
   struct curl_slist *hdrs;

@@ -73,6 +73,26 @@ const char *tdm_s3_bucket(const tdm_s3 *c);
 void tdm_s3_stats(const tdm_s3 *c, uint64_t *requests, uint64_t *connects);
 int tdm_s3_default_jobs(const tdm_s3 *c);
 
+/* A per-request trace, for `tdm-lua -v`/`--debug`. When a trace function
+ * is set, the transfer loop calls it after every request attempt (on the
+ * thread running the loop, so it must be thread-safe and must not call
+ * into tdm_s3), and, with `debug`, once per signed request with the
+ * canonical request in `detail` (session token masked). Process-wide;
+ * set it before any client runs; NULL turns it off. */
+typedef struct tdm_s3_trace {
+  const char *method, *key;     /* key "" for the bucket itself */
+  long status;                  /* HTTP status; 0 when none arrived */
+  const char *code;             /* NULL, or the network failure code */
+  int attempt;                  /* 1, 2, ... */
+  double ms;                    /* this attempt, start to end */
+  double retry_in;              /* seconds until the retry; -1 none */
+  const char *detail;           /* debug: the canonical request */
+} tdm_s3_trace;
+typedef void (*tdm_s3_trace_fn)(const tdm_s3_trace *t, void *ud);
+void tdm_s3_set_trace(tdm_s3_trace_fn fn, int debug, void *ud);
+/* The trace function set (NULL: none) and whether debug is on. */
+tdm_s3_trace_fn tdm_s3_get_trace(int *debug, void **ud);
+
 /* The request URL for `key` ("" for the bucket itself) with `nq` raw query
  * pairs, encoded with tdm_uri_encode exactly as the signer encodes them,
  * appended to `url`; the Host header into `host` (hostsz bytes) and the

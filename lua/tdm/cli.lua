@@ -346,6 +346,12 @@ function cli.command(spec)
       local ok, err = log.setup { verbose = opts.verbose, debug = opts.debug,
                                   file = opts.log_file }
       if not ok then cli.usage_error("%s: %s", spec.name, err) end
+      -- Per-request lines come from the S3 core (tdm.core.s3_trace).
+      local level = opts.debug and 2 or (opts.verbose and 1 or 0)
+      if level > 0 then
+        ok, err = require("tdm.core").s3_trace(level, opts.log_file)
+        if not ok then cli.usage_error("%s: --log-file: %s", spec.name, err) end
+      end
       return spec.run(opts, pos)
     end,
   }

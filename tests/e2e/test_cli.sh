@@ -101,6 +101,23 @@ bad=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z ' "$tmp/run.log")
 cfgerr "--log-file in a missing directory" "log-file" \
   tdm-lua audit --data-root "$D" --log-file "$tmp/no/such/dir/x.log"
 
+# -v: one line per S3 request (method, key, status, attempt, ms); --debug:
+# also the canonical request, with no secret in it; retries say when.
+out=$(tdm-lua audit --data-root "$D" -v 2>&1)
+grep -qE "^s3: GET $TDM_PREFIX/ -> 200 \(attempt 1, [0-9.]+ ms\)$" <<<"$out" && pass \
+  || fail "-v: expected a per-request line for the listing, got: $(head -c 600 <<<"$out")"
+out=$(AWS_SESSION_TOKEN=tok-SECRET-123 tdm-lua audit --data-root "$D" --debug 2>&1)
+grep -q "^s3: signing GET /, canonical request:" <<<"$out" && pass || fail "--debug: canonical request, got: $(head -c 600 <<<"$out")"
+grep -q "^s3:   list-type=2" <<<"$out" && pass || fail "--debug: canonical query line"
+if grep -qE "tok-SECRET-123|$AWS_SECRET_ACCESS_KEY" <<<"$out"; then fail "--debug shows a secret"; else pass; fi
+port=$(free_port)
+out=$(tdm-lua audit --data-root "$D" -v --endpoint-url "http://127.0.0.1:$port" 2>&1)
+grep -qE "^s3: GET $TDM_PREFIX/ -> ECONNREFUSED \(attempt 1, [0-9.]+ ms, retry in [0-9.]+ s\)$" <<<"$out" \
+  && pass || fail "-v: a refused connection and its retry, got: $(head -c 600 <<<"$out")"
+grep -qE "\(attempt [2-9], [0-9.]+ ms\)$" <<<"$out" && pass || fail "-v: the last attempt, no retry"
+tdm-lua audit --data-root "$D" -v --log-file "$tmp/v.log" >/dev/null 2>&1
+grep -qE "^[0-9T:.-]+Z s3: GET $TDM_PREFIX/ -> 200 " "$tmp/v.log" && pass || fail "-v lines in the log file"
+
 # Shards from the job engine: each index takes its part, all actors once.
 all=""
 for i in 0 1 2; do
