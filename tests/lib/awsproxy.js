@@ -45,12 +45,15 @@
  *   conditional  PUT / Complete with If-None-Match: * answers 412
  *                PreconditionFailed when the key exists (checked under a
  *                per-key lock, so of two racing PUTs one wins); If-Match:
- *                ETAG likewise 412 when the ETag differs. Without this mode
- *                the headers are forwarded as they are (s3rver ignores them,
- *                as older servers do).
+ *                ETAG likewise 412 when the ETag differs; the headers are
+ *                then not forwarded. Without this mode they are forwarded as
+ *                they are (s3rver ignores them, as older servers do; RGW 16
+ *                honours If-None-Match: *, and If-Match only unquoted).
  *
  * Always: aws-chunked bodies (botocore's trailing checksums) are decoded
- * before forwarding; Content-MD5 is checked (400 BadDigest). A request the
+ * before forwarding; Content-MD5 is checked (400 BadDigest); an empty
+ * <ETag> in a CompleteMultipartUpload answer (RGW 16) is filled in from a
+ * HEAD, as AWS answers the object's ETag. A request the
  * proxy changes (decoded body, mapped ETags) or makes itself (the HEAD of a
  * conditional PUT) is signed again with AWS_ACCESS_KEY_ID /
  * AWS_SECRET_ACCESS_KEY from the proxy's environment (RGW checks
@@ -580,7 +583,24 @@ async function handle(req, res) {
         return null;
       }
     }
-    return upstreamRequest(req.method, req.url, headers, body, changed);
+    const h = Object.assign({}, headers);
+    let ch = changed;
+    if (mode.conditional && (h['if-none-match'] || h['if-match'])) {
+      /* Decided here, under the lock: RGW would judge again, and its
+       * If-Match on PUT wants the ETag without quotes. */
+      delete h['if-none-match']; delete h['if-match'];
+      ch = true;
+    }
+    const r = await upstreamRequest(req.method, req.url, h, body, ch);
+    if (t.op === 'complete-mpu' && r.status === 200 &&
+        /<ETag>\s*<\/ETag>/.test(r.body.toString())) {
+      /* RGW 16 answers Complete with an empty ETag; AWS gives the
+       * object's. */
+      const etag = await headObject(t);
+      if (etag) r.body = Buffer.from(r.body.toString().replace(
+        /<ETag>\s*<\/ETag>/, '<ETag>' + escapeXml(etag) + '</ETag>'));
+    }
+    return r;
   };
   let r;
   try {
