@@ -2,6 +2,8 @@
 #
 #   make                 libtdm.a, tdm/core.so (Lua module), tdm-lua (host)
 #   make test            every suite; last line "N passed, N failed"
+#   make test-s3rver     ... with s3rver only; make test-rgw: with Ceph's
+#                        RADOS Gateway only (tests/run.sh, TDM_TEST_S3)
 #   make install         PREFIX=/usr/local DESTDIR= (Debian's Lua 5.4 paths)
 #   make SANITIZE=address,undefined test
 #   make check-all       the suite under ASan+UBSan (in build-asan/), then
@@ -74,7 +76,7 @@ VERSION := $(shell sed -n 's/^\#define TDM_VERSION "\(.*\)"/\1/p' include/tdm.h)
 MANPAGE = $(B)/tdm-lua.1
 PCFILE = $(B)/tdm.pc
 
-.PHONY: all test test-c check-all fuzz fuzz-build install install-rock uninstall clean cppcheck valgrind man docs FORCE
+.PHONY: all test test-c test-s3rver test-rgw check-all fuzz fuzz-build install install-rock uninstall clean cppcheck valgrind man docs FORCE
 
 all: $(LIB) $(MODULE) $(HOST)
 
@@ -128,9 +130,14 @@ $(B)/tests/%: tests/c/%.c tests/c/t.h $(LIB) | $(B)
 test-c: $(C_TESTS)
 
 # The whole suite: C unit tests, Lua tests, integration tests against a
-# real s3rver. Prints "N passed, N failed" last.
+# real s3rver, and the S3 and sync suites against RGW too when it is
+# installed. Prints "N passed, N failed" last.
 test: all test-c
 	@B=$(B) tests/run.sh
+
+# Every integration test against one server (TDM_TEST_S3 of tests/run.sh).
+test-s3rver test-rgw: all test-c
+	@B=$(B) TDM_TEST_S3=$(@:test-%=%) tests/run.sh
 
 # Sanitizers and leaks (long; see tests/fuzz/README.md): the whole suite
 # against an ASan+UBSan build in build-asan/ (the default build is left

@@ -14,8 +14,11 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson
   libcurl4-openssl-dev libssl-dev libexpat1-dev libjansson-dev
   libmicrohttpd-dev"
+# radosgw + ceph-mon + ceph-osd: Ceph's RADOS Gateway, the second S3 server
+# of the tests (tests/lib/rgw.sh; ~270 MB, no daemon is started).
 TEST_PKGS="python3 python3-botocore curl ca-certificates
-  valgrind awscli luarocks wrk time procps bc man-db"
+  valgrind awscli luarocks wrk time procps bc man-db
+  radosgw ceph-mon ceph-osd"
 BENCH_PKGS="rclone s3cmd hyperfine"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 

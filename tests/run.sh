@@ -3,11 +3,20 @@
 #
 # Suites: C unit tests (build/tests/test_*), Lua tests (tests/lua/test_*.lua
 # run by ./tdm-lua), integration tests (tests/e2e/test_*.sh and
-# tests/e2e/test_*.lua) against one real s3rver started here on a free
-# loopback port. Each test program prints "N passed, N failed" last; a
-# program that dies without that line counts as one failure.
+# tests/e2e/test_*.lua) against a real S3 server started here on free
+# loopback ports: s3rver (tests/lib/s3rver.sh), Ceph's RADOS Gateway
+# (tests/lib/rgw.sh), or both one after the other. Each test program
+# prints "N passed, N failed" last; a program that dies without that line
+# counts as one failure; one that prints "skip: REASON" had nothing to test
+# on this server.
 #
 #   tests/run.sh [PATTERN]   # only test files whose path contains PATTERN
+#   TDM_TEST_S3=s3rver|rgw|both tests/run.sh   # default: both when RGW is
+#       # installed, else s3rver. C and Lua unit tests run once (against
+#       # the first server), the integration tests against s3rver; with
+#       # both, the S3 and sync suites (test_s3*, test_sync*, test_pull*,
+#       # test_audit*, test_rgw*, test_awsproxy*) once more against RGW.
+#       # TDM_TEST_S3_SERVER=s3rver|rgw tells a test which server it has.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,7 +24,19 @@ PATTERN="${1:-}"
 TIMEOUT="${TDM_TEST_TIMEOUT:-300}"
 
 . tests/lib/s3rver.sh
-s3rver_start story-boards-assets || { echo "0 passed, 1 failed"; exit 1; }
+. tests/lib/rgw.sh
+if [ -z "${TDM_TEST_S3:-}" ]; then
+  if rgw_installed; then TDM_TEST_S3=both; else TDM_TEST_S3=s3rver; fi
+fi
+case $TDM_TEST_S3 in
+  s3rver) SERVERS=(s3rver) ;;
+  rgw) SERVERS=(rgw) ;;
+  both) SERVERS=(s3rver rgw) ;;
+  *) echo "tests/run.sh: TDM_TEST_S3 must be s3rver, rgw or both," \
+       "not '$TDM_TEST_S3'" >&2; exit 2 ;;
+esac
+trap 's3rver_stop; rgw_stop' EXIT
+
 export TDM_TEST_ROOT="$ROOT"
 # A test that drops the fake credentials must not reach this machine's
 # own instance metadata (the chain's last source); the credential tests
@@ -38,7 +59,7 @@ LOG=$(mktemp -d "${TMPDIR:-/tmp}/tdm-tests.XXXXXX")
 
 run_one() {
   local name=$1; shift
-  local out="$LOG/$(echo "$name" | tr '/' '_').log" start end last p f
+  local out="$LOG/$(echo "$name" | tr '/ []' '____').log" start end last p f
   start=$(date +%s.%N)
   timeout -k 10 "$TIMEOUT" "$@" >"$out" 2>&1
   local rc=$?
@@ -53,6 +74,7 @@ run_one() {
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
   printf '%-44s %4d passed, %d failed  (%.1fs)\n' "$name" "$p" "$f" \
     "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')"
+  grep -m 1 '^skip: ' "$out" | sed 's/^/    /'
   if [ "$f" -ne 0 ]; then
     failed_files+=("$name")
     grep -E '^not ok|rror' "$out" | head -n 20 | sed 's/^/    /'
@@ -63,19 +85,62 @@ run_one() {
 
 matches() { [ -z "$PATTERN" ] || [[ $1 == *"$PATTERN"* ]]; }
 
-for t in "$B"/tests/test_*; do
-  [ -x "$t" ] && matches "$t" && run_one "$t" "$t"
-done
-for t in tests/lua/test_*.lua; do
-  [ -f "$t" ] && matches "$t" && run_one "$t" "$TDM_LUA" "$t"
-done
-for t in tests/e2e/test_*.sh tests/e2e/test_*.lua; do
-  [ -f "$t" ] || continue
-  matches "$t" || continue
-  case $t in
-    *.sh) run_one "$t" bash "$t" ;;
-    *.lua) run_one "$t" "$TDM_LUA" "$t" ;;
+# Whether integration test $1 runs against $2 (s3rver or rgw): RGW as the
+# second server takes the suites that talk S3.
+for_server() {
+  [ "$2" = rgw ] && [ ${#SERVERS[@]} -gt 1 ] || return 0
+  case ${1##*/} in
+    test_s3*|test_sync*|test_pull*|test_audit*|test_rgw*|test_awsproxy*) return 0 ;;
   esac
+  return 1
+}
+
+# Start SERVER (s3rver or rgw), stopping the other one first.
+start_server() {
+  s3rver_stop; rgw_stop
+  case $1 in
+    s3rver) s3rver_start story-boards-assets &&
+            export TDM_TEST_S3_SERVER=s3rver ;;
+    rgw) rgw_start story-boards-assets ;;
+  esac
+  local rc=$?
+  trap 's3rver_stop; rgw_stop' EXIT
+  if [ $rc -ne 0 ]; then
+    echo "tests/run.sh: $1 did not start" >&2
+    total_fail=$((total_fail + 1)); failed_files+=("($1 start)")
+  fi
+  return $rc
+}
+
+# No integration test chosen: one server is enough for the unit tests.
+e2e_chosen=
+for t in tests/e2e/test_*.sh tests/e2e/test_*.lua; do
+  [ -f "$t" ] && matches "$t" && for_server "$t" "${SERVERS[-1]}" && e2e_chosen=1
+done
+[ -z "$e2e_chosen" ] && SERVERS=("${SERVERS[0]}")
+
+unit_done=
+for server in "${SERVERS[@]}"; do
+  start_server "$server" || continue
+  # A name suffix tells the second server's runs apart.
+  tag=; [ ${#SERVERS[@]} -gt 1 ] && tag=" [$server]"
+  if [ -z "$unit_done" ]; then
+    unit_done=1
+    for t in "$B"/tests/test_*; do
+      [ -x "$t" ] && matches "$t" && run_one "$t" "$t"
+    done
+    for t in tests/lua/test_*.lua; do
+      [ -f "$t" ] && matches "$t" && run_one "$t" "$TDM_LUA" "$t"
+    done
+  fi
+  for t in tests/e2e/test_*.sh tests/e2e/test_*.lua; do
+    [ -f "$t" ] || continue
+    matches "$t" && for_server "$t" "$server" || continue
+    case $t in
+      *.sh) run_one "$t$tag" bash "$t" ;;
+      *.lua) run_one "$t$tag" "$TDM_LUA" "$t" ;;
+    esac
+  done
 done
 
 [ ${#failed_files[@]} -gt 0 ] && echo "failing: ${failed_files[*]}"

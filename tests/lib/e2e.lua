@@ -28,6 +28,9 @@
 --   e2e.files_in(dir)       -- sorted paths of every file under dir
 --   e2e.free_port()         -- a free loopback TCP port (a string)
 --   e2e.run_id(), e2e.prefix(tag), e2e.ROOT, e2e.fixture, e2e.fp
+--   e2e.server              -- "s3rver" or "rgw" (TDM_TEST_S3_SERVER)
+--   e2e.needs(server, reason), e2e.needs_s3rver(reason) -- skip the whole
+--                           -- program on another server
 local t = require "t"
 local tdm = require "tdm"
 local core = require "tdm.core"
@@ -49,6 +52,21 @@ function e2e.run_id()
   f:close()
   return u
 end
+
+--- The S3 server tests/run.sh started: "s3rver" or "rgw".
+e2e.server = os.getenv("TDM_TEST_S3_SERVER") or "s3rver"
+
+--- End the test program here (nothing failed, nothing tested) unless the
+-- server is `server`: for tests built on s3rver's specifics (TDM_S3_DIR,
+-- accepting any signature...) or RGW's. `reason` says which.
+function e2e.needs(server, reason)
+  if e2e.server ~= server then
+    print("skip: needs " .. server .. ": " .. reason)
+    print("0 passed, 0 failed")
+    os.exit(0)
+  end
+end
+function e2e.needs_s3rver(reason) e2e.needs("s3rver", reason) end
 
 --- A key prefix of this run's own: "TAG-RUNID".
 function e2e.prefix(tag)

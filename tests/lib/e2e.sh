@@ -9,7 +9,9 @@
 #     set later);
 #   * e2e_world TAG: export TDM_DATA_ROOT=$tmp/data and a key prefix of
 #     this run's own, TDM_PREFIX=TAG-RUNID;
-#   * free_port: a free loopback TCP port (tests/lib/s3rver.sh's).
+#   * free_port: a free loopback TCP port (tests/lib/s3rver.sh's);
+#   * needs_s3rver REASON: end the test here (skipped, nothing failed)
+#     unless tests/run.sh started s3rver (TDM_TEST_S3_SERVER, s3rver|rgw).
 . "$(dirname "${BASH_SOURCE[0]}")/assert.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/s3rver.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
@@ -31,4 +33,11 @@ e2e_world() {
   export TDM_DATA_ROOT="$tmp/data"
   TDM_PREFIX="$1-$(tr -d - </proc/sys/kernel/random/uuid | cut -c1-12)"
   export TDM_PREFIX
+}
+needs_s3rver() {
+  if [ "${TDM_TEST_S3_SERVER:-s3rver}" != s3rver ]; then
+    echo "skip: needs s3rver: $1"
+    echo "0 passed, 0 failed"
+    exit 0
+  fi
 }
