@@ -9,6 +9,7 @@
 # for the secret only.)
 set -u
 . "$(dirname "$0")/../lib/e2e.sh"
+needs_s3rver "operations signed with a canary secret must succeed (s3rver checks no signature)"
 
 SECRET="tdmCanarySecret/Do+Not=Leak0123456789abcdefABCDEF"
 TOKEN="tdmCanaryToken/Session+Token=0123456789abcdefSECRETTOKEN"

@@ -39,12 +39,15 @@ t.test("100 MiB upload in parts, its ETag and metadata", function()
   t.eq(r.md5, big_md5, "md5 of the whole file")
   t.eq(r.bytes, 100 * 1048576, "bytes")
   -- AWS answers "hex-13" (13 parts of 8 MiB); s3rver 3.7.1 answers the
-  -- whole object's MD5 for multipart uploads too
-  t.ok(r.etag:match("^%x+%-13$") or r.etag == big_md5,
-       "ETag of the 13-part upload: " .. tostring(r.etag))
+  -- whole object's MD5 for multipart uploads too; RGW 16 answers
+  -- CompleteMultipartUpload with an empty ETag (its HEAD has "hex-13")
   local h = assert(c:head(key))
+  t.ok(h.etag:match("^%x+%-13$") or h.etag == big_md5,
+       "ETag of the 13-part upload: " .. tostring(h.etag))
+  if not (e2e.server == "rgw" and r.etag == nil) then
+    t.eq(r.etag, h.etag, "put's ETag is head's")
+  end
   t.eq(h.size, 100 * 1048576, "head size")
-  t.eq(h.etag, r.etag, "head ETag")
   t.eq(h.metadata.md5, big_md5, "x-amz-meta-md5 set at initiation")
   t.eq(h.md5, big_md5, "head reports the MD5 from the metadata")
   t.eq(tdm.s3.etag_match(big, h.etag), true,
@@ -60,11 +63,11 @@ t.test("a 20 MB file uploaded by aws s3 cp is recognised", function()
                                    "s3://%s/%s --only-show-errors",
                                    EP, f20, BUCKET, key))
   t.ok(ok, "aws s3 cp upload: " .. out)
-  -- s3rver stores multipart uploads with the whole MD5 as ETag; AWS would
-  -- give the multipart ETag. Make s3rver answer what AWS would: the
+  -- s3rver stores multipart uploads with the whole MD5 as ETag; AWS (and
+  -- RGW) give the multipart ETag. Make s3rver answer what AWS would: the
   -- multipart ETag of awscli's 8 MiB parts, computed here by python.
-  local stored = os.getenv("TDM_S3_DIR") .. "/" .. BUCKET .. "/" .. key ..
-                 "._S3rver_object.md5"
+  local stored = os.getenv("TDM_S3_DIR") and os.getenv("TDM_S3_DIR") .. "/" ..
+                 BUCKET .. "/" .. key .. "._S3rver_object.md5"
   local okp, etag = sh(string.format([[python3 -c '
 import hashlib, sys
 d = open(sys.argv[1], "rb").read(); p = 8 * 1024 * 1024
@@ -72,7 +75,7 @@ parts = [hashlib.md5(d[i:i + p]).digest() for i in range(0, len(d), p)]
 sys.stdout.write(hashlib.md5(b"".join(parts)).hexdigest() + "-%%d" %% len(parts))
 ' %q]], f20))
   t.ok(okp and etag:match("^%x+%-3$"), "python's multipart ETag: " .. etag)
-  t.write(stored, etag)
+  if stored then t.write(stored, etag) end
   local h = assert(c:head(key))
   t.eq(h.etag, etag, "head gives the multipart ETag")
   t.eq(h.md5, nil, "no MD5 known from the object alone (no x-amz-meta-md5)")
@@ -86,13 +89,16 @@ sys.stdout.write(hashlib.md5(b"".join(parts)).hexdigest() + "-%%d" %% len(parts)
   t.ok(g, "tdm verifies the download against the multipart ETag: " ..
        tostring(gerr))
   t.ok(cmp(f20, dir .. "/aws20.back"), "byte-identical")
-  -- a multipart ETag the bytes do not have: refused
-  t.write(stored, "0123456789abcdef0123456789abcdef-3")
-  local bad, msg, code = c:get(key, dir .. "/aws20.bad")
-  t.eq(bad, nil, "wrong multipart ETag refused")
-  t.eq(code, "S3_BadDigest", "code")
-  t.ok(msg:find("multipart ETag", 1, true), msg)
-  t.eq(t.read(dir .. "/aws20.bad"), nil, "no file left")
+  -- a multipart ETag the bytes do not have: refused (s3rver only: the
+  -- ETag is a file there)
+  if stored then
+    t.write(stored, "0123456789abcdef0123456789abcdef-3")
+    local bad, msg, code = c:get(key, dir .. "/aws20.bad")
+    t.eq(bad, nil, "wrong multipart ETag refused")
+    t.eq(code, "S3_BadDigest", "code")
+    t.ok(msg:find("multipart ETag", 1, true), msg)
+    t.eq(t.read(dir .. "/aws20.bad"), nil, "no file left")
+  end
   assert(c:delete(key))
 end)
 

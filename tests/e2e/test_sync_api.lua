@@ -165,8 +165,14 @@ t.test("a run that raises mid-listing frees its client and leaves no temp file a
   local c = assert(s:client())
   t.ok(c:head(w3.prefix .. "/" .. next(w3.fx.actors) .. "/none.jpg") == nil,
        "the client answers again (HEAD of a missing key)")
+  -- downloads that finished before the raise are kept (a fast server
+  -- finishes some); the next run pulls the rest
+  local kept = 0
+  p = io.popen("find " .. t.shq(w3.D .. "/actors") .. " -type f -name '*.jpg' 2>/dev/null")
+  for _ in p:lines() do kept = kept + 1 end
+  p:close()
   local T = s:run { direction = "pull" }
-  t.eq(T.downloaded, 48, "the next run on the same Sync pulls everything")
+  t.eq(T.downloaded, 48 - kept, "the next run on the same Sync pulls everything else")
   t.eq(T.actor_errors + T.transfers_failed + T.busy_skipped, 0, "no errors, no busy claims")
 end)
 

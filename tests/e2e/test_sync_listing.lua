@@ -52,8 +52,11 @@ t.test("list_page_async pages equal list_page pages", function()
   until not token
   t.eq(pages, 4, "16 keys in pages of 4")
   t.eq(#got, 16, "keys listed")
-  local _, msg, code = raw:list_page_async("", 1000, "not-a-token"):wait()
-  t.ok(code ~= nil, "a failed page returns nil, msg, code: " .. tostring(msg))
+  -- (RGW's continuation tokens are keys in clear text: any string is one)
+  if e2e.server == "s3rver" then
+    local _, msg, code = raw:list_page_async("", 1000, "not-a-token"):wait()
+    t.ok(code ~= nil, "a failed page returns nil, msg, code: " .. tostring(msg))
+  end
 end)
 
 t.test("Sync groups keys across small pages, in order, skipping bad keys", function()

@@ -208,8 +208,9 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
  * 'corrupt' and applies to the response body. */
 function forward(req, res, url, fault) {
   const up = upstream();
+  /* The client's Host header goes upstream unchanged: it is signed, and
+   * RGW checks signatures (s3rver and RGW address by path either way). */
   const headers = Object.assign({}, req.headers);
-  headers.host = up.host;
   const preq = http.request({
     host: up.hostname, port: up.port || 80, method: req.method,
     path: req.url, headers, agent,

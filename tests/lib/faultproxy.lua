@@ -10,7 +10,7 @@
 --   p:stats().p503; p:config { p503 = 0 }; p:stop()
 --   local a = fp.start_aws { modes = "sse-kms,checksums" }  -- AWS's answers
 --   fp.snapshot(dir) -> { [relpath] = md5 }   (every file, hidden too)
---   fp.bucket(prefix) -> { [key] = md5 }      (straight from s3rver)
+--   fp.bucket(prefix) -> { [key] = md5 }      (straight from the server)
 local fp = {}
 
 local ROOT = os.getenv("TDM_TEST_ROOT") or "."
@@ -204,7 +204,8 @@ import hashlib, os, sys
 import botocore.session
 s = botocore.session.get_session()
 c = s.create_client('s3', endpoint_url=sys.argv[1], region_name='us-west-1',
-    aws_access_key_id='S3RVER', aws_secret_access_key='S3RVER')
+    aws_access_key_id=os.environ.get('AWS_ACCESS_KEY_ID', 'S3RVER'),
+    aws_secret_access_key=os.environ.get('AWS_SECRET_ACCESS_KEY', 'S3RVER'))
 kw = {'Bucket': sys.argv[2], 'Prefix': sys.argv[3]}
 while True:
     r = c.list_objects_v2(**kw)
@@ -232,8 +233,10 @@ end
 --- { [key] = md5 } of the objects under `prefix`, read from s3rver's
 -- storage directory ($TDM_S3_DIR, set by tests/run.sh) -- fast, and
 -- independent of any S3 client. Keys with characters s3rver encodes are
--- not supported (tests use plain names).
+-- not supported (tests use plain names). Against another server (RGW: no
+-- TDM_S3_DIR) fp.bucket's answer.
 function fp.store(prefix, bucket)
+  if not os.getenv("TDM_S3_DIR") then return fp.bucket(prefix, nil, bucket) end
   local dir = (os.getenv("TDM_S3_DIR") or "") .. "/" ..
               (bucket or "story-boards-assets")
   local objs = {}
