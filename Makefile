@@ -2,8 +2,9 @@
 #
 #   make                 libtdm.a, tdm/core.so (Lua module), tdm-lua (host)
 #   make test            every suite; last line "N passed, N failed"
-#   make test-s3rver     ... with s3rver only; make test-rgw: with Ceph's
-#                        RADOS Gateway only (tests/run.sh, TDM_TEST_S3)
+#   make test-rgw        every suite against Ceph's RADOS Gateway instead of
+#                        s3rver; make test-both: the S3 and sync suites
+#                        against both (tests/run.sh, TDM_TEST_S3)
 #   make install         PREFIX=/usr/local DESTDIR= (Debian's Lua 5.4 paths)
 #   make SANITIZE=address,undefined test
 #   make check-all       the suite under ASan+UBSan (in build-asan/), then
@@ -76,7 +77,7 @@ VERSION := $(shell sed -n 's/^\#define TDM_VERSION "\(.*\)"/\1/p' include/tdm.h)
 MANPAGE = $(B)/tdm-lua.1
 PCFILE = $(B)/tdm.pc
 
-.PHONY: all test test-c test-s3rver test-rgw check-all fuzz fuzz-build install install-rock uninstall clean cppcheck valgrind man docs FORCE
+.PHONY: all test test-c test-rgw test-both check-all fuzz fuzz-build install install-rock uninstall clean cppcheck valgrind man docs FORCE
 
 all: $(LIB) $(MODULE) $(HOST)
 
@@ -130,13 +131,13 @@ $(B)/tests/%: tests/c/%.c tests/c/t.h $(LIB) | $(B)
 test-c: $(C_TESTS)
 
 # The whole suite: C unit tests, Lua tests, integration tests against a
-# real s3rver, and the S3 and sync suites against RGW too when it is
-# installed. Prints "N passed, N failed" last.
+# real s3rver. Prints "N passed, N failed" last.
 test: all test-c
 	@B=$(B) tests/run.sh
 
-# Every integration test against one server (TDM_TEST_S3 of tests/run.sh).
-test-s3rver test-rgw: all test-c
+# Against RGW (every integration test), or both servers (the S3 and sync
+# suites against RGW as well): TDM_TEST_S3 of tests/run.sh.
+test-rgw test-both: all test-c
 	@B=$(B) TDM_TEST_S3=$(@:test-%=%) tests/run.sh
 
 # Sanitizers and leaks (long; see tests/fuzz/README.md): the whole suite

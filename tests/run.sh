@@ -11,11 +11,12 @@
 # on this server.
 #
 #   tests/run.sh [PATTERN]   # only test files whose path contains PATTERN
-#   TDM_TEST_S3=s3rver|rgw|both tests/run.sh   # default: both when RGW is
-#       # installed, else s3rver. C and Lua unit tests run once (against
-#       # the first server), the integration tests against s3rver; with
-#       # both, the S3 and sync suites (test_s3*, test_sync*, test_pull*,
-#       # test_audit*, test_rgw*, test_awsproxy*) once more against RGW.
+#   TDM_TEST_S3=s3rver|rgw|both tests/run.sh   # default s3rver (make
+#       # test-rgw, make test-both). C and Lua unit tests run once
+#       # (against the first server), the integration tests against each
+#       # server; with both, only the S3 and sync suites (test_s3*,
+#       # test_sync*, test_pull*, test_audit*, test_rgw*, test_awsproxy*)
+#       # once more against RGW.
 #       # TDM_TEST_S3_SERVER=s3rver|rgw tells a test which server it has.
 set -u
 cd "$(dirname "$0")/.."
@@ -25,10 +26,7 @@ TIMEOUT="${TDM_TEST_TIMEOUT:-300}"
 
 . tests/lib/s3rver.sh
 . tests/lib/rgw.sh
-if [ -z "${TDM_TEST_S3:-}" ]; then
-  if rgw_installed; then TDM_TEST_S3=both; else TDM_TEST_S3=s3rver; fi
-fi
-case $TDM_TEST_S3 in
+case ${TDM_TEST_S3:=s3rver} in
   s3rver) SERVERS=(s3rver) ;;
   rgw) SERVERS=(rgw) ;;
   both) SERVERS=(s3rver rgw) ;;
