@@ -23,10 +23,13 @@ end
 -- The settings table of the help text: key, environment, default.
 local function settings_table()
   local lines = { "", "settings (config file key, environment variable, default):" }
-  for _, k in ipairs(core.config_keys()) do
+  local keys, width = core.config_keys(), 0
+  for _, k in ipairs(keys) do width = math.max(width, #table.concat(k.env, ", ")) end
+  for _, k in ipairs(keys) do
     local def = k.default ~= "" and k.default or "-"
     if k.name == "public_url_base" then def = "https://{bucket}.s3.{region}.amazonaws.com" end
-    lines[#lines + 1] = string.format("  %-20s %-34s %s", k.name, table.concat(k.env, ", "), def)
+    lines[#lines + 1] = string.format("  %-20s %-" .. width .. "s  %s", k.name,
+                                      table.concat(k.env, ", "), def)
   end
   return table.concat(lines, "\n")
 end
