@@ -266,6 +266,40 @@ check_grep "container: the relative URI was asked of 169.254.170.2" \
 tdm_is "STS endpoint from the profile's services section" \
   "^ASIAROLE.*\|assume-role$" "${FILES[@]}" AWS_PROFILE=rolesvc
 
+# Which AWS endpoint is chosen without an override: the stand-in as
+# HTTPS_PROXY records the host of the tunnel asked for (and refuses it).
+# connects_to NAME HOST VAR=VALUE...
+connects_to() {
+  local name=$1 host=$2; shift 2
+  : >"$LOG"
+  tdm_cred HTTPS_PROXY="$BASE" "$@" >/dev/null
+  check_out "$name" "connect $host:443" grep '^connect ' "$LOG"
+}
+connects_to "STS: regional endpoint by default" sts.eu-west-1.amazonaws.com \
+  "${FILES[@]}" AWS_PROFILE=role AWS_DEFAULT_REGION=eu-west-1
+connects_to "STS: legacy mode, a region that used the global endpoint" \
+  sts.amazonaws.com "${FILES[@]}" AWS_PROFILE=role AWS_REGION=us-west-2 \
+  AWS_STS_REGIONAL_ENDPOINTS=legacy
+connects_to "STS: legacy mode, a newer region stays regional" \
+  sts.eu-south-1.amazonaws.com "${FILES[@]}" AWS_PROFILE=role \
+  AWS_REGION=eu-south-1 AWS_STS_REGIONAL_ENDPOINTS=legacy
+connects_to "STS: no region, the global endpoint" sts.amazonaws.com \
+  "${FILES[@]}" AWS_PROFILE=role
+connects_to "SSO: the portal of sso_region" portal.sso.eu-west-1.amazonaws.com \
+  "${FILES[@]}" AWS_PROFILE=ssonew
+S3_LIST='local c = assert(require("tdm.s3").client())
+print(select(2, c:list_page("x/", 1)))'
+: >"$LOG"
+run_clean HTTPS_PROXY="$BASE" AWS_ACCESS_KEY_ID=AKENV AWS_SECRET_ACCESS_KEY="$SECRET" \
+  -- tdm-lua -e "$S3_LIST" >/dev/null
+check_out "S3 requests go through HTTPS_PROXY" \
+  "connect story-boards-assets.s3.us-west-1.amazonaws.com:443" \
+  sh -c 'grep "^connect " "$1" | sort -u' _ "$LOG"
+: >"$LOG"
+run_clean HTTPS_PROXY="$BASE" NO_PROXY=.amazonaws.com AWS_ACCESS_KEY_ID=AKENV \
+  AWS_SECRET_ACCESS_KEY="$SECRET" -- tdm-lua -e "$S3_LIST" >/dev/null
+check_out "NO_PROXY keeps them off the proxy" "0" grep -c '^connect ' "$LOG"
+
 # --- precedence, as botocore orders them ---------------------------------
 same "environment beats web identity" env \
   AWS_ACCESS_KEY_ID=AKENV AWS_SECRET_ACCESS_KEY="$SECRET" "${WEB[@]}" "${STS[@]}"

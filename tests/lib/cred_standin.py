@@ -16,6 +16,9 @@ with 403 ExpiredToken when signed with a key this stand-in issued that has
 expired, else forwarded to the upstream server (s3rver, which checks the
 key id but not the signature: --upstream-key) and relayed.
 
+As an HTTPS proxy (HTTPS_PROXY) it logs "connect HOST:PORT" and refuses
+the tunnel: tests see which AWS endpoint a client chose without a network.
+
 Every request is appended to --log as one line ("imds-creds", "sts
 AssumeRole role=... source=AK", "s3 GET /bucket/key AK", ...).
 Secrets handed out all start with STANDINsecret / STANDINtoken, so a
@@ -202,6 +205,11 @@ class H(http.server.BaseHTTPRequestHandler):
                           "<Code>%s</Code><Message>%s</Message></Error>"
                           "<RequestId>1</RequestId></ErrorResponse>"
                           % (ecode, msg), "text/xml")
+
+    def do_CONNECT(self):
+        # as an HTTPS proxy: record which host the client chose, refuse
+        log("connect %s" % self.path)
+        return self.reply(403, "", "text/plain")
 
     def do_HEAD(self):
         return self.s3()
