@@ -322,22 +322,23 @@ static int listing_gc(lua_State *L) {
   return 0;
 }
 
-/* c:list_page_async([prefix [, max_keys [, token]]]) -> listing. */
+/* c:list_page_async([prefix [, max_keys [, token [, start_after]]]])
+ * -> listing. */
 static int l_list_page_async(lua_State *L) {
   lclient *u = tdm_ls3_check_client(L, 1);
   llisting *l;
   lbatch *h;
-  lua_settop(L, 4);                                     /* no start_after */
-  h = list_holder(L);                                   /* 5 */
+  lua_settop(L, 5);
+  h = list_holder(L);                                   /* 6 */
   if (u->running)
     return luaL_error(L, "list_page_async: the S3 client is busy (a "
                       "transfer or another listing is running on it)");
-  l = lua_newuserdatauv(L, sizeof *l, 1);               /* 6 */
+  l = lua_newuserdatauv(L, sizeof *l, 1);               /* 7 */
   memset(l, 0, sizeof *l);
   atomic_init(&l->finished, 0);
   luaL_setmetatable(L, LISTING);
-  lua_pushvalue(L, 5);
-  lua_setiuservalue(L, 6, 1);
+  lua_pushvalue(L, 6);
+  lua_setiuservalue(L, 7, 1);
   l->u = u;
   l->h = h;
   u->running = 1;

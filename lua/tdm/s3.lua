@@ -104,14 +104,14 @@ function Client:list(prefix, opts)
   end
 end
 
---- c:list_page(prefix, max_keys, token) -> objects, next_token | nil, msg,
--- code: one ListObjectsV2 page. c:list_page_async(...) -> listing: the
+--- c:list_page(prefix, max_keys, token [, start_after]) -> objects,
+-- next_token | nil, msg, code: one ListObjectsV2 page. c:list_page_async(...) -> listing: the
 -- same page fetched on a thread (listing:wait(), listing:ready()).
-function Client:list_page(prefix, max_keys, token)
-  return self._c:list_page(prefix, max_keys, token)
+function Client:list_page(prefix, max_keys, token, start_after)
+  return self._c:list_page(prefix, max_keys, token, start_after)
 end
-function Client:list_page_async(prefix, max_keys, token)
-  return self._c:list_page_async(prefix, max_keys, token)
+function Client:list_page_async(prefix, max_keys, token, start_after)
+  return self._c:list_page_async(prefix, max_keys, token, start_after)
 end
 function Client:head(key) return self._c:head(key) end
 function Client:get(key, path) return self._c:get(key, path) end

@@ -233,14 +233,27 @@ function Sync:run(o)
   end
 
   if o.actors then
+    -- Resolve every actor named, then list their folders concurrently,
+    -- a bounded number at a time, and process them in the order given.
+    local names, named = {}, {}
     for _, a in ipairs(o.actors) do
       if core.interrupted() then break end
       local name, msg, code = self:resolve_actor(a)
       if not name then
         T.actor_errors = T.actor_errors + 1
         fail(r, tostring(a), nil, msg, code)
-      else
-        local objects, lmsg, lcode = self:list_actor(name, skip)
+      elseif not named[name] then
+        named[name] = true
+        names[#names + 1] = name
+      end
+    end
+    local chunk = 4 * self:list_width()
+    for first = 1, #names, chunk do
+      if core.interrupted() then break end
+      local some = table.move(names, first, math.min(first + chunk - 1, #names), 1, {})
+      local listed, lmsg, lcode = self:list_actors(some, skip)
+      for _, name in ipairs(some) do
+        local objects = listed and listed[name]
         if not objects then
           T.actor_errors = T.actor_errors + 1
           fail(r, name, nil, "listing " .. self:key_for(name, "") .. ": " .. tostring(lmsg), lcode)

@@ -1,0 +1,223 @@
+--- tdm.list_parts -- one S3 listing fetched as several parts at once and
+-- handed out page by page in key order, so a caller sees exactly what a
+-- page-after-page listing would show, without paying S3's latency once
+-- per page.
+--
+--   local lister = list_parts.new {
+--     client = function(i) -> tdm.s3 client | nil, msg, code,  -- i-th, 1..clients
+--     clients = 8,            -- listings in flight at most (one client each)
+--     parts = { { prefix =, lo =, hi = }, ... },  -- in key order
+--     root = "prefix/",       -- set: parts may be split at actor ids under it
+--     page = 1000,            -- keys per request
+--     ahead = 2,              -- pages a part may hold before it is read
+--   }
+--   lister:next_page([idle]) -> objects, part_index | false (the end)
+--                               | nil, msg, code
+--   lister:close()            -- waits for the requests still in flight
+--
+-- A part lists `prefix` from just after key `lo` (ListObjectsV2
+-- start-after; nil: from the start) up to and including key `hi` (nil: to
+-- the end); consecutive parts of one listing share the prefix and
+-- hi == the next part's lo, so together they hold every key once. While
+-- pages of the part being read are awaited, later parts are fetched on
+-- the other clients. A part whose first pages show it is large is split
+-- again at actor ids (keys are {root}{digits}_...): what it has not
+-- listed yet becomes new parts for idle clients. Memory stays bounded:
+-- each part holds at most `ahead` pages that were not read yet.
+local M = {}
+
+local Lister = {}
+Lister.__index = Lister
+
+local MAX_ID_DIGITS = 15   -- ids beyond this are not split numerically
+
+function M.new(o)
+  local self = setmetatable({
+    client = o.client, nclients = math.max(1, o.clients or 1),
+    parts = {}, root = o.root, page = o.page or 1000, ahead = o.ahead or 2,
+    free = {}, made = 0, requests = 0, splits = 0,
+    max_parts = 4 * math.max(1, o.clients or 1),
+    -- pages fetched and not read yet, at most (the first part may exceed
+    -- it by one: the reader is waiting for it)
+    budget = o.budget or 2 * math.max(1, o.clients or 1),
+  }, Lister)
+  for i, p in ipairs(o.parts) do
+    self.parts[i] = { prefix = p.prefix, lo = p.lo, hi = p.hi, index = i,
+                      pages = {}, done = false }
+  end
+  return self
+end
+
+-- A client for a request: a free one, or a new one while fewer than
+-- nclients exist; nil when all are busy (or making one failed: recorded).
+function Lister:take_client()
+  local c = table.remove(self.free)
+  if c then return c end
+  if self.made >= self.nclients then return nil end
+  self.made = self.made + 1
+  local cl, msg, code = self.client(self.made)
+  if not cl then
+    self.failed = { msg, code }
+    return nil
+  end
+  return cl
+end
+
+function Lister:idle_clients()
+  return #self.free + (self.nclients - self.made)
+end
+
+-- Start the next request of every part that may have one, first parts
+-- first, while clients are free.
+function Lister:issue()
+  local held = 0
+  for _, p in ipairs(self.parts) do
+    held = held + #p.pages + (p.pending and 1 or 0)
+  end
+  for pos, p in ipairs(self.parts) do
+    if held >= self.budget and pos > 1 then return end
+    if not p.done and not p.pending and #p.pages < self.ahead then
+      local c = self:take_client()
+      if not c then return end
+      p.client = c
+      p.pending = c:list_page_async(p.prefix, self.page, p.token,
+                                    p.token == nil and p.lo or nil)
+      self.requests = self.requests + 1
+      held = held + 1
+    end
+  end
+end
+
+-- The leading digits of `key` under root, or nil.
+function Lister:id_of(key)
+  local root = self.root
+  if not key or key:sub(1, #root) ~= root then return nil end
+  return key:sub(#root + 1):match("^%d+")
+end
+
+-- Up to n - 1 keys strictly between `cur` and `hi` (nil: the end) at actor
+-- ids spread evenly between theirs, in order; {} when none fit.
+function Lister:cuts(cur, hi, n)
+  local a = self:id_of(cur)
+  local b = hi and self:id_of(hi)
+  if not a or (hi and not b) then return {} end
+  local width = math.max(#a, b and #b or 0, 4)
+  if width > MAX_ID_DIGITS then return {} end
+  local lo_n = tonumber(a .. string.rep("0", width - #a))
+  local hi_n = b and tonumber(b .. string.rep("0", width - #b)) or 10 ^ width
+  local out = {}
+  for i = 1, n - 1 do
+    local v = lo_n + (hi_n - lo_n) * i // n
+    local key = self.root .. string.format("%0" .. width .. "d", math.floor(v))
+    if key > cur and (not hi or key < hi) and key ~= out[#out] then
+      out[#out + 1] = key
+    end
+  end
+  return out
+end
+
+-- Part p (at position pos) just got a page ending at key `last` and has
+-- more: hand what it has not listed yet to idle clients as new parts.
+function Lister:split(pos, last)
+  local p = self.parts[pos]
+  if not self.root or p.prefix ~= self.root then return end
+  local room = math.min(self:idle_clients(), self.max_parts - #self.parts)
+  if room < 1 then return end
+  local cuts = self:cuts(last, p.hi, room + 1)
+  if #cuts == 0 then return end
+  local hi = p.hi
+  p.hi = cuts[1]
+  for i, lo in ipairs(cuts) do
+    table.insert(self.parts, pos + i, { prefix = p.prefix, lo = lo,
+                 hi = cuts[i + 1] or hi, index = p.index, pages = {}, done = false })
+  end
+  self.splits = self.splits + 1
+end
+
+-- Collect the answer of part p's request (waiting for it); keys beyond
+-- p.hi end the part.
+function Lister:collect(pos)
+  local p = self.parts[pos]
+  local objs, nxt, code = p.pending:wait()
+  p.pending = nil
+  self.free[#self.free + 1] = p.client
+  p.client = nil
+  if not objs then
+    self.failed = { nxt, code }
+    return
+  end
+  if p.hi then
+    local n, got = #objs, #objs
+    while n > 0 and objs[n].key > p.hi do
+      objs[n] = nil
+      n = n - 1
+    end
+    -- past hi, or at it: the rest is the next part's
+    if n < got or (n > 0 and objs[n].key == p.hi) then nxt = nil end
+  end
+  p.pages[#p.pages + 1] = objs
+  p.token = nxt
+  if not nxt then
+    p.done = true
+  elseif #objs > 0 then
+    self:split(pos, objs[#objs].key)
+  end
+end
+
+-- Collect every answer already in.
+function Lister:harvest()
+  for pos = #self.parts, 1, -1 do
+    local p = self.parts[pos]
+    if p.pending and p.pending:ready() then self:collect(pos) end
+  end
+end
+
+--- The next page in key order: objects, index of the part (as given to
+-- new) | false at the end | nil, msg, code. While the page is awaited,
+-- idle() (optional) is called for as long as it returns true.
+function Lister:next_page(idle)
+  while true do
+    if self.failed then return nil, self.failed[1], self.failed[2] end
+    local p = self.parts[1]
+    if not p then return false end
+    if #p.pages > 0 then
+      local page = table.remove(p.pages, 1)
+      self:issue()
+      return page, p.index
+    end
+    if p.done then
+      table.remove(self.parts, 1)
+    else
+      self:issue()
+      if self.failed then return nil, self.failed[1], self.failed[2] end
+      if idle then
+        repeat self:harvest(); self:issue() until p.done or #p.pages > 0
+          or self.failed or (p.pending and p.pending:ready()) or not idle()
+      end
+      if p.pending and #p.pages == 0 and not p.done then
+        self:collect(1)
+      elseif not p.pending and #p.pages == 0 and not p.done then
+        -- every client is busy with later parts: wait for the earliest
+        for pos = 2, #self.parts do
+          if self.parts[pos].pending then self:collect(pos); break end
+        end
+      end
+      self:harvest()
+      self:issue()
+    end
+  end
+end
+
+--- Wait for every request still in flight (their clients are free again).
+function Lister:close()
+  for _, p in ipairs(self.parts) do
+    if p.pending then
+      p.pending:wait()
+      p.pending = nil
+      self.free[#self.free + 1] = p.client
+    end
+  end
+  self.parts = {}
+end
+
+return M
