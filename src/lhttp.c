@@ -180,7 +180,14 @@ static lua_State *worker_state(binding *b) {
     return NULL;
   }
   lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT);
   m->limit = b->max_lua_memory;   /* loading the handler is not limited */
+  if (m->limit && m->used >= m->limit) {
+    snprintf(line, sizeof line, "tdm-lua serve: warning: max_lua_memory "
+             "(%zu bytes) is below what a worker needs to start (%zu)",
+             m->limit, m->used);
+    log_stderr(NULL, line);
+  }
   pthread_setspecific(b->key, L);
   return L;
 }
