@@ -51,7 +51,17 @@ local plain = {
   ["delete-s3 ok"] = "deleted from S3",
   ["skip ignored"] = "ignored",
   ["skip stray key"] = "S3 object outside any actor folder, skipped",
+  -- migrate: the legacy response.json
+  ["delete ok"] = "legacy file deleted (its manifest is saved)",
+  ["delete planned"] = "would delete the legacy file",
+  ["keep ok"] = "legacy file kept (--keep-legacy)",
+  ["keep planned"] = "would keep the legacy file",
 }
+-- migrate: an entry added or updated, with the status it has now.
+for _, st in ipairs({ "synced", "local_only", "s3_only", "out_of_sync", "missing" }) do
+  plain["add " .. st] = "added to the manifest, " .. st
+  plain["update " .. st] = "manifest entry updated, " .. st
+end
 reporter.plain = plain
 
 --- A reporter for one run of command `name` with parsed `opts` and the

@@ -42,6 +42,13 @@ if [ -f "$stage/usr/share/lua/5.4/tdm/manifest.lua" ]; then
       m = assert(tdm.Manifest.open(7, cfg))
       local imgs = m:get_all_images()
       print(#imgs .. " " .. imgs[1].status)'
+  # A worked script of docs/lua-api.md on the installed module.
+  python3 -c 'import re,sys; t=open(sys.argv[1]).read()
+print(re.search(r"<!-- example: out_of_sync_report.lua -->\n```lua\n(.*?)```", t, re.S).group(1), end="")' \
+    "$tmp/src/docs/lua-api.md" > "$tmp/report.lua"
+  check_out "stock lua5.4 runs docs/lua-api.md's out-of-sync report on the installed module" \
+    "0007_demo_actor 0007_demo_actor_0.jpg local_only" \
+    env TDM_DATA_ROOT="$tmp/data" lua5.4 "$tmp/report.lua"
 fi
 unset LUA_PATH LUA_CPATH
 check_out "installed tdm-lua runs a command" "900150983cd24fb0d6963f7d28e17f72  -" \
