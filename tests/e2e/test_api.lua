@@ -263,6 +263,27 @@ t.test("curl -F upload, GET shows them synced, DELETE removes them", function()
   t.eq(status_of(api:get_training_data(1))[names[2]], nil, "entry gone")
 end)
 
+t.test("POST never replaces another host's object at the next index", function()
+  -- actor 1 now has _0.._3 everywhere; another host wrote _4 and _5 to S3
+  local theirs = {}
+  for i = 4, 5 do
+    local fn = "0001_all_synced_" .. i .. ".jpg"
+    t.write(tmp .. "/other.jpg", jpeg(600 + i, 40 + i))
+    theirs[fn] = core.md5(t.read(tmp .. "/other.jpg"))
+    assert(s3:put(tmp .. "/other.jpg", tdm.s3.key_for(cfg, "0001_all_synced", fn)))
+  end
+  t.write(tmp .. "/mine.jpg", jpeg(900, 7))
+  local code, body = curl(AUTH .. " -F " .. q("f=@" .. tmp .. "/mine.jpg") .. " "
+                          .. q(base .. "/api/actors/1/training-data"))
+  t.eq(code, 201, "upload (" .. body .. ")")
+  t.eq(require("cjson").decode(body).files[1].filename, "0001_all_synced_6.jpg",
+       "named past the S3 listing")
+  for fn, md5 in pairs(theirs) do
+    local h = assert(s3:head(tdm.s3.key_for(cfg, "0001_all_synced", fn)))
+    t.eq(h.md5, md5, fn .. " untouched")
+  end
+end)
+
 t.test("8 concurrent uploads to one actor: distinct names, all recorded", function()
   local cmds = {}
   for i = 1, 8 do
