@@ -322,7 +322,11 @@ int tdm_credi_json_fill(json_t *o, const char *ak, const char *sk,
                            what, exp);
     out->expiration = t;
   }
-  return tdm_credi_fill(out, vals[0], vals[1], vals[2], method, what, err);
+  i = tdm_credi_fill(out, vals[0], vals[1], vals[2], method, what, err);
+  /* the copies in the JSON tree are freed unwiped by jansson */
+  OPENSSL_cleanse((char *)vals[1], strlen(vals[1]));
+  OPENSSL_cleanse((char *)vals[2], strlen(vals[2]));
+  return i;
 }
 
 int tdm_credi_json_parse(const char *text, size_t len, const char *ak,

@@ -109,6 +109,8 @@ static int read_token(const tdm_credi_profile *p, const sso_cfg *c,
   else
     rc = tdm_credi_copy(tok, toksz, json_string_value(t), "the SSO token",
                         err);
+  if (json_is_string(t))
+    OPENSSL_cleanse((char *)json_string_value(t), json_string_length(t));
   json_decref(o);
   return rc;
 }

@@ -389,20 +389,15 @@ int tdm_cred_provider_get(tdm_cred_provider *p, tdm_credentials *out,
 }
 
 void tdm_cred_provider_free(tdm_cred_provider *p) {
-  tdm_cred_provider **pp;
   if (!p) return;
   if (!p->fixed) {
+    /* Shared ones stay for the next client of the process (`tdm-lua
+     * serve` makes clients as requests come): no new STS call or helper
+     * run for each. */
     pthread_mutex_lock(&shared_mu);
-    if (--p->refs > 0) {
-      pthread_mutex_unlock(&shared_mu);
-      return;
-    }
-    for (pp = &shared; *pp; pp = &(*pp)->next)
-      if (*pp == p) {
-        *pp = p->next;
-        break;
-      }
+    p->refs--;
     pthread_mutex_unlock(&shared_mu);
+    return;
   }
   pthread_mutex_destroy(&p->mu);
   OPENSSL_cleanse(&p->cur, sizeof p->cur);

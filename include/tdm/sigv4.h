@@ -63,8 +63,7 @@ int tdm_credentials_resolve(tdm_credentials *out, const char *profile,
  * expiring. If that refresh fails while the old ones are still valid,
  * the old ones are used. Safe to use from several threads. Providers
  * for the same profile are shared within the process (one STS call or
- * helper run for every client), released when the last client frees
- * its own. */
+ * helper run for every client) and kept for later clients. */
 typedef struct tdm_cred_provider tdm_cred_provider;
 
 /* `fixed` (may be NULL): use these credentials as they are, never
