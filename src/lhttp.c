@@ -396,35 +396,31 @@ static size_t opt_size(lua_State *L, const char *name, size_t dflt) {
   return v;
 }
 
-/* Copy the strings of list field `name` of the options (arg 1) into a new
- * NULL-free array; *n its length. */
-static char **opt_strings(lua_State *L, const char *name, size_t *n) {
-  char **out;
+/* Copy the allowed_origins list of the options (arg 1) into the binding,
+ * which owns each string as soon as it is copied (its __gc frees them if
+ * a later one raises). */
+static void read_origins(lua_State *L, binding *b) {
   size_t i, len;
-  *n = 0;
-  lua_getfield(L, 1, name);
+  lua_getfield(L, 1, "allowed_origins");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    return NULL;
+    return;
   }
   luaL_checktype(L, -1, LUA_TTABLE);
   len = (size_t)luaL_len(L, -1);
-  if (!(out = calloc(len + 1, sizeof *out)))
+  if (!(b->origins = calloc(len + 1, sizeof *b->origins)))
     luaL_error(L, "http_serve: out of memory");
   for (i = 0; i < len; i++) {
     lua_geti(L, -1, (lua_Integer)i + 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      free(out);   /* strings so far leak only on this misuse path */
-      luaL_error(L, "http_serve: %s[%d] must be a string", name,
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "http_serve: allowed_origins[%d] must be a string",
                  (int)i + 1);
-    }
-    out[i] = dupstr(lua_tostring(L, -1));
+    if (!(b->origins[i] = dupstr(lua_tostring(L, -1))))
+      luaL_error(L, "http_serve: out of memory");
+    b->norigins = i + 1;
     lua_pop(L, 1);
-    *n = i + 1;
-    if (!out[i]) luaL_error(L, "http_serve: out of memory");
   }
   lua_pop(L, 1);
-  return out;
 }
 
 /* Copy the Lua-side options (arg 1) into the binding userdata. Raises on
@@ -466,7 +462,7 @@ static void read_options(lua_State *L, binding *b) {
     }
   }
   lua_pop(L, 1);
-  b->origins = opt_strings(L, "allowed_origins", &b->norigins);
+  read_origins(L, b);
   b->max_lua_memory = opt_size(L, "max_lua_memory", 0);
 }
 
