@@ -30,6 +30,7 @@ local Lister = {}
 Lister.__index = Lister
 
 local MAX_ID_DIGITS = 15   -- ids beyond this are not split numerically
+local MAX_SPLIT = 8        -- new parts made from one page, at most
 
 function M.new(o)
   local self = setmetatable({
@@ -95,19 +96,27 @@ function Lister:id_of(key)
   return key:sub(#root + 1):match("^%d+")
 end
 
--- Up to n - 1 keys strictly between `cur` and `hi` (nil: the end) at actor
--- ids spread evenly between theirs, in order; {} when none fit.
-function Lister:cuts(cur, hi, n)
+-- The number of the id of `key` read as `width` digits (right-padded), or
+-- nil when key has none.
+function Lister:id_number(key, width)
+  local d = self:id_of(key)
+  return d and tonumber((d .. string.rep("0", width)):sub(1, width))
+end
+
+-- Up to n keys strictly between `cur` and `hi` (nil: the end), in order,
+-- at actor ids `step` apart from cur's (as many ids as one page held),
+-- none past hi's; {} when none fit.
+function Lister:cuts(cur, hi, n, step)
   local a = self:id_of(cur)
-  local b = hi and self:id_of(hi)
-  if not a or (hi and not b) then return {} end
-  local width = math.max(#a, b and #b or 0, 4)
+  if not a or (hi and not self:id_of(hi)) then return {} end
+  local width = math.max(#a, hi and #self:id_of(hi) or 0, 4)
   if width > MAX_ID_DIGITS then return {} end
-  local lo_n = tonumber(a .. string.rep("0", width - #a))
-  local hi_n = b and tonumber(b .. string.rep("0", width - #b)) or 10 ^ width
+  local lo_n = self:id_number(cur, width)
+  local hi_n = hi and self:id_number(hi, width) or 10 ^ width
   local out = {}
-  for i = 1, n - 1 do
-    local v = lo_n + (hi_n - lo_n) * i // n
+  for i = 1, n do
+    local v = lo_n + step * i
+    if v >= hi_n then break end
     local key = self.root .. string.format("%0" .. width .. "d", math.floor(v))
     if key > cur and (not hi or key < hi) and key ~= out[#out] then
       out[#out + 1] = key
@@ -116,14 +125,18 @@ function Lister:cuts(cur, hi, n)
   return out
 end
 
--- Part p (at position pos) just got a page ending at key `last` and has
--- more: hand what it has not listed yet to idle clients as new parts.
-function Lister:split(pos, last)
+-- Part p (at position pos) just got a page from key `first` to `last` and
+-- has more: hand what it has not listed yet to idle clients as new parts,
+-- each about as many actor ids wide as that page.
+function Lister:split(pos, first, last)
   local p = self.parts[pos]
-  if not self.root or p.prefix ~= self.root then return end
-  local room = math.min(self:idle_clients(), self.max_parts - #self.parts)
+  if not self.root or p.prefix ~= self.root or self.nclients < 2 then return end
+  local room = math.min(self:idle_clients(), self.max_parts - #self.parts, MAX_SPLIT)
   if room < 1 then return end
-  local cuts = self:cuts(last, p.hi, room + 1)
+  local width = math.max(#(self:id_of(last) or ""), 4)
+  local f, l = self:id_number(first, width), self:id_number(last, width)
+  if not f or not l then return end
+  local cuts = self:cuts(last, p.hi, room, math.max(1, l - f))
   if #cuts == 0 then return end
   local hi = p.hi
   p.hi = cuts[1]
@@ -160,7 +173,7 @@ function Lister:collect(pos)
   if not nxt then
     p.done = true
   elseif #objs > 0 then
-    self:split(pos, objs[#objs].key)
+    self:split(pos, objs[1].key, objs[#objs].key)
   end
 end
 

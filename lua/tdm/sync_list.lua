@@ -47,12 +47,31 @@ function Sync:known_ids()
   return ids
 end
 
--- The parts of a listing of `list_prefix`: for the whole prefix, split at
--- up to width - 1 known actor ids spread over them; else one part.
+-- Keys an actor has in S3, guessed from the image files of up to 8 of
+-- the local actor folders (the seed's 17 when there are none).
+function Sync:keys_per_actor()
+  local dir = self.data_root .. "/actors"
+  local names, files, seen = core.listdir(dir) or {}, 0, 0
+  table.sort(names)
+  for i = 1, #names, math.max(1, #names // 8) do
+    local list = core.listdir(dir .. "/" .. names[i] .. "/training_data")
+    if list then
+      seen = seen + 1
+      for _, f in ipairs(list) do if self.is_image(f) then files = files + 1 end end
+    end
+  end
+  return seen > 0 and math.max(1, files / seen) or 17
+end
+
+-- The parts of a listing of `list_prefix`: for the whole prefix, cut at
+-- known actor ids so that each part holds about one page of keys (at most
+-- 4 x width parts); else one part.
 function Sync:list_parts_of(list_prefix, width)
   if list_prefix ~= self.list_root or width < 2 then return { { prefix = list_prefix } } end
   local ids = self:known_ids()
-  local n = math.min(width, #ids + 1)
+  local page = self.list_page_keys or 1000
+  local pages = math.ceil(#ids * self:keys_per_actor() / page)
+  local n = math.min(4 * width, #ids + 1, pages + 1)
   local parts, lo = {}, nil
   for i = 1, n - 1 do
     local cut = list_prefix .. ids[(#ids * i) // n + 1]
