@@ -24,7 +24,11 @@
  *   corrupt   one byte flipped in a GET object body (headers and ETag
  *             untouched) -- listings are never corrupted
  *   latency   latency-ms added before forwarding, with probability
- *             latency-p (independent of the other faults)
+ *             latency-p (independent of the other faults); the stats'
+ *             latency_union_ms is the time covered by at least one
+ *             delay, so latency_union_ms / latency-ms is the number of
+ *             delays a client waited for one after another (its round
+ *             trips on the critical path), whatever the CPU load
  *   hang      the request is accepted and never answered
  *
  * --mode sets a fixed behaviour for every (non-control) request instead:
@@ -105,6 +109,18 @@ function zeroStats() {
     'upstream_errors', 'client_aborts', 'bad_digest', 'incomplete_body'])
     stats[k] = 0;
   stats.by_method = {};
+  stats.latency_union_ms = 0;
+  delayEnd = 0;
+}
+/* Delays start in arrival order and are all latency-ms long, so each new
+ * one adds to the union only what reaches past the previous end. */
+let delayEnd = 0;
+function addDelay(ms) {
+  const s = Date.now(), e = s + ms;
+  if (e > delayEnd) {
+    stats.latency_union_ms += e - Math.max(s, delayEnd);
+    delayEnd = e;
+  }
 }
 zeroStats();
 
@@ -359,6 +375,7 @@ function handle(req, res) {
   };
   if (cfg.latency_ms > 0 && rand() < cfg.latency_p) {
     stats.latency++;
+    addDelay(cfg.latency_ms);
     setTimeout(go, cfg.latency_ms);
   } else {
     go();
