@@ -6,9 +6,12 @@
  * providers that talk to services are tested end to end against botocore
  * (tests/e2e/test_credentials_chain.sh).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tdm.h"
@@ -158,6 +161,84 @@ static void test_provider(void) {
   unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
+/* Threads signing at once while the credentials expire under them: a
+ * credential_process hands out a new key valid 2 s each run. Every copy
+ * a thread gets must be whole (key, secret and token of one issue). */
+typedef struct thr_state {
+  tdm_cred_provider *p;
+  int bad, calls;
+  char first[128], last[128];
+} thr_state;
+
+static void *signer(void *ud) {
+  thr_state *st = ud;
+  time_t end = time(NULL) + 5;
+  while (time(NULL) < end) {
+    tdm_credentials c;
+    tdm_error err;
+    if (tdm_cred_provider_get(st->p, &c, &err) != TDM_OK ||
+        strncmp(c.access_key, "AKTHR", 5) != 0 ||
+        strcmp(c.access_key + 5, c.secret_key + 6) != 0 ||
+        strcmp(c.access_key + 5, c.session_token + 5) != 0)
+      st->bad++;
+    if (!st->first[0]) snprintf(st->first, sizeof st->first, "%s",
+                                c.access_key);
+    snprintf(st->last, sizeof st->last, "%s", c.access_key);
+    st->calls++;
+    usleep(2000);
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  char dir[] = "/tmp/tdm-test-thr-XXXXXX", script[128], conf[128];
+  FILE *f;
+  thr_state st[4];
+  pthread_t th[4];
+  tdm_cred_provider *p;
+  tdm_error err;
+  int i, bad = 0, calls = 0, changed = 0;
+  if (!mkdtemp(dir)) return;
+  snprintf(script, sizeof script, "%s/issue.sh", dir);
+  snprintf(conf, sizeof conf, "%s/config", dir);
+  f = fopen(script, "w");
+  fputs("#!/bin/sh\n"
+        "n=$(date +%s%N)\n"
+        "exp=$(date -u -d @$(( $(date +%s) + 2 )) +%Y-%m-%dT%H:%M:%SZ)\n"
+        "printf '{\"Version\":1,\"AccessKeyId\":\"AKTHR%s\","
+        "\"SecretAccessKey\":\"secret%s\",\"SessionToken\":\"token%s\","
+        "\"Expiration\":\"%s\"}' $n $n $n $exp\n", f);
+  fclose(f);
+  chmod(script, 0700);
+  f = fopen(conf, "w");
+  fprintf(f, "[profile thr]\ncredential_process = %s\n", script);
+  fclose(f);
+  setenv("AWS_CONFIG_FILE", conf, 1);
+  setenv("AWS_SHARED_CREDENTIALS_FILE", conf, 1);
+  p = tdm_cred_provider_new("thr", NULL, &err);
+  T_CHECK(p != NULL, "process provider: %s", p ? "" : err.message);
+  if (!p) return;
+  for (i = 0; i < 4; i++) {
+    memset(&st[i], 0, sizeof st[i]);
+    st[i].p = p;
+    pthread_create(&th[i], NULL, signer, &st[i]);
+  }
+  for (i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    bad += st[i].bad;
+    calls += st[i].calls;
+    changed += strcmp(st[i].first, st[i].last) != 0;
+  }
+  T_CHECK(bad == 0, "threads got %d torn or failed credentials of %d",
+          bad, calls);
+  T_CHECK(changed == 4, "every thread saw the credentials refreshed "
+          "(%d of 4 did)", changed);
+  tdm_cred_provider_free(p);
+  unlink(script);
+  unlink(conf);
+  rmdir(dir);
+}
+
 int main(void) {
   char path[] = "/tmp/tdm-test-cred-XXXXXX";
   int fd = mkstemp(path);
@@ -176,6 +257,7 @@ int main(void) {
   test_times();
   test_endpoints(path);
   test_provider();
+  test_threads();
   unlink(path);
   T_DONE();
 }
