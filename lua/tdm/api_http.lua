@@ -209,9 +209,10 @@ function M.http_worker(settings)
       end
       local status = 201
       if res.failed_count > 0 then
-        local all_unreachable = true
+        local all_unreachable, first_code = true, nil
         for _, f in ipairs(res.files) do
           if f.error then
+            first_code = first_code or f.code
             io.stderr:write(string.format(
               "tdm-lua serve: upload %s: %s (%s)\n", f.filename, f.error,
               f.code))
@@ -220,9 +221,10 @@ function M.http_worker(settings)
                       or "upload failed (" .. safe_text(f.code) .. ")"
           end
         end
+        -- all failed: the first failure's status (from the error table)
         if res.uploaded_count > 0 then status = 207
         elseif all_unreachable then status = 503
-        else status = 502 end
+        else status = status_of(first_code) end
       end
       return json_response(status, res)
     end
