@@ -1,4 +1,5 @@
--- test_interrupt.lua -- push-all, push, pull-all, pull and sync-manifests
+-- test_interrupt.lua -- push-all, push, pull-all, pull, sync-manifests and
+-- migrate
 -- interrupted with SIGINT at random (seeded) moments. The README promises
 -- that in-flight work is finished and recorded (or aborted cleanly), so
 -- after each trial:
@@ -85,7 +86,8 @@ local function bad_manifests(D)
 end
 
 --- spec = { name, prepare(i) -> D, prefix (a fresh world for trial i),
---   args(D, prefix) -> argv }
+--   args(D, prefix) -> argv, saved_only (judge only actors with a
+--   manifest), check(D) -> extra problems (optional) }
 local function trials(spec)
   local D, prefix = spec.prepare(0)
   local t0 = core.now()
@@ -113,6 +115,9 @@ local function trials(spec)
     local n = temps(D)
     if n > 0 then problems[#problems + 1] = where .. ": " .. n .. " temp files left" end
     for _, l in ipairs(lies(D, prefix, spec.saved_only)) do problems[#problems + 1] = where .. ": " .. l end
+    for _, l in ipairs(spec.check and spec.check(D) or {}) do
+      problems[#problems + 1] = where .. ": " .. l
+    end
   end
   print(string.format("# %s: %d trials, %d interrupted mid-run, uninterrupted run %.2fs",
                       spec.name, TRIALS, interrupted, t_ref))
@@ -183,6 +188,47 @@ t.test("sync-manifests interrupted: what it saved is true", function()
       return D, both.prefix
     end,
     args = function(D, prefix) return common("sync-manifests", D, prefix) end }
+end)
+
+t.test("migrate interrupted: what it saved is true, no legacy file lost early", function()
+  local leg = e2e.world { tag = "t/int-migrate", fast = true, data = "tpl", fixture = {
+    scenarios = false, bulk = 8, bulk_files = 4, bulk_size = 32 * 1024, seed = SEED + 3 } }
+  os.execute("rm -rf " .. fp.q(leg.D .. "/actor_manifests"))
+  for name, a in pairs(leg.fx.actors) do
+    local urls = {}
+    for fn in pairs(a.files) do
+      urls[#urls + 1] = "https://story-boards-assets.s3.us-west-1.amazonaws.com/"
+                        .. leg.fx.prefix .. "/" .. name .. "/" .. fn
+    end
+    table.sort(urls)
+    t.write(leg.D .. "/actors/" .. name .. "/training_data/response.json",
+            cjson.encode { status = "succeeded", output = urls })
+  end
+  trials { name = "migrate", saved_only = true,
+    prepare = function(i)
+      local D = leg.tmp .. "/migrate" .. i
+      copy_tree(leg.D, D)
+      return D, leg.fx.prefix
+    end,
+    args = function(D, prefix) return common("migrate", D, prefix) end,
+    check = function(D)
+      -- a response.json is gone only where a manifest now lists its files
+      local bad = {}
+      for name, a in pairs(leg.fx.actors) do
+        if not fp.read(D .. "/actors/" .. name .. "/training_data/response.json") then
+          local doc = cjson.decode(fp.read(D .. "/actor_manifests/" .. a.id .. "_manifest.json")
+                                   or "null")
+          local have = {}
+          for _, e in ipairs(type(doc) == "table" and doc.training_data or {}) do
+            have[e.filename] = true
+          end
+          for fn in pairs(a.files) do
+            if not have[fn] then bad[#bad + 1] = name .. ": response.json gone, manifest lacks " .. fn end
+          end
+        end
+      end
+      return bad
+    end }
 end)
 
 local st = proxy:stop()
