@@ -5,7 +5,8 @@
 #
 #   bench/bench_keys.sh [--actors 1000,10000,100000] [--out DIR]
 #
-# Starts its own s3rver. For each N: N actors x 17 zero-byte objects,
+# Starts its own s3rver; scratch and its store on /dev/shm (bench_tmpfs in
+# bench/lib.sh). For each N: N actors x 17 zero-byte objects,
 # written straight into s3rver's store, and the same zero-byte files in a
 # local data root (bench/tiny_world.py); then two `tdm-lua pull-all` runs
 # under /usr/bin/time: the first finds no manifests (it hashes the empty

@@ -6,6 +6,7 @@
 #   bench/bench_latency.sh [--actors 300,3000] [--delays 0,50,100]
 #                          [--runs R] [--copy-runs C] [--out DIR]
 #
+# Scratch and s3rver's store on /dev/shm (bench_tmpfs in bench/lib.sh).
 # Starts its own s3rver and, in front of it, tests/lib/faultproxy.js with
 # no faults and --latency-p 1: every request waits DELAY ms before it is
 # forwarded (the delay is changed between rounds through the proxy's
@@ -25,7 +26,9 @@
 # rclone copy takes part in the first C rounds only (--copy-runs, default
 # R: at N = 3000 it lists every actor's folder and hashes every local
 # file, minutes per round on a shared machine). Every run also records how many requests reached the proxy
-# (DIR/requests.tsv). Rows go to DIR/results.tsv (bench/lib.sh format);
+# and for how long at least one of them was being delayed
+# (DIR/requests.tsv): that time / the delay is the number of round trips
+# the tool waited for one after another, which CPU load does not blur. Rows go to DIR/results.tsv (bench/lib.sh format);
 # DIR/report.md holds the table and the targets (bench/latency_report.py).
 # No run asserts a time.
 set -u
@@ -73,8 +76,11 @@ REQS=$OUT/requests.tsv; : > "$REQS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 proxy() { curl -s -X "$1" "$PROXY/__$2" ${3:+-d "$3"}; }
+# "REQUESTS<TAB>DELAYED_MS": requests since the last reset, and the time
+# covered by at least one delay (/ delay = round trips on the critical path)
 requests() {
-  proxy GET stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
+  proxy GET stats | python3 -c 'import json,sys; d = json.load(sys.stdin)
+print("%d\t%d" % (d["requests"], d.get("latency_union_ms", 0)))'
 }
 
 # The world for N actors; sets D (tdm's data root), RC (rclone's tree),

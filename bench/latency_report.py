@@ -3,7 +3,9 @@
 targets from a bench/bench_latency.sh run.
 
 For every N: the no-op pull-all and warm sync-manifests at each delay,
-by median and by best run, with the requests each tool made (median), and
+by median and by best run, with the requests each tool made (median); the
+round trips each tool waited for one after another (the proxy's delayed
+time / the delay: CPU load does not change it); and
   * extra round trips: (time at delay D - time at 0 ms) / D; target for
     the no-op pull-all at 100 ms and N = 300: <= 3;
   * share of a page-after-page listing: tdm's time / the sequential
@@ -26,13 +28,17 @@ def main():
         n, d = p[0][len("no-op N="):].split(" @")
         t[(int(n), int(d.split()[0]), p[1])].append(float(p[5]))
     reqs = defaultdict(list)
+    crit = defaultdict(list)   # (op, tool) -> [delayed ms]
     names = {"pull": "tdm-lua pull-all", "sm": "tdm-lua sync-manifests",
              "rcopy": "rclone copy --checksum (32)",
              "rlsf": "rclone lsf -R --fast-list",
              "pages": "curl ListObjectsV2, page after page"}
     for line in open(sys.argv[2]):
-        op, tool, _, n = line.rstrip("\n").split("\t")
-        reqs[(op, names.get(tool, tool))].append(int(n))
+        p = line.rstrip("\n").split("\t")
+        op, tool = p[0], names.get(p[1], p[1])
+        reqs[(op, tool)].append(int(p[3]))
+        if len(p) > 4:
+            crit[(op, tool)].append(int(p[4]))
     ns = sorted({k[0] for k in t})
     ds = sorted({k[1] for k in t})
     tools = list(names.values())
@@ -71,6 +77,25 @@ def main():
                         f" / {min(a) / min(pg):.3f}" if pg else "")
                 rows.append(f"| {tool} | {d} ms | {extra_med:.1f} / "
                             f"{extra_best:.1f} | " + " | ".join(shares) + " |")
+        # Round trips waited for one after another (from the proxy: the
+        # time covered by at least one delay / the delay).
+        crows = []
+        for tool in tools:
+            cells = []
+            for d in ds:
+                c = crit.get((f"no-op N={n} @{d} ms", tool))
+                cells.append(f"{statistics.median(c) / d:.1f} "
+                             f"({min(c) / d:.1f}–{max(c) / d:.1f})"
+                             if c and d else "")
+            if any(cells):
+                crows.append(f"| {tool} | " + " | ".join(cells) + " |")
+        if crows:
+            out.append(f"Round trips on the critical path, N = {n} "
+                       "(delayed time / delay; median, min–max):\n")
+            out.append("| tool | " + " | ".join(f"{d} ms" for d in ds) + " |")
+            out.append("| --- |" + " ---: |" * len(ds))
+            out.extend(crows)
+            out.append("")
         if rows:
             out.append("| N = %d | delay | extra round trips vs 0 ms "
                        "(median / best) | ÷ curl page after page "
