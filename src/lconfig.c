@@ -3,14 +3,18 @@
 
 #include "lbind.h"
 
-/* config_load() -> { values = {name = string}, sources = {name = string},
+/* config_load([profile]) -> { values = {name = string}, sources = {name = string},
  * secrets = {name = true}, order = {name, ...} } | nil, msg, code.
  * Unset values are absent from `values`. */
 static int l_config_load(lua_State *L) {
   tdm_config cfg;
   tdm_error err;
   int i;
-  if (tdm_config_load(&cfg, &err) != TDM_OK) return tdm_lua_fail(L, &err);
+  const char *profile = luaL_optstring(L, 1, NULL);
+  if (tdm_config_load(&cfg, &err) != TDM_OK ||
+      (profile && *profile &&
+       tdm_config_use_profile(&cfg, profile, &err) != TDM_OK))
+    return tdm_lua_fail(L, &err);
   lua_createtable(L, 0, 4);
   lua_newtable(L);  /* values */
   lua_newtable(L);  /* sources */

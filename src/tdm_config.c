@@ -90,6 +90,44 @@ static char *trim(char *s) {
   return s;
 }
 
+/* What the AWS profile decides when nothing else set it, as for the aws
+ * cli: the endpoint (the profile's [services] section or endpoint_url,
+ * docs/credentials.md) and the region (~/.aws/config). */
+static int from_profile(tdm_config *cfg, tdm_error *err) {
+  char src[sizeof cfg->source[0]];
+  if (strcmp(cfg->source[TDM_CFG_ENDPOINT], "default") == 0) {
+    char ep[TDM_CFG_VALUE_MAX], epsrc[sizeof cfg->source[0]];
+    const char *profile = cfg->value[TDM_CFG_PROFILE];
+    if (tdm_endpoint_resolve("s3", *profile ? profile : NULL, ep, sizeof ep,
+                             epsrc, sizeof epsrc, err) != TDM_OK)
+      return TDM_ERR;
+    if (ep[0]) put(cfg, TDM_CFG_ENDPOINT, ep, epsrc);
+  }
+  if (strcmp(cfg->source[TDM_CFG_REGION], "default") == 0) {
+    char region[TDM_CFG_VALUE_MAX];
+    const char *profile = cfg->value[TDM_CFG_PROFILE];
+    if (tdm_region_resolve(region, sizeof region, *profile ? profile : NULL,
+                           cfg->value[TDM_CFG_REGION], src, sizeof src,
+                           err) != TDM_OK)
+      return TDM_ERR;
+    put(cfg, TDM_CFG_REGION, region, src);
+  }
+  return TDM_OK;
+}
+
+int tdm_config_use_profile(tdm_config *cfg, const char *profile,
+                           tdm_error *err) {
+  static const tdm_config_key derived[] = { TDM_CFG_ENDPOINT, TDM_CFG_REGION };
+  size_t k;
+  if (check_value(TDM_CFG_PROFILE, profile, "argument", err) != TDM_OK)
+    return TDM_ERR;
+  put(cfg, TDM_CFG_PROFILE, profile, "argument");
+  for (k = 0; k < sizeof derived / sizeof derived[0]; k++)
+    if (strncmp(cfg->source[derived[k]], "profile ", 8) == 0)
+      put(cfg, derived[k], tdm_config_default(derived[k]), "default");
+  return from_profile(cfg, err);
+}
+
 /* Read "key = value" lines from `path`. */
 static int load_file(tdm_config *cfg, const char *path, tdm_error *err) {
   char line[TDM_CFG_VALUE_MAX + 128], where[600];
@@ -155,26 +193,5 @@ int tdm_config_load(tdm_config *cfg, tdm_error *err) {
       return TDM_ERR;
     put(cfg, (tdm_config_key)i, env, src);
   }
-  /* Nor an endpoint: the profile's [services] section or endpoint_url
-   * may, as for the aws cli (docs/credentials.md). */
-  if (strcmp(cfg->source[TDM_CFG_ENDPOINT], "default") == 0) {
-    char ep[TDM_CFG_VALUE_MAX], epsrc[sizeof cfg->source[0]];
-    const char *profile = cfg->value[TDM_CFG_PROFILE];
-    if (tdm_endpoint_resolve("s3", *profile ? profile : NULL, ep, sizeof ep,
-                             epsrc, sizeof epsrc, err) != TDM_OK)
-      return TDM_ERR;
-    if (ep[0]) put(cfg, TDM_CFG_ENDPOINT, ep, epsrc);
-  }
-  /* Neither the environment nor tdm.conf named a region: the AWS profile's
-   * config file may (~/.aws/config), as it would for the aws cli. */
-  if (strcmp(cfg->source[TDM_CFG_REGION], "default") == 0) {
-    char region[TDM_CFG_VALUE_MAX];
-    const char *profile = cfg->value[TDM_CFG_PROFILE];
-    if (tdm_region_resolve(region, sizeof region, *profile ? profile : NULL,
-                           cfg->value[TDM_CFG_REGION], src, sizeof src,
-                           err) != TDM_OK)
-      return TDM_ERR;
-    put(cfg, TDM_CFG_REGION, region, src);
-  }
-  return TDM_OK;
+  return from_profile(cfg, err);
 }

@@ -57,6 +57,11 @@ typedef struct tdm_config {
  * environment. A config file that cannot be read or parsed is an error
  * naming the file and line. */
 int tdm_config_load(tdm_config *cfg, tdm_error *err);
+/* Make `profile` (given on the command line) the profile of a loaded
+ * *cfg: the endpoint and region that came from the previous profile, or
+ * from nobody, are resolved again for it, as `aws --profile` does. */
+int tdm_config_use_profile(tdm_config *cfg, const char *profile,
+                           tdm_error *err);
 
 /* Name of a key ("data_root"), its index by name (-1 if unknown), whether
  * it is a secret (never shown), its value ("" when unset). */

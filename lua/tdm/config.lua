@@ -153,7 +153,10 @@ function Config:check()
 end
 
 local function new(overrides)
-  local loaded, err = core.config_load()
+  -- A profile given here decides the endpoint and region as it would
+  -- have from AWS_PROFILE (aws --profile).
+  local loaded, err = core.config_load(overrides and overrides.profile
+                                       and tostring(overrides.profile) or nil)
   if not loaded then return nil, err, "ECONFIG" end
   local self = setmetatable({ _sources = loaded.sources,
                               _order = loaded.order,

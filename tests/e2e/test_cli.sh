@@ -39,6 +39,20 @@ sed -i 's/^  -n, --dry-run, /  -n, --dry-runX, /' "$tmp/commands.md"
 check_rc "a stale --help block is caught" 1 \
   tdm-lua "$TDM_TEST_ROOT/scripts/gen-commands-md.lua" tdm-lua "$tmp/commands.md" --check
 
+# --profile NAME is AWS_PROFILE=NAME: the profile's endpoint_url, region
+# and keys decide, as for `aws --profile` (a new user's first run).
+mkdir -p "$tmp/home/.aws"
+printf '[profile lab]\nregion = eu-west-3\nendpoint_url = %s\n' "$AWS_ENDPOINT_URL" > "$tmp/home/.aws/config"
+printf '[lab]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' > "$tmp/home/.aws/credentials"
+prof() { env -u AWS_ENDPOINT_URL -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_REGION \
+           HOME="$tmp/home" "$@"; }
+check_grep "--profile: endpoint from the profile" "^endpoint +$AWS_ENDPOINT_URL +profile 'lab'" \
+  prof tdm-lua config --profile lab
+check_grep "--profile: region from the profile" "^region +eu-west-3 +profile 'lab'" prof tdm-lua --profile lab config
+check_rc "--profile: a run against the profile's endpoint" 0 \
+  prof tdm-lua --profile lab sync-manifests -n -q --data-root "$D"
+check_grep "without --profile: AWS" "^endpoint +\(unset\)" prof tdm-lua config
+
 # Typos: "did you mean", exit 2.
 check_rc "mistyped command exits 2" 2 tdm-lua pul-all
 check_grep "mistyped command: did you mean" "did you mean 'pull-all'" tdm-lua pul-all

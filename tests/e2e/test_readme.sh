@@ -21,4 +21,15 @@ for b in "$tmp"/block*.sh; do
   if out=$(bash -e "$b" 2>&1); then pass
   else fail "README block $(basename "$b") failed: $(tail -n 5 <<<"$out")"; fi
 done
+# The README fits in one read, its error table is the error table's, and
+# every page it links exists.
+n=$(wc -l < README.md)
+[ "$n" -ge 200 ] && [ "$n" -le 360 ] && pass || fail "README.md is $n lines (want about 250-350)"
+check_out "README error-code table current" "README.md: error-code table up to date" \
+  ./tdm-lua scripts/gen-readme-errors.lua README.md --check
+for l in $(grep -oE '\]\(([A-Za-z0-9_./-]+)(#[a-z0-9-]*)?\)' README.md | sed -E 's/^\]\(([^)#]*).*/\1/' | sort -u); do
+  [ -e "$l" ] && pass || fail "README links to $l, which does not exist"
+done
+grep -q '^scripts/demo.sh ' README.md && grep -q '^scripts/test.sh ' README.md && pass \
+  || fail "README lost the two commands"
 finish
