@@ -19,6 +19,7 @@
 #include "tdm/errcodes.h"
 #include "tdm/buf.h"
 #include "tdm/hash.h"
+#include "tdm/checksum.h"
 #include "tdm/fs.h"
 #include "tdm/interrupt.h"
 #include "tdm/proc.h"

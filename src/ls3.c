@@ -137,7 +137,8 @@ static int job_fail(lua_State *L, const tdm_s3_job *j) {
 
 /* ---- single operations ---------------------------------------------------- */
 
-/* c:head(key) -> { size, etag, md5, last_modified, metadata = {} } |
+/* c:head(key) -> { size, etag, md5, md5_source, checksum_algorithm,
+ * checksum, sse, bucket_region, last_modified, metadata = {} } |
  * nil, msg, code. */
 static int l_head(lua_State *L) {
   lclient *u = tdm_ls3_check_client(L, 1);
@@ -149,10 +150,11 @@ static int l_head(lua_State *L) {
   j->key = hold(L, h, key);
   if ((r = run(L, u, h, 1)) != 0) return r;
   if (!j->ok) return job_fail(L, j);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 12);
   tdm_ls3_set_int(L, "size", (lua_Integer)j->bytes);
   tdm_ls3_set_str(L, "etag", j->etag);
   tdm_ls3_set_str(L, "md5", j->md5);
+  tdm_ls3_push_answer(L, j);
   lua_pushnumber(L, j->last_modified);
   lua_setfield(L, -2, "last_modified");
   tdm_ls3_set_int(L, "attempts", j->attempts);
@@ -165,7 +167,8 @@ static int l_head(lua_State *L) {
   return 1;
 }
 
-/* c:get(key, path) -> { md5, bytes, etag, attempts } | nil, msg, code. */
+/* c:get(key, path) -> { md5, bytes, etag, md5_source, attempts, ... }
+ * | nil, msg, code. */
 static int l_get(lua_State *L) {
   lclient *u = tdm_ls3_check_client(L, 1);
   const char *key = luaL_checkstring(L, 2);
@@ -480,6 +483,17 @@ static int l_bucket(lua_State *L) {
   return 1;
 }
 
+/* c:region() -> the region requests are signed for, and the configured
+ * one when S3 said the bucket is elsewhere (nil while it did not). */
+static int l_region(lua_State *L) {
+  const char *configured;
+  lua_pushstring(L, tdm_s3_region(tdm_ls3_check_client(L, 1)->c,
+                                  &configured));
+  if (!configured) return 1;
+  lua_pushstring(L, configured);
+  return 2;
+}
+
 /* close(), __gc, __close: free the client; safe to call twice. */
 static int l_close(lua_State *L) {
   lclient *u = luaL_checkudata(L, 1, CLIENT);
@@ -510,6 +524,7 @@ static const luaL_Reg methods[] = {
   {"transfer", tdm_ls3_transfer},
   {"queue", tdm_ls3_queue},
   {"bucket", l_bucket},
+  {"region", l_region},
   {"stats", l_stats},
   {"close", l_close},
   {NULL, NULL}
@@ -538,9 +553,26 @@ static int l_etag_match(lua_State *L) {
   return 1;
 }
 
+/* checksum_file(path, algo) -> base64 value as S3 writes it | nil, msg,
+ * code; algo "crc32", "crc32c", "crc64nvme", "sha1" or "sha256". */
+static int l_checksum_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  tdm_ck_algo a = tdm_ck_from_name(name);
+  char b64[TDM_CK_B64_MAX];
+  tdm_error err;
+  if (a == TDM_CK_NONE)
+    return luaL_argerror(L, 2, "not an S3 checksum algorithm");
+  if (tdm_ck_file(path, a, b64, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  lua_pushstring(L, b64);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"s3_client", l_s3_client},
   {"etag_match", l_etag_match},
+  {"checksum_file", l_checksum_file},
   {NULL, NULL}
 };
 

@@ -59,8 +59,17 @@ void tdm_ls3_set_int(lua_State *L, const char *name, lua_Integer v) {
   lua_setfield(L, -2, name);
 }
 
+void tdm_ls3_push_answer(lua_State *L, const tdm_s3_job *j) {
+  const tdm_s3_answer *a = &j->answer;
+  tdm_ls3_set_str(L, "md5_source", j->md5_source);
+  tdm_ls3_set_str(L, "checksum_algorithm", a->ck_algo);
+  tdm_ls3_set_str(L, "checksum", a->ck_value);
+  tdm_ls3_set_str(L, "sse", a->sse_c ? "SSE-C" : a->sse);
+  tdm_ls3_set_str(L, "bucket_region", a->bucket_region);
+}
+
 void tdm_ls3_push_result(lua_State *L, const tdm_s3_job *j) {
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 12);
   lua_pushboolean(L, j->ok);
   lua_setfield(L, -2, "ok");
   if (j->ok) {
@@ -71,6 +80,7 @@ void tdm_ls3_push_result(lua_State *L, const tdm_s3_job *j) {
     tdm_ls3_set_str(L, "error", j->err.message);
     tdm_ls3_set_str(L, "code", j->err.code);
   }
+  tdm_ls3_push_answer(L, j);
   tdm_ls3_set_int(L, "attempts", j->attempts);
   if (j->interrupted) {
     lua_pushboolean(L, 1);

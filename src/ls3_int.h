@@ -29,8 +29,12 @@ int tdm_ls3_opt_bool(lua_State *L, int t, const char *name, int dflt);
 void tdm_ls3_set_str(lua_State *L, const char *name, const char *v);
 void tdm_ls3_set_int(lua_State *L, const char *name, lua_Integer v);
 
+/* Set what the job's last answer said on the table on top: md5_source,
+ * checksum_algorithm, checksum, sse, bucket_region (each when known). */
+void tdm_ls3_push_answer(lua_State *L, const tdm_s3_job *j);
+
 /* Push a transfer result { ok, md5, bytes, attempts, etag, error, code,
- * interrupted }. */
+ * interrupted } and the answer's fields (tdm_ls3_push_answer). */
 void tdm_ls3_push_result(lua_State *L, const tdm_s3_job *j);
 
 /* ls3_queue.c: c:transfer, c:queue and the tdm.S3Queue metatable. */

@@ -128,6 +128,27 @@ void tdm_s3_free(tdm_s3 *c) {
 
 const char *tdm_s3_bucket(const tdm_s3 *c) { return c->bucket; }
 
+const char *tdm_s3_region(const tdm_s3 *c, const char **configured) {
+  if (configured) *configured = c->region_from[0] ? c->region_from : NULL;
+  return c->region;
+}
+
+int tdm_s3i_switch_region(tdm_s3 *c, const char *region) {
+  size_t i, n = strlen(region);
+  char *dup;
+  if (c->region_from[0] || n == 0 || n >= sizeof c->region_from)
+    return TDM_ERR;
+  for (i = 0; i < n; i++)
+    if (!(islower((unsigned char)region[i]) ||
+          isdigit((unsigned char)region[i]) || region[i] == '-'))
+      return TDM_ERR;
+  if (!(dup = strdup(region))) return TDM_ERR;
+  snprintf(c->region_from, sizeof c->region_from, "%s", c->region);
+  free(c->region);
+  c->region = dup;
+  return TDM_OK;
+}
+
 void tdm_s3_stats(const tdm_s3 *c, uint64_t *requests, uint64_t *connects) {
   if (requests) *requests = c->requests;
   if (connects) *connects = c->connects;

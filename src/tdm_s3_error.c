@@ -72,6 +72,7 @@ void tdm_s3_error_code(const char *s3code, long status, char *out,
     return;
   }
   switch (status) {
+    case 301: name = "PermanentRedirect"; break;
     case 400: name = "BadRequest"; break;
     case 403: name = "AccessDenied"; break;
     case 404: name = "NoSuchKey"; break;

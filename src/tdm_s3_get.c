@@ -51,7 +51,21 @@ static int open_temp(xfer *x, tdm_error *err) {
 
 static int get_prepare(xfer *x, tdm_s3_reqb *rb, tdm_error *err) {
   rb->r.method = "GET";
+  rb->h[rb->nh++] = (tdm_kv){"x-amz-checksum-mode", "ENABLED"};
   return open_temp(x, err);
+}
+
+/* How a message names where the MD5 came from. */
+static const char *claim_name(const char *src) {
+  static const struct { const char *src, *name; } names[] = {
+    {"meta", "x-amz-meta-md5"}, {"rclone", "x-amz-meta-md5chksum (rclone)"},
+    {"s3cmd", "md5 in x-amz-meta-s3cmd-attrs"}, {"etag", "ETag"},
+    {"multipart-etag", "multipart ETag"},
+  };
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(src, names[i].src) == 0) return names[i].name;
+  return src;
 }
 
 /* The second half of a GET, run on a finalizer thread (or inline when
@@ -60,8 +74,8 @@ static int get_prepare(xfer *x, tdm_s3_reqb *rb, tdm_error *err) {
  * its job; the outcome goes to x->fin (and x->local). */
 static void finalize_get(xfer *x) {
   tdm_s3_job *j = x->job;
-  const char *md5hex = x->got_md5, *what, *want;
-  char plain[33];
+  const char *md5hex = x->got_md5, *what, *want, *src, *whose;
+  char claimed[33], ck[TDM_CK_B64_MAX], ckname[40];
   int match = 0;
   tdm_error *e = &x->local;
   int synced, closed, saved;
@@ -88,30 +102,34 @@ static void finalize_get(xfer *x) {
                  strerror(saved));
     return;
   }
-  if (tdm_etag_plain_md5(x->etag, plain)) {
-    what = "ETag";
-    want = plain;
-    match = strcmp(plain, md5hex) == 0;
-  } else if (x->meta_md5[0]) {
-    what = "x-amz-meta-md5";
-    want = x->meta_md5;
-    match = strcmp(x->meta_md5, md5hex) == 0;
-  } else if (x->etag[0]) {
-    what = "multipart ETag";
-    want = x->etag;
-    if (tdm_etag_match_file(x->tmp, x->etag, md5hex, &match, e) != TDM_OK)
+  src = tdm_s3_md5_of(&x->a, claimed);
+  what = "MD5";
+  whose = claim_name(src);
+  if (claimed[0]) {            /* metadata or a plain ETag */
+    want = claimed;
+    match = strcmp(claimed, md5hex) == 0;
+  } else if (x->ck_on) {       /* an additional checksum */
+    if (tdm_ck_final(&x->ck, ck, e) != TDM_OK) return;
+    x->ck_on = 0;
+    snprintf(ckname, sizeof ckname, "x-amz-checksum-%s", x->a.ck_algo);
+    what = x->a.ck_algo;
+    whose = ckname;
+    md5hex = ck;
+    want = x->a.ck_value;
+    match = strcmp(ck, want) == 0;
+  } else if (strcmp(src, "multipart-etag") == 0) {
+    want = x->a.etag;
+    if (tdm_etag_match_file(x->tmp, x->a.etag, md5hex, &match, e) != TDM_OK)
       return;
-  } else {
-    tdm_s3i_xerr(x, e, "S3_BadDigest", "S3 sent no ETag or x-amz-meta-md5 "
-                 "to verify the data against; nothing written to %s",
-                 j->path);
-    return;
+  } else {                     /* "none": the size was all to check */
+    want = "";
+    match = 1;
   }
   if (!match) {
-    tdm_s3i_xerr(x, e, "S3_BadDigest", "MD5 mismatch: received data has "
-                 "MD5 %s but the object's %s is %s; the object may be "
-                 "corrupt in S3 -- nothing written to %s", md5hex, what,
-                 want, j->path);
+    tdm_s3i_xerr(x, e, "S3_BadDigest", "%s mismatch: received data has "
+                 "%s %s but the object's %s is %s; the object may be "
+                 "corrupt in S3 -- nothing written to %s", what, what,
+                 md5hex, whose, want, j->path);
     /* The body may have been damaged in transit: drop it and retry like a
      * truncated body; only a mismatch on every attempt fails the job. */
     unlink(x->tmp);
@@ -126,8 +144,9 @@ static void finalize_get(xfer *x) {
   }
   x->tmp[0] = '\0';
   if (tdm_fsync_parent(j->path, e) != TDM_OK) return;
-  snprintf(j->md5, sizeof j->md5, "%s", md5hex);
-  snprintf(j->etag, sizeof j->etag, "%s", x->etag);
+  snprintf(j->md5, sizeof j->md5, "%s", x->got_md5);
+  snprintf(j->etag, sizeof j->etag, "%s", x->a.etag);
+  j->md5_source = src;
   j->bytes = x->received;
   j->last_modified = x->last_modified;
   x->fin = FIN_OK;

@@ -27,6 +27,8 @@ struct tdm_s3 {
   int busy;                    /* a batch is running */
   uint64_t rng;                /* xorshift state for jitter */
   uint64_t requests, connects; /* requests finished, connections opened */
+  char region_from[32];        /* the configured region, once S3 said the
+                                  bucket is in another ("" before) */
 };
 
 /* One request to prepare on an easy handle: everything the signer and the
@@ -52,6 +54,11 @@ void tdm_s3i_easy_put(tdm_s3 *c, CURL *e);
  * transfer). `errbuf` (CURL_ERROR_SIZE) receives curl's messages. */
 int tdm_s3i_prepare(tdm_s3 *c, CURL *e, const tdm_s3_req *r,
                     struct curl_slist **hdrs, char *errbuf, tdm_error *err);
+
+/* Sign for `region` from now on (the bucket's, from x-amz-bucket-region),
+ * remembering the configured one in c->region_from. Once per client:
+ * TDM_ERR when it switched before, or `region` is not a region name. */
+int tdm_s3i_switch_region(tdm_s3 *c, const char *region);
 
 /* Uniform [0,1) for jitter. */
 double tdm_s3i_random(tdm_s3 *c);

@@ -107,7 +107,10 @@ static void scopy(char *dst, size_t dstsz, const char *src) {
 void tdm_s3i_reset_response(xfer *x) {
   x->have_cl = 0;
   x->content_length = 0;
-  x->etag[0] = x->meta_md5[0] = x->retry_after[0] = '\0';
+  memset(&x->a, 0, sizeof x->a);
+  x->retry_after[0] = '\0';
+  if (x->ck_on) tdm_ck_free(&x->ck);
+  x->ck_on = x->ck_composite = 0;
   x->request_id[0] = '\0';
   x->last_modified = 0;
   x->job->nmeta = 0;
@@ -138,20 +141,37 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud) {
     x->content_length = strtoull(v, NULL, 10);
     x->have_cl = 1;
   } else if (strcasecmp(line, "etag") == 0) {
-    tdm_etag_unquote(x->etag, sizeof x->etag, v);
+    tdm_etag_unquote(x->a.etag, sizeof x->a.etag, v);
   } else if (strcasecmp(line, "last-modified") == 0) {
     x->last_modified = tdm_parse_time(v);
   } else if (strcasecmp(line, "retry-after") == 0) {
     scopy(x->retry_after, sizeof x->retry_after, v);
   } else if (strcasecmp(line, "x-amz-request-id") == 0) {
     scopy(x->request_id, sizeof x->request_id, v);
+  } else if (strncasecmp(line, "x-amz-server-side-encryption", 28) == 0) {
+    if (line[28] == '\0') scopy(x->a.sse, sizeof x->a.sse, v);
+    else if (strcasecmp(line + 28, "-customer-algorithm") == 0)
+      x->a.sse_c = 1;
+  } else if (strcasecmp(line, "x-amz-checksum-type") == 0) {
+    if (strcasecmp(v, "COMPOSITE") == 0) x->ck_composite = 1;
+  } else if (strncasecmp(line, "x-amz-checksum-", 15) == 0) {
+    tdm_ck_algo algo = tdm_ck_from_name(line + 15);
+    /* the first one; a composite (multipart "B64-N") one covers parts */
+    if (algo != TDM_CK_NONE && !x->a.ck_algo[0] && !strchr(v, '-')) {
+      scopy(x->a.ck_algo, sizeof x->a.ck_algo, tdm_ck_name(algo));
+      scopy(x->a.ck_value, sizeof x->a.ck_value, v);
+      /* a GET's body is checked against it as it arrives */
+      if (x->fd >= 0 && x->status >= 200 && x->status < 300 &&
+          tdm_ck_init(&x->ck, algo, NULL) == TDM_OK)
+        x->ck_on = 1;
+    }
+  } else if (strcasecmp(line, "x-amz-bucket-region") == 0) {
+    scopy(x->a.bucket_region, sizeof x->a.bucket_region, v);
   } else if (strncasecmp(line, "x-amz-meta-", 11) == 0) {
     tdm_s3_job *j = x->job;
     const char *name = line + 11;
     char *p;
-    if (strcasecmp(name, "md5") == 0 && !tdm_etag_plain_md5(v,
-                                                            x->meta_md5))
-      x->meta_md5[0] = '\0';
+    tdm_s3i_meta_md5(&x->a, name, v);
     if (j->nmeta < TDM_S3_META_MAX) {
       scopy(j->meta[j->nmeta].name, sizeof j->meta[0].name, name);
       for (p = j->meta[j->nmeta].name; *p; p++)
@@ -180,6 +200,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
         x->local_failed = 1;
         return 0;
       }
+      if (x->ck_on) tdm_ck_update(&x->ck, data, n);
       x->received += n;
       x->b->bytes += n;
     } else if (x->xml) {

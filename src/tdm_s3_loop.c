@@ -38,6 +38,8 @@ static void reset_job(tdm_s3_job *j) {
   j->bytes = 0;
   j->last_modified = 0;
   j->nmeta = 0;
+  j->md5_source = NULL;
+  memset(&j->answer, 0, sizeof j->answer);
   j->priv = NULL;
 }
 

@@ -209,12 +209,12 @@ static int part_prepare(xfer *x, tdm_s3_reqb *rb, tdm_error *err) {
 static void part_ok(xfer *x) {
   xfer *p = x->parent;
   tdm_error e;
-  if (!x->etag[0]) {
+  if (!x->a.etag[0]) {
     tdm_s3i_xerr(x, &e, "S3_BadXML", "part %d: S3 sent no ETag", x->part);
     tdm_s3i_job_failed(x, &e);
     return;
   }
-  snprintf(p->part_etags[x->part - 1], TDM_S3_ETAG_MAX, "%s", x->etag);
+  snprintf(p->part_etags[x->part - 1], TDM_S3_ETAG_MAX, "%s", x->a.etag);
   tdm_s3i_kid_done(x);
   start_parts(p);
 }
@@ -271,7 +271,7 @@ static void complete_ok(xfer *x) {
     return;
   }
   snprintf(j->etag, sizeof j->etag, "%s", *tdm_s3_xml_value(x->xml)
-           ? tdm_s3_xml_value(x->xml) : x->etag);
+           ? tdm_s3_xml_value(x->xml) : x->a.etag);
   snprintf(j->md5, sizeof j->md5, "%s", x->file_md5);
   j->bytes = x->file_size;
   x->upload_id[0] = '\0';

@@ -48,6 +48,7 @@ int tdm_s3i_start_request(xfer *x, tdm_error *err) {
   x->xml = NULL;
   if (!(x->easy = tdm_s3i_easy_get(c)))
     return tdm_s3i_xerr(x, err, "ENOMEM", "out of memory");
+  snprintf(x->region, sizeof x->region, "%s", c->region);
   if (x->h->prepare(x, &rb, err) != TDM_OK) goto fail;
   if (rb.want_xml && !(x->xml = tdm_s3_xml_new(rb.xk, j, err))) goto fail;
   rb.r.query = rb.q;
@@ -95,6 +96,8 @@ void tdm_s3i_release(xfer *x) {
   x->in_fd = -1;
   tdm_hash_free(x->md5);
   x->md5 = NULL;
+  if (x->ck_on) tdm_ck_free(&x->ck);
+  x->ck_on = 0;
   tdm_s3_xml_free(x->xml);
   x->xml = NULL;
   free(x->part_etags);
@@ -118,6 +121,7 @@ void tdm_s3i_finish(xfer *x, int ok, const tdm_error *e) {
   tdm_s3i_release(x);
   j->ok = ok;
   j->done = 1;
+  j->answer = x->a;
   if (!ok && e) j->err = *e;
   x->state = ST_DONE;
   tdm_s3i_remove_active(b, x);
@@ -179,13 +183,30 @@ int tdm_s3i_xml_end(xfer *x) {
   return TDM_ERR;
 }
 
+/* S3 says the bucket is in another region than the request was signed
+ * for (400 AuthorizationHeaderMalformed, 301 PermanentRedirect, each
+ * with x-amz-bucket-region): sign for that region from now on, once per
+ * client, and send the request again at once. 1 when it was sent. */
+static int resign_for_region(xfer *x) {
+  tdm_s3 *c = x->b->c;
+  const char *br = x->a.bucket_region;
+  if ((x->status != 400 && x->status != 301) || !br[0] ||
+      strcmp(br, x->region) == 0)
+    return 0;
+  if (strcmp(br, c->region) != 0 && tdm_s3i_switch_region(c, br) != TDM_OK)
+    return 0;
+  trace_attempt(x, 0);
+  tdm_s3i_launch(x);
+  return 1;
+}
+
 /* A non-2xx answer as *e: S3's code, message and request id with advice,
  * or one clean line from the start of a body that is not S3 XML.
  * Returns whether it is worth retrying. */
 static int answer_error(xfer *x, tdm_error *e) {
   tdm_s3_job *j = x->job;
   tdm_s3_errinfo ei;
-  char code[TDM_ERR_CODE_MAX], snippet[128];
+  char code[TDM_ERR_CODE_MAX], snippet[128], hint[160];
   const char *advice;
   int have = tdm_s3_parse_error(x->errbody.data ? x->errbody.data : "",
                                 x->errbody.len, &ei);
@@ -194,6 +215,13 @@ static int answer_error(xfer *x, tdm_error *e) {
   advice = tdm_s3_advice(code);
   snprintf(j->request_id, sizeof j->request_id, "%s",
            have && ei.request_id[0] ? ei.request_id : x->request_id);
+  if (x->a.bucket_region[0] && strcmp(x->a.bucket_region, x->region)) {
+    /* said by a header, so also for a HEAD, which has no body */
+    snprintf(hint, sizeof hint, "the bucket is in region %s, not %s; set "
+             "AWS_REGION=%s", x->a.bucket_region, x->region,
+             x->a.bucket_region);
+    advice = hint;
+  }
   if (have) {
     tdm_s3i_xerr(x, e, code, "%s (HTTP %ld %s%s%s)%s%s", ei.message[0]
                  ? ei.message : ei.code, x->status, ei.code,
@@ -263,6 +291,7 @@ void tdm_s3i_request_done(xfer *x, CURLcode rc) {
     x->h->on_ok(x);
     return;
   }
+  if (resign_for_region(x)) return;
   {
     int retry = answer_error(x, &e);
     tdm_s3i_request_failed(x, &e, retry);

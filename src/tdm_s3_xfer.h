@@ -75,6 +75,7 @@ struct xfer {
   double started;              /* monotonic start of this attempt */
   int traced;                  /* this attempt was traced */
   const char *net_code;        /* this attempt's network failure code */
+  char region[32];             /* the request was signed for */
   double ready_at;             /* ST_WAITING: monotonic time of the retry */
   CURL *easy;
   struct curl_slist *hdrs;
@@ -83,8 +84,7 @@ struct xfer {
   long status;
   uint64_t content_length;
   int have_cl;
-  char etag[TDM_S3_ETAG_MAX];
-  char meta_md5[33];
+  tdm_s3_answer a;             /* ETag, MD5 metadata, SSE, checksum */
   char retry_after[64];
   char request_id[80];
   double last_modified;
@@ -98,6 +98,9 @@ struct xfer {
   tdm_hash *md5;
   uint64_t received;
   char got_md5[33];            /* MD5 of what was received */
+  tdm_ck ck;                   /* the answer's checksum over the body */
+  int ck_on;                   /* ck is running */
+  int ck_composite;            /* x-amz-checksum-type: COMPOSITE */
   int fin;                     /* FIN_*: outcome of finalize_get */
   /* PUT: the source file and the region being sent */
   int in_fd;
@@ -166,6 +169,9 @@ int tdm_s3i_hash_region(int fd, uint64_t off, uint64_t len,
                         const char *path, tdm_error *err);
 /* Content-MD5 (base64) and SHA-256 hex of x->body. */
 int tdm_s3i_body_hashes(xfer *x, char *md5b64, char *sha, tdm_error *err);
+/* Note the MD5 a metadata header `name` (without "x-amz-meta-") = v
+ * carries, if it is one tools write (tdm_s3_md5.c). */
+void tdm_s3i_meta_md5(tdm_s3_answer *a, const char *name, const char *v);
 /* Forget the last response's headers and error body. */
 void tdm_s3i_reset_response(xfer *x);
 /* Hook x's callbacks (headers, body) to x->easy. */

@@ -106,6 +106,13 @@ int tdm_s3_build_url(const tdm_s3 *c, const char *key, const tdm_kv *query,
 int tdm_s3_presign(tdm_s3 *c, const char *method, const char *key,
                    long seconds, tdm_buf *url, tdm_error *err);
 
+/* The region requests are signed for, and (*configured, may be NULL) the
+ * configured one when S3 said the bucket is elsewhere and the client
+ * switched (AuthorizationHeaderMalformed, PermanentRedirect: the request
+ * is signed again for the bucket's region, once per client, as botocore
+ * does); *configured is NULL while no switch happened. */
+const char *tdm_s3_region(const tdm_s3 *c, const char **configured);
+
 /* ---- jobs -------------------------------------------------------------- */
 
 typedef enum {
@@ -140,6 +147,36 @@ typedef struct tdm_s3_delete_error {
   char message[256];
 } tdm_s3_delete_error;
 
+/* What an answer's headers say about the object: its ETag, the MD5s
+ * tools store in metadata, encryption, an additional checksum, and the
+ * bucket's region (any answer, also errors). */
+typedef struct tdm_s3_answer {
+  char etag[TDM_S3_ETAG_MAX];    /* quotes stripped */
+  char meta_md5[33];             /* x-amz-meta-md5 (tdm), hex */
+  char rclone_md5[33];           /* x-amz-meta-md5chksum (base64) as hex */
+  char s3cmd_md5[33];            /* md5: in x-amz-meta-s3cmd-attrs */
+  char sse[32];                  /* x-amz-server-side-encryption */
+  int sse_c;                     /* customer keys (SSE-C) */
+  char ck_algo[12];              /* "crc32c", ...: x-amz-checksum-ALGO */
+  char ck_value[TDM_CK_B64_MAX]; /* its value (base64); full object */
+  char bucket_region[32];        /* x-amz-bucket-region */
+} tdm_s3_answer;
+
+/* The object's MD5 as far as the answer vouches for it, into md5[33]
+ * ("" when it does not say), and where that comes from, in this order:
+ *   "meta", "rclone", "s3cmd"   MD5 metadata (tdm's, rclone's, s3cmd's)
+ *   "crc32", "crc32c", "crc64nvme", "sha1", "sha256"
+ *                               an additional checksum (md5 ""): verify
+ *                               the body with it
+ *   "etag"                      a plain ETag of an object not encrypted
+ *                               with KMS, DSSE or customer keys
+ *   "multipart-etag"            a multipart ETag ("hex-N"), likewise
+ *                               (md5 ""; compare part-wise)
+ *   "none"                      nothing: an encrypted object's ETag is
+ *                               not its MD5, and a listing's is only a
+ *                               change token. */
+const char *tdm_s3_md5_of(const tdm_s3_answer *a, char *md5);
+
 /* Zero a job (memset) before its first use; a batch frees the outputs of
  * an earlier run of the same job. */
 typedef struct tdm_s3_job {
@@ -170,6 +207,11 @@ typedef struct tdm_s3_job {
   char etag[TDM_S3_ETAG_MAX];  /* GET/PUT/HEAD, quotes stripped */
   uint64_t bytes;              /* GET/PUT: file size; HEAD: object size */
   double last_modified;        /* HEAD */
+  const char *md5_source;      /* GET/HEAD: tdm_s3_md5_of's source of
+                                  md5 ("none": a GET kept on its size
+                                  alone); static, NULL before */
+  tdm_s3_answer answer;        /* GET/HEAD/PUT, also on failure: the
+                                  last answer's headers */
   tdm_s3_meta meta[TDM_S3_META_MAX];
   int nmeta;
   tdm_s3_object *objects;      /* LIST page */

@@ -108,23 +108,62 @@ end
 -- next_token | nil, msg, code: one ListObjectsV2 page. c:list_page_async(...) -> listing: the
 -- same page fetched on a thread (listing:wait(), listing:ready()).
 function Client:list_page(prefix, max_keys, token, start_after)
-  return self._c:list_page(prefix, max_keys, token, start_after)
+  return call(self, "list_page", prefix, max_keys, token, start_after)
 end
 function Client:list_page_async(prefix, max_keys, token, start_after)
   return self._c:list_page_async(prefix, max_keys, token, start_after)
 end
-function Client:head(key) return self._c:head(key) end
-function Client:get(key, path) return self._c:get(key, path) end
-function Client:put(path, key, opts) return self._c:put(path, key, opts) end
-function Client:delete(key) return self._c:delete(key) end
-function Client:delete_many(keys) return self._c:delete_many(keys) end
+--- c:region() -> the region requests are signed for, and the configured
+-- one when S3 said the bucket is in another and the client switched to
+-- it (nil while it did not).
+function Client:region() return self._c:region() end
+
+-- Say once per client that S3 put the bucket in another region than the
+-- configuration (the core re-signs for it): c.on_notice(message), by
+-- default a line on stderr.
+local function say_region(self)
+  if self._region_said then return end
+  local now, configured = self._c:region()
+  if not configured then return end
+  self._region_said = true
+  local msg = string.format("tdm: bucket %s is in region %s, not %s as "
+    .. "configured; signing for %s (set AWS_REGION=%s to skip the retry)",
+    self._c:bucket(), now, configured, now, now)
+  if self.on_notice then self.on_notice(msg)
+  else io.stderr:write(msg, "\n") end
+end
+
+-- Call the core client's method and say a region switch it caused.
+local function call(self, method, ...)
+  local function pass(...)
+    say_region(self)
+    return ...
+  end
+  return pass(self._c[method](self._c, ...))
+end
+
+function Client:head(key) return call(self, "head", key) end
+function Client:get(key, path) return call(self, "get", key, path) end
+function Client:put(path, key, opts) return call(self, "put", path, key, opts) end
+function Client:delete(key) return call(self, "delete", key) end
+function Client:delete_many(keys) return call(self, "delete_many", keys) end
 function Client:presign(method, key, seconds)
   return self._c:presign(method, key, seconds)
 end
-function Client:transfer(jobs, opts) return self._c:transfer(jobs, opts) end
+function Client:transfer(jobs, opts) return call(self, "transfer", jobs, opts) end
 --- c:queue(opts) -> a transfer queue: q:add(job) -> id, q:pump(ms) ->
 -- jobs unfinished, q:wait() -> interrupted, q:pending(), q:close().
-function Client:queue(opts) return self._c:queue(opts) end
+function Client:queue(opts)
+  opts = opts or {}
+  local done = opts.on_complete
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.on_complete = function(...)
+    say_region(self)
+    if done then return done(...) end
+  end
+  return self._c:queue(o)
+end
 function Client:bucket() return self._c:bucket() end
 --- c:stats() -> { requests = n, connections = n }: every request attempt
 -- completed and every new connection opened by this client so far.
@@ -168,6 +207,12 @@ end
 -- the local file have this S3 ETag (plain MD5, or a multipart ETag for the
 -- part sizes clients use: 5, 8, 16, 64 MiB, ...)?
 s3.etag_match = core.etag_match
+
+--- tdm.s3.checksum_file(path, algo) -> value | nil, msg, code: the
+-- additional checksum S3 would keep for the file ("crc32", "crc32c",
+-- "crc64nvme", "sha1", "sha256"; base64, as in x-amz-checksum-*), to
+-- compare with a HEAD's checksum when no MD5 is known.
+s3.checksum_file = core.checksum_file
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h)

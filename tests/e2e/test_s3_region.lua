@@ -1,0 +1,62 @@
+-- test_s3_region.lua -- a client configured for the wrong region works
+-- (issue 18): S3's AuthorizationHeaderMalformed (400) or PermanentRedirect
+-- (301), each with x-amz-bucket-region, makes it sign for the bucket's
+-- region, once per client, and say so once. Against tests/lib/awsproxy.js
+-- (region=eu-central-1) in front of the harness's s3rver.
+local t = require "t"
+local tdm = require "tdm"
+
+local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+local PREFIX = e2e.prefix("tdmtest-region") .. "/"
+local dir = t.tmpdir()
+local src = dir .. "/a.jpg"
+t.write(src, "bytes in eu-central-1")
+
+local function client(p)
+  local notices = {}
+  local c = assert(tdm.s3.client({ endpoint = p.url, region = "us-west-1" }))
+  c.on_notice = function(msg) notices[#notices + 1] = msg end
+  return c, notices
+end
+
+for _, redirect in ipairs { 0, 1 } do
+  local how = redirect == 1 and "301 PermanentRedirect" or
+              "400 AuthorizationHeaderMalformed"
+  t.test(how .. ": re-signed for the bucket's region, said once", function()
+    local p = e2e.fp.start_aws { modes = "region=eu-central-1", redirect = redirect }
+    local c, notices = client(p)
+    t.eq(c:region(), "us-west-1", "signs for the configured region first")
+    local r, err = c:put(src, PREFIX .. redirect .. "/a.jpg")
+    t.ok(r, "put: " .. tostring(err))
+    t.eq(r.attempts, 1, "the re-signed request is not a retry")
+    local now, configured = c:region()
+    t.eq(now, "eu-central-1", "now signs for the bucket's region")
+    t.eq(configured, "us-west-1", "and remembers what was configured")
+    local h = assert(c:head(PREFIX .. redirect .. "/a.jpg"))
+    t.eq(h.md5, tdm.md5("bytes in eu-central-1"), "head")
+    assert(c:get(PREFIX .. redirect .. "/a.jpg", dir .. "/back.jpg"))
+    t.eq(t.read(dir .. "/back.jpg"), "bytes in eu-central-1", "get")
+    t.eq(#notices, 1, "said once: " .. table.concat(notices, " | "))
+    t.ok(notices[1]:find("eu-central-1", 1, true) and
+         notices[1]:find("us-west-1", 1, true), notices[1])
+    -- a missing key after the switch is an honest 404
+    local none, _, code = c:head(PREFIX .. redirect .. "/none.jpg")
+    t.eq(none, nil, "missing")
+    t.eq(code, "S3_NoSuchKey", "code")
+    -- a fresh client finds it out for itself (once per client)
+    local c2, n2 = client(p)
+    local res = c2:transfer({ { op = "get", key = PREFIX .. redirect .. "/a.jpg",
+                                path = dir .. "/back2.jpg" } })
+    t.ok(res[1].ok, "transfer: " .. tostring(res[1].error))
+    t.eq((c2:region()), "eu-central-1", "switched")
+    t.eq(#n2, 1, "said once")
+    -- a HEAD first: its answer has no body, the header says the region
+    local c3 = client(p)
+    local h3, herr = c3:head(PREFIX .. redirect .. "/a.jpg")
+    t.ok(h3, "head on a fresh client: " .. tostring(herr))
+    t.eq((c3:region()), "eu-central-1", "switched by a HEAD")
+    p:stop()
+  end)
+end
+
+return t.done()
