@@ -158,9 +158,11 @@ function Client:queue(opts)
   local done = opts.on_complete
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  o.on_complete = function(...)
-    say_region(self)
-    if done then return done(...) end
+  if done == nil or type(done) == "function" then
+    o.on_complete = function(...)
+      say_region(self)
+      if done then return done(...) end
+    end
   end
   return self._c:queue(o)
 end
