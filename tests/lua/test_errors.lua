@@ -31,6 +31,9 @@ t.test("every entry has a meaning, a retry flag, an HTTP status, advice", functi
     t.eq(type(e.advice), "string", code .. ": advice")
   end
   t.ok(n >= 50, "the table holds the codes (" .. n .. ")")
+  local last = 0
+  for _, e in pairs(errors) do last = math.max(last, e.order) end
+  t.eq(last, n, "no code listed twice in errcodes.def")
 end)
 
 t.test("the table says what the transfer loop does", function()
