@@ -3,7 +3,9 @@
  * it: AWS_ENDPOINT_URL_<SERVICE>, the profile's [services NAME] section
  * ("s3 =\n  endpoint_url = ..."), AWS_ENDPOINT_URL, the profile's
  * endpoint_url. AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores all of
- * them. Used for S3 (tdm_config.c), STS and SSO.
+ * them. Used for S3 (tdm_config.c), STS and SSO. And S3's host label
+ * on AWS: s3, s3-fips, s3.dualstack (AWS_USE_FIPS_ENDPOINT,
+ * AWS_USE_DUALSTACK_ENDPOINT or the profile's use_*_endpoint).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +78,36 @@ int tdm_endpoint_resolve(const char *service, const char *profile,
   rc = tdm_credi_profile_load(p, profile, err);
   if (rc == TDM_OK)
     rc = tdm_credi_endpoint(p, service, out, outsz, src, srcsz, err);
+  tdm_credi_profile_free(p);
+  free(p);
+  return rc;
+}
+
+/* A true/false setting: the environment variable, else the profile's
+ * key; -1 when neither says. */
+static int flag(const tdm_credi_profile *p, const char *env,
+                const char *key) {
+  const char *v = getenv(env);
+  if (!v || !*v) v = tdm_credi_get(&p->conf, key);
+  if (!v || !*v) return -1;
+  return strcasecmp(v, "true") == 0;
+}
+
+int tdm_endpoint_s3_label(const char *profile, char *out, size_t outsz,
+                          tdm_error *err) {
+  tdm_credi_profile *p = malloc(sizeof *p);
+  const char *env = getenv("AWS_PROFILE");
+  int rc, fips, dual;
+  if (!p) return tdm_error_set(err, "ENOMEM", "endpoint: out of memory");
+  if (!profile || !*profile) profile = env && *env ? env : "default";
+  rc = tdm_credi_profile_load(p, profile, err);
+  if (rc == TDM_OK) {
+    fips = flag(p, "AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint") == 1;
+    dual = flag(p, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint")
+           == 1;
+    snprintf(out, outsz, "%s%s", fips ? "s3-fips" : "s3",
+             dual ? ".dualstack" : "");
+  }
   tdm_credi_profile_free(p);
   free(p);
   return rc;

@@ -90,6 +90,9 @@ tdm_s3 *tdm_s3_new(const tdm_s3_config *cfg, tdm_error *err) {
   c->creds = tdm_cred_provider_new(cfg->profile && *cfg->profile ?
                                    cfg->profile : NULL, cfg->creds, err);
   if (!c->creds) goto fail;
+  if (tdm_endpoint_s3_label(cfg->profile, c->s3_label, sizeof c->s3_label,
+                            err) != TDM_OK)
+    goto fail;
   c->jobs = cfg->jobs > 0 ? cfg->jobs : 32;
   c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 5;
   c->threshold = cfg->multipart_threshold ? cfg->multipart_threshold
@@ -200,9 +203,10 @@ int tdm_s3_build_url(const tdm_s3 *c, const char *key, const tdm_kv *query,
         : snprintf(host, hostsz, "%s.%s", c->bucket, c->host);
   else
     n = c->path_style
-        ? snprintf(host, hostsz, "s3.%s.amazonaws.com", c->region)
-        : snprintf(host, hostsz, "%s.s3.%s.amazonaws.com", c->bucket,
-                   c->region);
+        ? snprintf(host, hostsz, "%s.%s.amazonaws.com", c->s3_label,
+                   c->region)
+        : snprintf(host, hostsz, "%s.%s.%s.amazonaws.com", c->bucket,
+                   c->s3_label, c->region);
   if (n < 0 || (size_t)n >= hostsz)
     return tdm_error_set(err, "EINVAL", "S3 host name too long");
   tdm_buf_reset(path);

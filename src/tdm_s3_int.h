@@ -15,6 +15,7 @@ struct tdm_s3 {
   char *bucket, *region, *ca_bundle;
   char scheme[8];              /* "https" or "http" */
   char host[512];              /* endpoint authority, or "" for AWS */
+  char s3_label[24];           /* AWS host: "s3", "s3-fips", ... */
   int path_style;
   tdm_cred_provider *creds;    /* re-read at each signing: refreshed */
   int jobs, max_attempts;

@@ -94,6 +94,13 @@ int tdm_endpoint_resolve(const char *service, const char *profile,
                          char *out, size_t outsz, char *src, size_t srcsz,
                          tdm_error *err);
 
+/* The first label of S3's AWS host name: "s3", or "s3-fips" /
+ * "s3.dualstack" / "s3-fips.dualstack" when AWS_USE_FIPS_ENDPOINT /
+ * AWS_USE_DUALSTACK_ENDPOINT (else the profile's use_fips_endpoint /
+ * use_dualstack_endpoint) is true. */
+int tdm_endpoint_s3_label(const char *profile, char *out, size_t outsz,
+                          tdm_error *err);
+
 typedef struct tdm_kv {
   const char *name;
   const char *value;

@@ -299,6 +299,22 @@ check_out "S3 requests go through HTTPS_PROXY" \
 run_clean HTTPS_PROXY="$BASE" NO_PROXY=.amazonaws.com AWS_ACCESS_KEY_ID=AKENV \
   AWS_SECRET_ACCESS_KEY="$SECRET" -- tdm-lua -e "$S3_LIST" >/dev/null
 check_out "NO_PROXY keeps them off the proxy" "0" grep -c '^connect ' "$LOG"
+# s3_host WANT VAR=VALUE...: the S3 host a client tunnels to.
+s3_host() {
+  local want=$1; shift
+  : >"$LOG"
+  run_clean HTTPS_PROXY="$BASE" AWS_ACCESS_KEY_ID=AKENV \
+    AWS_SECRET_ACCESS_KEY="$SECRET" "$@" -- tdm-lua -e "$S3_LIST" >/dev/null
+  check_out "S3 host with $*" "connect $want:443" \
+    sh -c 'grep "^connect " "$1" | sort -u' _ "$LOG"
+}
+printf '[profile dual]\nuse_dualstack_endpoint = true\n' >"$tmp/dualconf"
+s3_host story-boards-assets.s3-fips.us-west-1.amazonaws.com \
+  AWS_USE_FIPS_ENDPOINT=true
+s3_host story-boards-assets.s3.dualstack.eu-west-1.amazonaws.com \
+  AWS_CONFIG_FILE="$tmp/dualconf" AWS_PROFILE=dual AWS_REGION=eu-west-1
+s3_host story-boards-assets.s3-fips.dualstack.us-west-1.amazonaws.com \
+  AWS_USE_FIPS_ENDPOINT=true AWS_USE_DUALSTACK_ENDPOINT=TRUE
 
 # --- precedence, as botocore orders them ---------------------------------
 same "environment beats web identity" env \
