@@ -35,7 +35,8 @@ typedef struct lbatch {
 
 /* s3_client{ bucket=, region=, endpoint=, ca_bundle=, profile=, jobs=,
  * multipart_threshold=, part_size=, max_attempts=, connect_timeout=,
- * stall_timeout=, backoff_base=, backoff_cap=, path_style= (boolean) }
+ * stall_timeout=, backoff_base=, backoff_cap=, path_style= (boolean),
+ * sse=, sse_kms_key_id=, checksum= ("crc32c", ...) }
  * -> client | nil, msg, code. */
 static int l_s3_client(lua_State *L) {
   tdm_s3_config cfg;
@@ -63,6 +64,15 @@ static int l_s3_client(lua_State *L) {
   cfg.backoff_base = tdm_ls3_opt_number(L, 1, "backoff_base", cfg.backoff_base);
   cfg.backoff_cap = tdm_ls3_opt_number(L, 1, "backoff_cap", cfg.backoff_cap);
   cfg.path_style = tdm_ls3_opt_bool(L, 1, "path_style", cfg.path_style);
+  cfg.sse = tdm_ls3_opt_string(L, 1, "sse");
+  cfg.sse_kms_key_id = tdm_ls3_opt_string(L, 1, "sse_kms_key_id");
+  {
+    const char *ck = tdm_ls3_opt_string(L, 1, "checksum");
+    cfg.checksum = tdm_ck_from_name(ck);
+    if (ck && *ck && cfg.checksum == TDM_CK_NONE)
+      return luaL_error(L, "S3 client setting 'checksum': not an S3 "
+                        "checksum algorithm: %s", ck);
+  }
   u = lua_newuserdatauv(L, sizeof *u, 0);
   u->c = NULL;
   u->running = 0;

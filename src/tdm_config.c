@@ -27,6 +27,9 @@ static const struct {
   {"api_max_upload", "TDM_API_MAX_UPLOAD", NULL, "20971520", 0, 1},
   {"s3_addressing", "TDM_S3_ADDRESSING", NULL, "auto", 0, 0},
   {"api_allowed_origins", "TDM_API_ALLOWED_ORIGINS", NULL, "", 0, 0},
+  {"sse", "TDM_SSE", NULL, "", 0, 0},
+  {"sse_kms_key_id", "TDM_SSE_KMS_KEY_ID", NULL, "", 0, 0},
+  {"s3_checksum", "TDM_S3_CHECKSUM", NULL, "auto", 0, 0},
 };
 
 const char *tdm_config_name(tdm_config_key key) { return keys[key].name; }

@@ -77,7 +77,18 @@ tdm_s3 *tdm_s3_new(const tdm_s3_config *cfg, tdm_error *err) {
   c->bucket = strdup(cfg->bucket);
   c->region = dup_or(cfg->region, "us-west-1");
   c->ca_bundle = dup_or(cfg->ca_bundle, "");
-  if (!c->bucket || !c->region || !c->ca_bundle) {
+  c->sse_kms_key_id = dup_or(cfg->sse_kms_key_id, "");
+  c->checksum = cfg->checksum;
+  if (cfg->sse && *cfg->sse) {
+    if (strcmp(cfg->sse, "AES256") != 0 && strcmp(cfg->sse, "aws:kms") != 0
+        && strcmp(cfg->sse, "aws:kms:dsse") != 0) {
+      tdm_error_set(err, "ECONFIG", "S3 client: sse (TDM_SSE) must be "
+                    "AES256, aws:kms or aws:kms:dsse, got '%.40s'", cfg->sse);
+      goto fail;
+    }
+    snprintf(c->sse, sizeof c->sse, "%s", cfg->sse);
+  }
+  if (!c->bucket || !c->region || !c->ca_bundle || !c->sse_kms_key_id) {
     tdm_error_set(err, "ENOMEM", "S3 client: out of memory");
     goto fail;
   }
@@ -125,6 +136,7 @@ void tdm_s3_free(tdm_s3 *c) {
   free(c->bucket);
   free(c->region);
   free(c->ca_bundle);
+  free(c->sse_kms_key_id);
   tdm_cred_provider_free(c->creds);   /* wipes the secret */
   free(c);
 }

@@ -28,6 +28,9 @@ struct tdm_s3 {
   int busy;                    /* a batch is running */
   uint64_t rng;                /* xorshift state for jitter */
   uint64_t requests, connects; /* requests finished, connections opened */
+  char sse[16];                /* "" or x-amz-server-side-encryption */
+  char *sse_kms_key_id;        /* "" or the KMS key */
+  tdm_ck_algo checksum;        /* sent with single PUTs */
   char region_from[32];        /* the configured region, once S3 said the
                                   bucket is in another ("" before) */
 };

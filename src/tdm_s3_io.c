@@ -274,6 +274,15 @@ void tdm_s3i_set_upload(xfer *x, uint64_t off, uint64_t len) {
   curl_easy_setopt(x->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
 }
 
+void tdm_s3i_add_sse(const xfer *x, tdm_s3_reqb *rb) {
+  const tdm_s3 *c = x->b->c;
+  if (!c->sse[0]) return;
+  rb->h[rb->nh++] = (tdm_kv){"x-amz-server-side-encryption", c->sse};
+  if (c->sse_kms_key_id[0] && strncmp(c->sse, "aws:kms", 7) == 0)
+    rb->h[rb->nh++] = (tdm_kv){"x-amz-server-side-encryption-aws-kms-key-id",
+                               c->sse_kms_key_id};
+}
+
 void tdm_s3i_set_post(xfer *x) {
   curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
   curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,

@@ -156,6 +156,7 @@ static int init_prepare(xfer *x, tdm_s3_reqb *rb, tdm_error *err) {
   rb->h[rb->nh++] = (tdm_kv){"x-amz-meta-md5", x->file_md5};
   if (j->content_type && *j->content_type)
     rb->h[rb->nh++] = (tdm_kv){"Content-Type", j->content_type};
+  tdm_s3i_add_sse(x, rb);
   tdm_buf_reset(&x->body);
   tdm_s3i_set_post(x);
   rb->xk = TDM_S3_XML_INITIATE;

@@ -33,6 +33,11 @@ static int put_setup(xfer *x, tdm_error *err) {
                             x->file_sha, j->path, err) != TDM_OK)
       return TDM_ERR;
     tdm_s3i_b64(d, TDM_MD5_LEN, x->file_md5_b64);
+    /* an additional checksum for other tools (and S3) to verify with;
+     * a second read of a file that is in the page cache now */
+    if (c->checksum != TDM_CK_NONE &&
+        tdm_ck_file(j->path, c->checksum, x->file_ck, err) != TDM_OK)
+      return TDM_ERR;
     return TDM_OK;
   }
   if (tdm_s3i_hash_region(x->in_fd, 0, x->file_size, d, x->file_md5, NULL,
@@ -50,6 +55,17 @@ static int put_prepare(xfer *x, tdm_s3_reqb *rb, tdm_error *err) {
   if (j->content_type && *j->content_type)
     rb->h[rb->nh++] = (tdm_kv){"Content-Type", j->content_type};
   if (j->if_none_match) rb->h[rb->nh++] = (tdm_kv){"If-None-Match", "*"};
+  if (x->file_ck[0]) {
+    static const char *const sdk[] = {
+      "", "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"
+    };
+    tdm_ck_algo a = x->b->c->checksum;
+    snprintf(rb->ckname, sizeof rb->ckname, "x-amz-checksum-%s",
+             tdm_ck_name(a));
+    rb->h[rb->nh++] = (tdm_kv){rb->ckname, x->file_ck};
+    rb->h[rb->nh++] = (tdm_kv){"x-amz-sdk-checksum-algorithm", sdk[a]};
+  }
+  tdm_s3i_add_sse(x, rb);
   rb->r.payload_hash = x->file_sha;
   tdm_s3i_set_upload(x, 0, x->file_size);
   return TDM_OK;

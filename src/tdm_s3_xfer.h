@@ -42,9 +42,9 @@ typedef struct xfer xfer;
  * the scratch below). */
 typedef struct tdm_s3_reqb {
   tdm_s3_req r;                /* method, key, payload_hash */
-  tdm_kv q[6], h[8];
+  tdm_kv q[6], h[10];
   size_t nq, nh;
-  char num[32], maxk[32], bmd5[32], bsha[65];
+  char num[32], maxk[32], bmd5[32], bsha[65], ckname[32];
   int want_xml;                /* parse a 2xx body as xk */
   tdm_s3_xml_kind xk;
 } tdm_s3_reqb;
@@ -106,6 +106,7 @@ struct xfer {
   int in_fd;
   uint64_t file_size;
   char file_md5[33], file_md5_b64[32], file_sha[65];
+  char file_ck[TDM_CK_B64_MAX];  /* the client's checksum of it, or "" */
   uint64_t off, len, sent;
   char part_md5_b64[32], part_sha[65];
   int part_hashed;             /* part number whose hashes are above */
@@ -178,6 +179,8 @@ void tdm_s3i_reset_response(xfer *x);
 void tdm_s3i_set_callbacks(xfer *x);
 /* Send `len` bytes of the source file from `off` as the request body. */
 void tdm_s3i_set_upload(xfer *x, uint64_t off, uint64_t len);
+/* Ask for the client's server-side encryption (sse, KMS key) in rb. */
+void tdm_s3i_add_sse(const xfer *x, tdm_s3_reqb *rb);
 /* Send x->body as a POST body. */
 void tdm_s3i_set_post(xfer *x);
 

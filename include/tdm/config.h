@@ -34,6 +34,14 @@
  *                                       POST/DELETE ("https://a.example
  *                                       https://b.example", comma or space
  *                                       separated)
+ * sse            TDM_SSE                (none) server-side encryption asked
+ *                                       for on uploads: AES256 | aws:kms |
+ *                                       aws:kms:dsse
+ * sse_kms_key_id TDM_SSE_KMS_KEY_ID     (the bucket's) KMS key for aws:kms
+ * s3_checksum    TDM_S3_CHECKSUM        auto (crc32c on AWS, none with an
+ *                                       endpoint) | crc32c | sha256 | off:
+ *                                       an additional checksum sent with
+ *                                       single-request uploads
  */
 typedef enum {
   TDM_CFG_DATA_ROOT, TDM_CFG_BUCKET, TDM_CFG_PREFIX, TDM_CFG_REGION,
@@ -41,7 +49,8 @@ typedef enum {
   TDM_CFG_CA_BUNDLE, TDM_CFG_JOBS, TDM_CFG_LOCK_TIMEOUT,
   TDM_CFG_MULTIPART_THRESHOLD, TDM_CFG_API_LISTEN, TDM_CFG_API_TOKEN,
   TDM_CFG_API_MAX_UPLOAD, TDM_CFG_S3_ADDRESSING,
-  TDM_CFG_API_ALLOWED_ORIGINS,
+  TDM_CFG_API_ALLOWED_ORIGINS, TDM_CFG_SSE, TDM_CFG_SSE_KMS_KEY_ID,
+  TDM_CFG_S3_CHECKSUM,
   TDM_CFG_COUNT
 } tdm_config_key;
 

@@ -55,6 +55,14 @@ typedef struct tdm_s3_config {
   long stall_timeout;           /* seconds below 1 byte/s; default 30 */
   double backoff_base;          /* seconds; default 0.1 */
   double backoff_cap;           /* seconds; default 20 */
+  const char *sse;              /* NULL/"": none; "AES256", "aws:kms",
+                                   "aws:kms:dsse": x-amz-server-side-
+                                   encryption on PUTs and multipart
+                                   uploads */
+  const char *sse_kms_key_id;   /* NULL/"": the bucket's default key */
+  tdm_ck_algo checksum;         /* TDM_CK_NONE: none; else sent with a
+                                   single PUT (x-amz-checksum-ALGO and
+                                   x-amz-sdk-checksum-algorithm) */
 } tdm_s3_config;
 
 /* Fill *cfg with the defaults above (all strings NULL). */

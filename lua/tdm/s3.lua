@@ -55,6 +55,22 @@ function s3.client(cfg, opts)
     return nil, "s3_addressing (TDM_S3_ADDRESSING) must be auto, path "
            .. "or virtual, got '" .. addressing .. "'", "ECONFIG"
   end
+  if cfg.sse and cfg.sse ~= "" then
+    settings.sse, settings.sse_kms_key_id = cfg.sse, cfg.sse_kms_key_id
+  end
+  -- an additional checksum with uploads: AWS takes it; other servers may
+  -- refuse headers they do not know, so with an endpoint only when asked
+  local ck = cfg.s3_checksum or "auto"
+  if ck == "auto" then
+    settings.checksum = (cfg.endpoint == nil or cfg.endpoint == "")
+                        and "crc32c" or nil
+  elseif ck == "crc32c" or ck == "sha256" or ck == "crc32" or ck == "sha1"
+         or ck == "crc64nvme" then
+    settings.checksum = ck
+  elseif ck ~= "off" then
+    return nil, "s3_checksum (TDM_S3_CHECKSUM) must be auto, crc32c, "
+           .. "sha256 or off, got '" .. ck .. "'", "ECONFIG"
+  end
   for k, v in pairs(opts or {}) do
     if not tuning[k] then
       error("tdm.s3.client: unknown option '" .. tostring(k) .. "'", 2)
