@@ -23,7 +23,9 @@
 -- the other clients. A part whose first pages show it is large is split
 -- again at actor ids (keys are {root}{digits}_...): what it has not
 -- listed yet becomes new parts for idle clients. Memory stays bounded:
--- each part holds at most `ahead` pages that were not read yet.
+-- each part holds at most `ahead` pages that were not read yet, all parts
+-- together at most `budget` (default 2 x clients). Until the first answer
+-- is in, only one request is made: a bucket that refuses is asked once.
 local M = {}
 
 local Lister = {}
@@ -41,6 +43,10 @@ function M.new(o)
     -- pages fetched and not read yet, at most (the first part may exceed
     -- it by one: the reader is waiting for it)
     budget = o.budget or 2 * math.max(1, o.clients or 1),
+    -- Until a first answer has come back, one request only: a bucket that
+    -- refuses (credentials, region, no such bucket) is asked once, not
+    -- once per part.
+    probing = true,
   }, Lister)
   for i, p in ipairs(o.parts) do
     self.parts[i] = { prefix = p.prefix, lo = p.lo, hi = p.hi, index = i,
@@ -71,12 +77,13 @@ end
 -- Start the next request of every part that may have one, first parts
 -- first, while clients are free.
 function Lister:issue()
+  if self.failed then return end   -- the listing is over
   local held = 0
   for _, p in ipairs(self.parts) do
     held = held + #p.pages + (p.pending and 1 or 0)
   end
   for pos, p in ipairs(self.parts) do
-    if held >= self.budget and pos > 1 then return end
+    if (held >= self.budget or self.probing) and pos > 1 then return end
     if not p.done and not p.pending and #p.pages < self.ahead then
       local c = self:take_client()
       if not c then return end
@@ -159,6 +166,7 @@ function Lister:collect(pos)
     self.failed = { nxt, code }
     return
   end
+  self.probing = false
   if p.hi then
     local n, got = #objs, #objs
     while n > 0 and objs[n].key > p.hi do
