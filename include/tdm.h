@@ -26,6 +26,7 @@
 #include "tdm/utc.h"
 #include "tdm/config.h"
 #include "tdm/layout.h"
+#include "tdm/image.h"
 #include "tdm/manifest.h"
 #include "tdm/sigv4.h"
 #include "tdm/s3.h"

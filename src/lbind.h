@@ -35,6 +35,7 @@ int tdm_lua_open_fs(lua_State *L);
 int tdm_lua_open_proc(lua_State *L);
 int tdm_lua_open_config(lua_State *L);
 int tdm_lua_open_layout(lua_State *L);
+int tdm_lua_open_image(lua_State *L);
 int tdm_lua_open_manifest(lua_State *L);
 int tdm_lua_open_sigv4(lua_State *L);
 int tdm_lua_open_s3(lua_State *L);

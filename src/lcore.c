@@ -32,6 +32,7 @@ static const lua_CFunction openers[] = {
   tdm_lua_open_proc,
   tdm_lua_open_config,
   tdm_lua_open_layout,
+  tdm_lua_open_image,
   tdm_lua_open_manifest,
   tdm_lua_open_sigv4,
   tdm_lua_open_s3,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tdm/layout.h"
@@ -104,6 +105,29 @@ int tdm_layout_actor_dir(const char *data_root, const char *actor_name,
                          char *out, size_t outsz, tdm_error *err) {
   return fit(snprintf(out, outsz, "%s/actors/%s/training_data", data_root,
                       actor_name), outsz, "training_data path", err);
+}
+
+int tdm_layout_check_actor_dirs(const char *data_root, const char *actor_name,
+                                tdm_error *err) {
+  char path[8192];
+  struct stat st;
+  int k;
+  for (k = 0; k < 2; k++) {
+    if (fit(snprintf(path, sizeof path, "%s/actors/%s%s", data_root,
+                     actor_name, k ? "/training_data" : ""), sizeof path,
+            "actor folder", err) != TDM_OK)
+      return TDM_ERR;
+    if (lstat(path, &st) != 0) {
+      if (errno == ENOENT) return TDM_OK;
+      return tdm_error_errno(err, errno, "stat %s", path);
+    }
+    if (S_ISLNK(st.st_mode))
+      return tdm_error_set(err, "EBADPATH", "%s is a symlink; refused (files "
+                           "must stay under the data root)", path);
+    if (!S_ISDIR(st.st_mode))
+      return tdm_error_set(err, "EBADPATH", "%s is not a directory", path);
+  }
+  return TDM_OK;
 }
 
 int tdm_layout_file_path(const char *data_root, const char *actor_name,

@@ -248,6 +248,37 @@ static int validate_entry(vctx *c, json_t *list, size_t i, json_t *seen) {
   return TDM_OK;
 }
 
+/* The actor a manifest names must be the actor its file is for:
+ * character_id, the id of character_name and the {id} of the file name
+ * ({id}_manifest.json, when the file is so named) are one id (compared
+ * as tdm/layout.h writes ids). Otherwise "BADMANIFEST" naming both. */
+static int check_identity(vctx *c, json_t *root) {
+  const char *cid = json_string_value(json_object_get(root, "character_id"));
+  const char *base = strrchr(c->path, '/');
+  char nid[TDM_ACTOR_ID_MAX + 1], id[TDM_ACTOR_ID_MAX + 1];
+  char fid[TDM_ACTOR_ID_MAX + 1];
+  step pn[1] = {{"character_name", 0}}, pi[1] = {{"character_id", 0}};
+  size_t nd = 0;
+  tdm_error sub;
+  base = base ? base + 1 : c->path;
+  if (tdm_actor_id(c->actor, nid, sizeof nid, &sub) != TDM_OK)
+    return bad(c, pn, 1, "character_name: %s", sub.message);
+  if (tdm_layout_id_of_digits(cid, strlen(cid), id, sizeof id, &sub)
+      != TDM_OK)
+    return bad(c, pi, 1, "character_id '%s' is not an actor id", cid);
+  if (strcmp(id, nid) != 0)
+    return bad(c, pi, 1, "character_id '%s' (actor %s) and character_name "
+               "'%s' (actor %s) name different actors", cid, id, c->actor,
+               nid);
+  while (base[nd] >= '0' && base[nd] <= '9') nd++;
+  if (nd > 0 && strcmp(base + nd, "_manifest.json") == 0 &&
+      tdm_layout_id_of_digits(base, nd, fid, sizeof fid, &sub) == TDM_OK &&
+      strcmp(fid, id) != 0)
+    return bad(c, pi, 1, "the file is actor %s's manifest, but it names "
+               "actor %s ('%s')", fid, id, c->actor);
+  return TDM_OK;
+}
+
 int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                           size_t len, const char *data_root,
                           tdm_error *err) {
@@ -268,6 +299,7 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
                  type_name(v));
   }
   c.actor = json_string_value(json_object_get(root, "character_name"));
+  if (check_identity(&c, root) != TDM_OK) return TDM_ERR;
   v = json_object_get(root, "training_data_updated");
   if (v && !json_is_string(v)) {
     step p[1] = {{"training_data_updated", 0}};

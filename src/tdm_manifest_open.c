@@ -168,6 +168,8 @@ int tdm_manifest_open(tdm_manifest **out, const char *actor_name,
       copy_str(m->prefix, sizeof m->prefix, o && o->prefix ? o->prefix : "",
                "prefix", err) != TDM_OK)
     goto fail;
+  if (tdm_layout_check_actor_dirs(root, actor_name, err) != TDM_OK)
+    goto fail;
   if (tdm_layout_manifest_path(root, m->actor_id, m->path, sizeof m->path,
                                err) != TDM_OK ||
       tdm_layout_state_path(root, m->actor_id, m->statepath,

@@ -6,7 +6,8 @@
  * bindings as tdm.core.layout, Lua policy) asks these functions; none
  * writes a rule of its own. docs/manifest.md states the rules.
  *
- * Pure functions: no I/O, no allocation except into a caller's tdm_buf.
+ * Pure functions (no I/O, no allocation except into a caller's tdm_buf),
+ * except tdm_layout_check_actor_dirs, which lstat()s.
  */
 #ifndef TDM_LAYOUT_H
 #define TDM_LAYOUT_H
@@ -71,6 +72,13 @@ int tdm_layout_state_path(const char *data_root, const char *id, char *out,
 /* "{data_root}/actors/{actor_name}/training_data" into out. */
 int tdm_layout_actor_dir(const char *data_root, const char *actor_name,
                          char *out, size_t outsz, tdm_error *err);
+
+/* Refuse an actor whose folder or training_data/ is not a real directory
+ * under the data root (a symlink could send downloads outside it):
+ * "EBADPATH" naming the path. Missing folders are fine (an actor known
+ * only in S3). */
+int tdm_layout_check_actor_dirs(const char *data_root, const char *actor_name,
+                                tdm_error *err);
 
 /* "{data_root}/actors/{actor_name}/training_data/{filename}" into out
  * (filename checked to be one safe component). */

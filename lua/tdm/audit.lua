@@ -26,7 +26,12 @@
 --   bad_key        an S3 key that cannot be mapped to an actor and an image
 --                  file safely (no actor level, nested, bad or hostile
 --                  names, not an image)
---   bad_manifest   a manifest that does not parse or validate
+--   bad_manifest   a manifest that does not parse or validate, or names
+--                  another actor than its file (both ids named)
+--   bad_image      a local file named like an image that is empty or whose
+--                  bytes are not JPEG, PNG or WebP (push holds it back)
+--   foreign_file   an image named for another actor ({other id}_...) in
+--                  this actor's folder or manifest (push holds it back)
 --
 -- One streamed listing of the whole prefix (keys come sorted, so each
 -- actor's objects arrive together and only one actor is held in memory);
@@ -49,7 +54,8 @@ local audit = {}
 
 audit.KINDS = { "orphan", "untracked_s3", "missing", "hash_mismatch",
                 "out_of_sync", "stale_manifest", "no_actor", "legacy_file",
-                "stray_file", "bad_key", "bad_manifest" }
+                "stray_file", "bad_key", "bad_manifest", "bad_image",
+                "foreign_file" }
 
 -- Kinds that --fix resolves in the manifest.
 local FIXABLE = { orphan = true, untracked_s3 = true, stale_manifest = true }
@@ -133,9 +139,24 @@ function Run:check_folder(name)
                    "named like an image but is a " .. kind .. ", not a regular file")
     else
       images[f] = true
+      self:check_image(name, f, dir .. "/" .. f)
     end
   end
   return images
+end
+
+-- A local image file's name and bytes: another actor's name, an empty
+-- file or bytes that are not an image are findings (push holds them).
+function Run:check_image(name, f, path)
+  local id = layout.actor_id(name)
+  if id and layout.foreign_file(f, id) then
+    self:finding("foreign_file", name, f, string.format(
+      "named for another actor (%s), in actor %s's folder", f:match("^(%d+)"), id))
+  end
+  local ok, msg, code = core.image_type(path)
+  if not ok and code == "EBADIMAGE" then
+    self:finding("bad_image", name, f, (msg:gsub("^.*/", "")))
+  end
 end
 
 -- An actor with no manifest, not fixing: every local image is an orphan,
@@ -262,6 +283,11 @@ function Run:judge_manifest(m, name, mfile, objects, raw_status)
   for _, e in ipairs(m:get_all_images()) do
     local f, st = e.filename, e.status
     local b = before[f]
+    if b and not e.local_present and layout.foreign_file(f, m:actor_id()) then
+      note("foreign_file", f, string.format(
+        "manifest entry named for another actor (%s), in actor %s's manifest",
+        f:match("^(%d+)"), m:actor_id()))
+    end
     if orphan[f] then
       note("orphan", f, (st == "synced" or st == "out_of_sync")
            and "local image (also in S3) not in the manifest"

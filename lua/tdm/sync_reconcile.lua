@@ -134,6 +134,25 @@ function Sync:refresh(m, objects, opts)
   return rep
 end
 
+--- Whether a local file must not be uploaded: named for another actor,
+-- empty, or not JPEG/PNG/WebP bytes (the core's rules). Such a file is
+-- added to `held` with the reason, never uploaded silently.
+function Sync:unfit_for_upload(m, fn, path, held)
+  local layout = core.layout
+  local why
+  if layout.foreign_file(fn, m:actor_id()) then
+    why = string.format("not uploaded: named for another actor (%s), not %s",
+                        fn:match("^(%d+)"), m:actor_id())
+  else
+    local ok, msg, code = core.image_type(path)
+    if not ok and code == "EBADIMAGE" then
+      why = "not uploaded: " .. msg:gsub("^.*/", "")
+    end
+  end
+  if why then held[#held + 1] = { file = fn, reason = why } end
+  return why ~= nil
+end
+
 --- The transfers that bring actor `name` (open manifest m, refreshed)
 -- in line for `o.direction` ("pull", "push" or "both"): a list of
 -- { op = "get"|"put", file =, key =, path =, size =, why = status }, and
@@ -155,7 +174,8 @@ function Sync:plan(m, name, objects, o)
                             size = objects[fn] and objects[fn].size or e.size_bytes, why = st,
                             was = { status = st, s3_md5 = e.s3_md5, local_md5 = e.local_md5 } }
       elseif push and (st == "local_only" or (st == "out_of_sync" and o.overwrite
-                                               and o.direction == "push")) then
+                                               and o.direction == "push"))
+             and not self:unfit_for_upload(m, fn, path, held) then
         jobs[#jobs + 1] = { op = "put", file = fn, key = key, path = path,
                             size = e.size_bytes, why = st,
                             was = { status = st, s3_md5 = e.s3_md5, local_md5 = e.local_md5 } }

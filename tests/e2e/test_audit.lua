@@ -11,6 +11,7 @@ local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
 
 local w = e2e.world { tag = "t/audit", fixture = { seed = 11 } }
 local PREFIX, DATA, cfg, client = w.prefix, w.D, w.cfg, w.client
+local JPEG = "\255\216\255\224"
 local sh_quote = t.shq
 
 -- Findings of a --json run: "kind actor/file" -> count, and the summary.
@@ -28,17 +29,28 @@ end
 
 -- More problems on top of the fixture's.
 local A1 = "0001_all_synced"
-t.write(w:tdir(A1) .. "/" .. A1 .. "_1.jpg", "changed behind tdm's back")   -- hash_mismatch
+t.write(w:tdir(A1) .. "/" .. A1 .. "_1.jpg", JPEG .. "changed behind tdm's back")   -- hash_mismatch
 assert(client:delete(w:key(A1, A1 .. "_2.jpg")))                          -- synced -> local_only
 local m2 = t.read(w:mpath("0002"))
 t.write(w:mpath("0002"), (m2:gsub('"training_images_count": 3', '"training_images_count": 99')))
 t.write(w:tdir("0006_orphans") .. "/response.json", '["0006_orphans_0.jpg"]')
 assert(core.mkdirs(w:tdir("0013_bad_manifest")))
-t.write(w:tdir("0013_bad_manifest") .. "/0013_bad_manifest_0.jpg", "an image")
+t.write(w:tdir("0013_bad_manifest") .. "/0013_bad_manifest_0.jpg", JPEG .. "an image")
 t.write(w:mpath("0013"), '{"character_id": "0013", "training_data": [')
 -- a second actor with id 0001: the manifest 0001 is not its
 assert(core.mkdirs(w:tdir("0001_impostor")))
-t.write(w:tdir("0001_impostor") .. "/0001_impostor_0.jpg", "another 0001")
+t.write(w:tdir("0001_impostor") .. "/0001_impostor_0.jpg", JPEG .. "another 0001")
+-- images that are not: empty, text bytes, and one named for another actor
+local B14 = "0014_bad_images"
+assert(core.mkdirs(w:tdir(B14)))
+t.write(w:tdir(B14) .. "/" .. B14 .. "_0.jpg", "")
+t.write(w:tdir(B14) .. "/" .. B14 .. "_1.jpg", "plain text, not a JPEG")
+t.write(w:tdir(B14) .. "/0015_other_actor_0.jpg", JPEG .. "0015's image")
+-- a manifest that names another actor than its file
+assert(core.mkdirs(w:tdir("0016_named_wrong")))
+t.write(w:tdir("0016_named_wrong") .. "/0016_named_wrong_0.jpg", JPEG .. "0016")
+t.write(w:mpath("0016"), '{"character_id": "0016", "character_name": '
+        .. '"0017_someone_else", "training_data": []}')
 
 local expected = {
   ["hash_mismatch 0001_all_synced/0001_all_synced_1.jpg"] = 1,
@@ -68,6 +80,13 @@ local expected = {
   ["bad_key nil/" .. w:key("0012_nested", "sub/0012_nested_0.jpg")] = 1,
   ["bad_manifest 0013_bad_manifest/0013_manifest.json"] = 1,
   ["bad_manifest 0001_impostor/0001_manifest.json"] = 1,
+  ["bad_image 0014_bad_images/0014_bad_images_0.jpg"] = 1,
+  ["bad_image 0014_bad_images/0014_bad_images_1.jpg"] = 1,
+  ["foreign_file 0014_bad_images/0015_other_actor_0.jpg"] = 1,
+  ["orphan 0014_bad_images/0014_bad_images_0.jpg"] = 1,
+  ["orphan 0014_bad_images/0014_bad_images_1.jpg"] = 1,
+  ["orphan 0014_bad_images/0015_other_actor_0.jpg"] = 1,
+  ["bad_manifest 0016_named_wrong/0016_manifest.json"] = 1,
 }
 
 local function diff(got, want)
@@ -92,10 +111,13 @@ t.test("--json: every finding once, with the right kind; exit 1", function()
   local got, summary = findings(out)
   t.eq(diff(got, expected), "", "findings")
   t.ok(summary, "summary line")
-  t.eq(summary and summary.findings, 27, "summary.findings")
-  t.eq(summary and summary.orphan, 5, "summary.orphan")
+  t.eq(summary and summary.findings, 34, "summary.findings")
+  t.eq(summary and summary.orphan, 8, "summary.orphan")
   t.eq(summary and summary.bad_key, 3, "summary.bad_key")
   t.eq(summary and summary.fixed, 0, "summary.fixed")
+  local msg = out:match('"[^"]*0016_manifest.json"[^\n]*')
+  t.ok(out:find("actor 0016", 1, true) and out:find("actor 0017", 1, true),
+       "bad_manifest names both ids: " .. tostring(msg))
 end)
 
 t.test("audit without --fix (and --dry-run --fix) changes nothing", function()
@@ -113,8 +135,8 @@ t.test("human report: one line per finding, summary on stderr", function()
   t.ok(out:find("0008_ghost/0008_manifest.json: no_actor ", 1, true), "no_actor line")
   local n = 0
   for _ in out:gmatch("[^\n]+") do n = n + 1 end
-  t.eq(n, 27, "lines on stdout")
-  t.ok(err:find("audit: ", 1, true) and err:find("findings=27", 1, true), "summary: " .. err)
+  t.eq(n, 34, "lines on stdout")
+  t.ok(err:find("audit: ", 1, true) and err:find("findings=34", 1, true), "summary: " .. err)
 end)
 
 t.test("--actor and --shard select actors", function()
@@ -142,8 +164,9 @@ t.test("--fix adds and records, never deletes", function()
   t.eq(rc, 1, "exit code")
   local got, summary = findings(out)
   t.eq(diff(got, expected), "", "findings of the --fix run")
-  -- orphans 5, untracked 4, stale 2
-  t.eq(summary and summary.fixed, 11, "summary.fixed")
+  -- orphans 8 (bad images are recorded too, and stay findings), untracked
+  -- 4, stale 2
+  t.eq(summary and summary.fixed, 14, "summary.fixed")
   local after = w:snapshot { dirs = true }
   for k, v in pairs(before) do
     if not k:find("^file %./actor_manifests/") then
@@ -179,6 +202,10 @@ t.test("after --fix, removing leftovers and push/prune/migrate: exit 0", functio
   os.remove(w:mpath("0008"))
   os.remove(w:mpath("0013"))
   os.execute("rm -rf " .. sh_quote(DATA .. "/actors/0001_impostor"))
+  os.execute("rm -rf " .. sh_quote(DATA .. "/actors/0014_bad_images"))
+  os.execute("rm -rf " .. sh_quote(DATA .. "/actors/0016_named_wrong"))
+  os.remove(w:mpath("0016"))
+  os.remove(w:mpath("0014"))
   os.remove(w:tdir("0009_non_images") .. "/notes.txt")
   os.remove(w:tdir("0009_non_images") .. "/.DS_Store")
   for _, k in ipairs({ w:key("0009_non_images", "readme.txt"), PREFIX .. "/stray.jpg",
