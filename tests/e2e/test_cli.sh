@@ -10,7 +10,7 @@ e2e_world t-cli
 D=$TDM_DATA_ROOT
 for a in 0001_ann 0002_bob 0003_cat 0004_dan 0005_eve; do
   mkdir -p "$D/actors/$a/training_data"
-  printf '%s' "$a" > "$D/actors/$a/training_data/${a}_0.jpg"
+  printf '\377\330\377%s' "$a" > "$D/actors/$a/training_data/${a}_0.jpg"
 done
 unset TDM_DATA_ROOT
 cd "$tmp" || exit 1
@@ -103,7 +103,7 @@ check_grep "--json summary names them too" '"bucket":"story-boards-assets"' \
   tdm-lua audit --data-root "$D" --json
 
 # Plain words per file; the log file with ISO timestamps.
-mkdir -p "$D/actors/0006_fay/training_data"; printf 'fay' > "$D/actors/0006_fay/training_data/0006_fay_0.jpg"
+mkdir -p "$D/actors/0006_fay/training_data"; printf '\377\330\377fay' > "$D/actors/0006_fay/training_data/0006_fay_0.jpg"
 out=$(tdm-lua sync-manifests --data-root "$D" --log-file "$tmp/run.log" 2>&1)
 grep -q "0006_fay/0006_fay_0.jpg: new local file, added to the manifest" <<<"$out" && pass \
   || fail "plain words for a new file, got: $out"

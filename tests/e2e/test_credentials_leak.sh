@@ -22,8 +22,9 @@ unset TDM_API_TOKEN
 
 actor=0042_leak
 mkdir -p "$TDM_DATA_ROOT/actors/$actor/training_data"
-head -c 3000 /dev/urandom >"$TDM_DATA_ROOT/actors/$actor/training_data/${actor}_1.jpg"
-head -c 2000 /dev/urandom >"$TDM_DATA_ROOT/actors/$actor/training_data/${actor}_2.jpg"
+# JPEG magic first: push holds back bytes that are not an image
+{ printf '\377\330\377'; head -c 3000 /dev/urandom; } >"$TDM_DATA_ROOT/actors/$actor/training_data/${actor}_1.jpg"
+{ printf '\377\330\377'; head -c 2000 /dev/urandom; } >"$TDM_DATA_ROOT/actors/$actor/training_data/${actor}_2.jpg"
 printf '{"training_data": {"urls": ["https://story-boards-assets.s3.us-west-1.amazonaws.com/%s/%s/%s_1.jpg"]}}\n' \
   "$TDM_PREFIX" "$actor" "$actor" >"$TDM_DATA_ROOT/actors/$actor/response.json"
 

@@ -17,7 +17,7 @@ t.test("no globals; lazy fields", function()
   for k in pairs(_G) do t.ok(before[k], "global '" .. tostring(k) .. "' created") end
   t.eq(tdm.migrate, migrate, "tdm.migrate")
   t.eq(tdm.audit, audit, "tdm.audit")
-  t.eq(#audit.KINDS, 11, "finding kinds")
+  t.eq(#audit.KINDS, 13, "finding kinds")
 end)
 
 t.test("actor names", function()
