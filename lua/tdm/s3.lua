@@ -120,15 +120,6 @@ function Client:list(prefix, opts)
   end
 end
 
---- c:list_page(prefix, max_keys, token [, start_after]) -> objects,
--- next_token | nil, msg, code: one ListObjectsV2 page. c:list_page_async(...) -> listing: the
--- same page fetched on a thread (listing:wait(), listing:ready()).
-function Client:list_page(prefix, max_keys, token, start_after)
-  return call(self, "list_page", prefix, max_keys, token, start_after)
-end
-function Client:list_page_async(prefix, max_keys, token, start_after)
-  return self._c:list_page_async(prefix, max_keys, token, start_after)
-end
 --- c:region() -> the region requests are signed for, and the configured
 -- one when S3 said the bucket is in another and the client switched to
 -- it (nil while it did not).
@@ -158,6 +149,15 @@ local function call(self, method, ...)
   return pass(self._c[method](self._c, ...))
 end
 
+--- c:list_page(prefix, max_keys, token [, start_after]) -> objects,
+-- next_token | nil, msg, code: one ListObjectsV2 page. c:list_page_async(...) -> listing: the
+-- same page fetched on a thread (listing:wait(), listing:ready()).
+function Client:list_page(prefix, max_keys, token, start_after)
+  return call(self, "list_page", prefix, max_keys, token, start_after)
+end
+function Client:list_page_async(prefix, max_keys, token, start_after)
+  return self._c:list_page_async(prefix, max_keys, token, start_after)
+end
 function Client:head(key) return call(self, "head", key) end
 function Client:get(key, path) return call(self, "get", key, path) end
 function Client:put(path, key, opts) return call(self, "put", path, key, opts) end
