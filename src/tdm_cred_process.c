@@ -76,6 +76,7 @@ int tdm_credi_process(const tdm_credi_profile *p, tdm_credentials *out,
   const char *cmd = tdm_credi_get(&p->merged, "credential_process");
   char what[256], *buf = NULL, *argv[ARGS_MAX];
   int argc = 0, fds[2] = { -1, -1 }, status = 0, rc = TDM_ERR;
+  int overflow = 0;
   posix_spawn_file_actions_t fa;
   tdm_buf outb;
   pid_t pid;
@@ -118,13 +119,14 @@ int tdm_credi_process(const tdm_credi_profile *p, tdm_credentials *out,
       OPENSSL_cleanse(chunk, sizeof chunk);
       tdm_error_set(err, "EBADCREDS", "%s: %s wrote more than %d bytes",
                     what, argv[0], OUT_MAX);
+      overflow = 1;
       break;
     }
     OPENSSL_cleanse(chunk, sizeof chunk);
   }
   close(fds[0]);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (outb.len > OUT_MAX - 1) goto done;
+  if (overflow) goto done;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     tdm_error_set(err, "EBADCREDS", "%s: %s %s %d", what, argv[0],
                   WIFEXITED(status) ? "exited with status"

@@ -375,6 +375,12 @@ printf '[profile badproc]\ncredential_process = %s\n[profile noproc]\ncredential
 tdm_is "credential_process with an unknown Version" \
   "^ERR EBADCREDS\|credential_process of profile 'badproc': .*Version" \
   AWS_CONFIG_FILE="$tmp/procconf" AWS_PROFILE=badproc
+printf '#!/bin/sh\nhead -c 100000 /dev/zero | tr "\\0" x 2>/dev/null\n' >"$tmp/bigprocess.sh"
+chmod +x "$tmp/bigprocess.sh"
+printf '[profile bigproc]\ncredential_process = %s\n' "$tmp/bigprocess.sh" >>"$tmp/procconf"
+tdm_is "credential_process printing too much" \
+  "^ERR EBADCREDS\|credential_process of profile 'bigproc': .* wrote more than 65536 bytes" \
+  AWS_CONFIG_FILE="$tmp/procconf" AWS_PROFILE=bigproc
 tdm_is "credential_process that cannot run" \
   "^ERR ENOENT\|credential_process of profile 'noproc': cannot run" \
   AWS_CONFIG_FILE="$tmp/procconf" AWS_PROFILE=noproc
