@@ -10,8 +10,8 @@ local Sync = {}
 -- process no longer running left in actor `name`'s folder. Returns the
 -- names removed.
 function Sync:remove_stale_temps(name)
-  return core.sweep_temps(self.data_root .. "/actors/" .. name .. "/training_data")
-    or {}
+  local dir = core.layout.actor_dir(self.data_root, name)
+  return dir and core.sweep_temps(dir) or {}
 end
 
 --- A run's claim on an actor's transfers is an flock on the file

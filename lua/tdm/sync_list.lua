@@ -54,7 +54,8 @@ function Sync:keys_per_actor()
   local names, files, seen = core.listdir(dir) or {}, 0, 0
   table.sort(names)
   for i = 1, #names, math.max(1, #names // 8) do
-    local list = core.listdir(dir .. "/" .. names[i] .. "/training_data")
+    local tdir = core.layout.actor_dir(self.data_root, names[i])
+    local list = tdir and core.listdir(tdir)
     if list then
       seen = seen + 1
       for _, f in ipairs(list) do if self.is_image(f) then files = files + 1 end end

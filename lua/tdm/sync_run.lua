@@ -176,7 +176,7 @@ function Sync:prehash_for(o)
   table.sort(names, function(a, b) return a .. "/" < b .. "/" end)
   local dirs = {}
   for i, name in ipairs(names) do
-    dirs[i] = actors_dir .. "/" .. name .. "/training_data"
+    dirs[i] = assert(core.layout.actor_dir(self.data_root, name))
   end
   return core.prehash(dirs, self:hash_jobs(), 32)
 end
