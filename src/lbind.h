@@ -37,6 +37,13 @@ int tdm_lua_open_config(lua_State *L);
 int tdm_lua_open_layout(lua_State *L);
 int tdm_lua_open_image(lua_State *L);
 int tdm_lua_open_manifest(lua_State *L);
+int tdm_lua_open_prehash(lua_State *L);
+int tdm_lua_open_saver(lua_State *L);
+
+/* The open tdm.Prehash / tdm.ManifestSaver at `idx` (lprehash.c,
+ * lsaver.c); raise when closed or of another type. */
+tdm_prehash *tdm_lua_check_prehash(lua_State *L, int idx);
+tdm_saver *tdm_lua_check_saver(lua_State *L, int idx);
 int tdm_lua_open_sigv4(lua_State *L);
 int tdm_lua_open_s3(lua_State *L);
 int tdm_lua_open_http(lua_State *L);

@@ -34,6 +34,8 @@ static const lua_CFunction openers[] = {
   tdm_lua_open_layout,
   tdm_lua_open_image,
   tdm_lua_open_manifest,
+  tdm_lua_open_prehash,
+  tdm_lua_open_saver,
   tdm_lua_open_sigv4,
   tdm_lua_open_s3,
   tdm_lua_open_http,

@@ -1,7 +1,7 @@
 /* lmanifest.c -- Lua binding of tdm/manifest.h: the tdm.Manifest type and
- * a few helpers (manifest_open, manifest_read, actor_id, is_image_name,
- * format_utc). Policy (actor resolution, config) is in
- * lua/tdm/manifest.lua. */
+ * manifest_open, manifest_read, format_utc. The Prehash and ManifestSaver
+ * types it works with are in lprehash.c and lsaver.c. Policy (actor
+ * resolution, config) is in lua/tdm/manifest.lua. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -452,7 +452,6 @@ static void push_names(lua_State *L, const tdm_scan_item *v, size_t n,
   lua_setfield(L, -2, field);
 }
 
-static tdm_prehash *check_prehash(lua_State *L, int idx);
 
 /* scan_local([{ verify = false, jobs = 2, prehash = p }]) -> report |
  * nil, msg, code. With a prehash (core.prehash), MD5s it has for exactly
@@ -473,7 +472,7 @@ static int m_scan_local(lua_State *L) {
                                                       : "?";
       if (strcmp(k, "verify") == 0) verify = lua_toboolean(L, -1);
       else if (strcmp(k, "jobs") == 0) jobs = (int)luaL_checkinteger(L, -1);
-      else if (strcmp(k, "prehash") == 0) pre = check_prehash(L, -1);
+      else if (strcmp(k, "prehash") == 0) pre = tdm_lua_check_prehash(L, -1);
       else luaL_error(L, "scan_local: unknown option '%s'", k);
       lua_pop(L, 1);
     }
@@ -552,152 +551,6 @@ static int m_save(lua_State *L) {
   return 2;
 }
 
-/* ---- hashing ahead: the tdm.Prehash type ------------------------------ */
-
-#define PREHASH_T "tdm.Prehash"
-
-typedef struct lprehash { tdm_prehash *p; } lprehash;
-
-static tdm_prehash *check_prehash(lua_State *L, int idx) {
-  lprehash *u = luaL_checkudata(L, idx, PREHASH_T);
-  if (!u->p) luaL_error(L, "attempt to use a closed prehash");
-  return u->p;
-}
-
-/* core.prehash(dirs [, threads [, ahead]]) -> prehash: hash the image
- * files of the folders dirs (a list of training_data/ paths, in the order
- * the scans will come) on `threads` background threads (default 2), at
- * most `ahead` folders (default 4) beyond the one being scanned; pass it
- * to m:scan_local{ prehash = p }. The list is copied before any thread
- * starts. */
-static int l_prehash(lua_State *L) {
-  int threads = (int)luaL_optinteger(L, 2, 2);
-  int ahead = (int)luaL_optinteger(L, 3, 4);
-  size_t n, i;
-  const char **dirs;
-  tdm_error err;
-  lprehash *u;
-  int rc;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 3);
-  n = (size_t)luaL_len(L, 1);
-  /* the strings stay referenced by the table (argument 1) meanwhile */
-  dirs = lua_newuserdatauv(L, (n ? n : 1) * sizeof *dirs, 0);   /* 4 */
-  for (i = 0; i < n; i++) {
-    lua_geti(L, 1, (lua_Integer)i + 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      return luaL_error(L, "prehash: dirs[%d] is not a string", (int)i + 1);
-    dirs[i] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  u = lua_newuserdatauv(L, sizeof *u, 0);                       /* 5 */
-  u->p = NULL;
-  luaL_setmetatable(L, PREHASH_T);
-  rc = tdm_prehash_new(&u->p, dirs, n, threads, ahead, &err);
-  if (rc != TDM_OK) return tdm_lua_fail(L, &err);
-  return 1;
-}
-
-/* p:stats() -> { taken = n, hashed = n }: files whose MD5 scans took from
- * it, files it hashed. */
-static int p_stats(lua_State *L) {
-  uint64_t taken, hashed;
-  tdm_prehash_stats(check_prehash(L, 1), &taken, &hashed);
-  lua_createtable(L, 0, 2);
-  lua_pushinteger(L, (lua_Integer)taken);
-  lua_setfield(L, -2, "taken");
-  lua_pushinteger(L, (lua_Integer)hashed);
-  lua_setfield(L, -2, "hashed");
-  return 1;
-}
-
-/* close(), __gc, __close: stop the threads and free; safe twice. */
-static int p_close(lua_State *L) {
-  lprehash *u = luaL_checkudata(L, 1, PREHASH_T);
-  tdm_prehash_free(u->p);
-  u->p = NULL;
-  return 0;
-}
-
-static const luaL_Reg prehash_methods[] = {
-  {"stats", p_stats},
-  {"close", p_close},
-  {NULL, NULL}
-};
-
-/* ---- background saves: the tdm.ManifestSaver type -------------------- */
-
-#define SAVER_T "tdm.ManifestSaver"
-
-typedef struct lsaver { tdm_saver *s; } lsaver;
-
-static tdm_saver *check_saver(lua_State *L, int idx) {
-  lsaver *u = luaL_checkudata(L, idx, SAVER_T);
-  if (!u->s) luaL_error(L, "attempt to use a closed manifest saver");
-  return u->s;
-}
-
-/* core.manifest_saver([threads [, max_pending]]) -> saver: writes the
- * manifests handed to m:save_async on `threads` background threads
- * (default 4). Closing it (close, __gc, __close) waits for every save. */
-static int l_manifest_saver(lua_State *L) {
-  int threads = (int)luaL_optinteger(L, 1, 4);
-  int max_pending = (int)luaL_optinteger(L, 2, 0);
-  tdm_error err;
-  lsaver *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->s = NULL;
-  luaL_setmetatable(L, SAVER_T);
-  if (tdm_saver_new(&u->s, threads, max_pending, &err) != TDM_OK)
-    return tdm_lua_fail(L, &err);
-  return 1;
-}
-
-/* saver:wait() -> failures: wait for every save handed over, then return
- * (and forget) the failed ones as a list of { actor, path, message, code }
- * (empty when all were written). */
-static int s_wait(lua_State *L) {
-  tdm_saver *s = check_saver(L, 1);
-  tdm_saver_failure f;
-  lua_Integer k = 0;
-  tdm_saver_wait(s);
-  lua_newtable(L);
-  while (tdm_saver_take_failures(s, &f, 1) == 1) {
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, f.actor_name);
-    lua_setfield(L, -2, "actor");
-    lua_pushstring(L, f.path);
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, f.err.message[0] ? f.err.message : "unknown error");
-    lua_setfield(L, -2, "message");
-    lua_pushstring(L, f.err.code[0] ? f.err.code : "EIO");
-    lua_setfield(L, -2, "code");
-    lua_rawseti(L, -2, ++k);
-  }
-  return 1;
-}
-
-/* saver:pending() -> number of saves handed over and not yet written. */
-static int s_pending(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)tdm_saver_pending(check_saver(L, 1)));
-  return 1;
-}
-
-/* close(), __gc, __close: wait for the pending saves, then free (failures
- * not taken by wait() are dropped); safe to call twice. */
-static int s_close(lua_State *L) {
-  lsaver *u = luaL_checkudata(L, 1, SAVER_T);
-  tdm_saver_free(u->s);
-  u->s = NULL;
-  return 0;
-}
-
-static const luaL_Reg saver_methods[] = {
-  {"wait", s_wait},
-  {"pending", s_pending},
-  {"close", s_close},
-  {NULL, NULL}
-};
-
 /* m:save_async(saver) -> true, written | nil, msg, code: as save(), but
  * the file is written by the saver's threads, which also release the
  * manifest's lock once the new version is durable. After a written save
@@ -705,7 +558,7 @@ static const luaL_Reg saver_methods[] = {
  * ("EINVAL"). Write failures come from saver:wait(). */
 static int m_save_async(lua_State *L) {
   tdm_manifest *m = check_open(L, 1);
-  tdm_saver *s = check_saver(L, 2);
+  tdm_saver *s = tdm_lua_check_saver(L, 2);
   tdm_error err;
   int written;
   if (tdm_manifest_read_only(m))
@@ -792,15 +645,11 @@ static void createmeta(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  tdm_lua_new_closable(L, PREHASH_T, p_close, prehash_methods);
-  tdm_lua_new_closable(L, SAVER_T, s_close, saver_methods);
 }
 
 static const luaL_Reg funcs[] = {
   {"manifest_open", l_manifest_open},
   {"manifest_read", l_manifest_read},
-  {"manifest_saver", l_manifest_saver},
-  {"prehash", l_prehash},
   {"format_utc", l_format_utc},
   {NULL, NULL}
 };
