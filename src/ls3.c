@@ -177,6 +177,26 @@ static int l_head(lua_State *L) {
   return 1;
 }
 
+/* c:bucket_region() -> region | false (S3 answered without saying) |
+ * nil, msg, code (no answer): the x-amz-bucket-region of a HEAD of the
+ * bucket, which AWS sends whatever the status (also 301/400/403). */
+static int l_bucket_region(lua_State *L) {
+  lclient *u = tdm_ls3_check_client(L, 1);
+  lbatch *h = new_holder(L, 1, 1);
+  tdm_s3_job *j = &h->jobs[0];
+  int r;
+  j->op = TDM_S3_HEAD;
+  j->key = "";
+  if ((r = run(L, u, h, 1)) != 0) return r;
+  if (j->answer.bucket_region[0]) {
+    lua_pushstring(L, j->answer.bucket_region);
+    return 1;
+  }
+  if (j->http_status == 0) return job_fail(L, j);
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 /* c:get(key, path) -> { md5, bytes, etag, md5_source, attempts, ... }
  * | nil, msg, code. */
 static int l_get(lua_State *L) {
@@ -535,6 +555,7 @@ static const luaL_Reg methods[] = {
   {"queue", tdm_ls3_queue},
   {"bucket", l_bucket},
   {"region", l_region},
+  {"bucket_region", l_bucket_region},
   {"stats", l_stats},
   {"close", l_close},
   {NULL, NULL}

@@ -20,8 +20,21 @@ local numeric = { jobs = true, lock_timeout = true,
                   multipart_threshold = true, api_max_upload = true }
 
 local Config = {}
-Config.__index = Config
 Config.__name = "tdm.Config"
+
+-- public_url_base, when not set, is derived on first use from the
+-- bucket's own region (tdm.s3.bucket_region: asked of S3 once and
+-- remembered under the data root), never from the signing region.
+function Config.__index(self, k)
+  if k == "public_url_base" and rawget(self, "_derive_url_base") then
+    rawset(self, "_derive_url_base", nil)
+    local v = string.format("https://%s.s3.%s.amazonaws.com", self.bucket,
+                            require("tdm.s3").bucket_region(self))
+    rawset(self, "public_url_base", v)
+    return v
+  end
+  return Config[k]
+end
 
 --- The error object config.resolve raises: a table with `message` and
 -- `code` ("ECONFIG") that prints as its message (also in a stock lua5.4).
@@ -182,11 +195,11 @@ local function new(overrides)
     end
   end
   if self.public_url_base == nil then
-    self.public_url_base = string.format("https://%s.s3.%s.amazonaws.com",
-                                         self.bucket, self.region)
-    self._sources.public_url_base = "derived from bucket and region"
+    self._derive_url_base = true           -- see Config.__index
+    self._sources.public_url_base = "derived from the bucket's region"
+  else
+    self.public_url_base = self.public_url_base:gsub("/+$", "")
   end
-  self.public_url_base = self.public_url_base:gsub("/+$", "")
   return self
 end
 

@@ -221,6 +221,45 @@ function s3.url_for(cfg, actor_name, filename)
   return table.concat(parts, "/")
 end
 
+-- Where the bucket's region is remembered: beside the actors, one file
+-- per bucket (and endpoint: another server's bucket of the same name is
+-- another bucket).
+local function region_file(cfg)
+  local id = (cfg.bucket or "") .. "@" .. (cfg.endpoint or "aws")
+  return string.format("%s/.tdm-bucket-region.%s", cfg.data_root,
+                       (id:gsub("[^%w%.%-_@]", "_")))
+end
+
+--- tdm.s3.bucket_region(cfg) -> region: the bucket's own region, as S3
+-- says it (x-amz-bucket-region of a HEAD of the bucket), asked once and
+-- remembered under the data root. The public URL depends on it and never
+-- on the region requests are signed for (AWS_REGION, a profile's). A
+-- server that does not say (s3rver) gets the configured region, also
+-- remembered; when S3 cannot be reached, the configured region (not
+-- remembered).
+function s3.bucket_region(cfg)
+  cfg = resolve(cfg)
+  local path = region_file(cfg)
+  local f = io.open(path, "r")
+  if f then
+    local r = f:read("l")
+    f:close()
+    if r and r:match("^[a-z0-9%-]+$") then return r end
+  end
+  local c = s3.client(cfg, { max_attempts = 2, connect_timeout = 5,
+                             stall_timeout = 10 })
+  if not c then return cfg.region end
+  c.on_notice = function() end
+  local region = c._c:bucket_region()
+  c:close()
+  if region == nil then return cfg.region end
+  region = region or cfg.region
+  if core.stat(cfg.data_root) then
+    core.atomic_write(path, region .. "\n")
+  end
+  return region
+end
+
 --- tdm.s3.etag_match(path, etag [, md5]) -> bool | nil, msg, code: does
 -- the local file have this S3 ETag (plain MD5, or a multipart ETag for the
 -- part sizes clients use: 5, 8, 16, 64 MiB, ...)?

@@ -59,4 +59,36 @@ for _, redirect in ipairs { 0, 1 } do
   end)
 end
 
+t.test("public URL: the bucket's region as S3 says it, remembered", function()
+  local p = e2e.fp.start_aws { modes = "region=eu-central-1" }
+  local root = dir .. "/root-eu"
+  assert(tdm.core.mkdirs(root))
+  local cfg = assert(tdm.config { data_root = root, endpoint = p.url,
+                                  region = "us-west-1" })
+  t.eq(cfg.public_url_base,
+       "https://story-boards-assets.s3.eu-central-1.amazonaws.com",
+       "from x-amz-bucket-region, not the configured us-west-1")
+  t.eq(cfg:source("public_url_base"), "derived from the bucket's region",
+       "source")
+  p:stop()
+  local again = assert(tdm.config { data_root = root, endpoint = p.url,
+                                    region = "ap-south-1" })
+  t.eq(again.public_url_base,
+       "https://story-boards-assets.s3.eu-central-1.amazonaws.com",
+       "remembered under the data root: no request, no signing region")
+  local set = assert(tdm.config { data_root = root, endpoint = p.url,
+                                  public_url_base = "https://cdn.example/x/" })
+  t.eq(set.public_url_base, "https://cdn.example/x", "an explicit base wins")
+end)
+
+t.test("s3_url does not follow the signing region (issue 15)", function()
+  local w = e2e.world { tag = "tdmtest-url", fixture = { seed = 7 } }
+  local rc, _, err = w:tdm("sync-manifests")
+  t.eq(rc, 0, "sync-manifests: " .. err)
+  local before = w:snapshot()
+  rc, _, err = w:tdm("--region eu-west-2 sync-manifests")
+  t.eq(rc, 0, "sync-manifests signing for eu-west-2: " .. err)
+  t.eq(w:snapshot(), before, "no manifest rewritten, no s3_url changed")
+end)
+
 return t.done()
