@@ -29,7 +29,7 @@ function Config.__index(self, k)
   if k == "public_url_base" and rawget(self, "_derive_url_base") then
     rawset(self, "_derive_url_base", nil)
     local v = string.format("https://%s.s3.%s.amazonaws.com", self.bucket,
-                            require("tdm.s3").bucket_region(self))
+                            (require("tdm.s3").bucket_region(self)))
     rawset(self, "public_url_base", v)
     return v
   end

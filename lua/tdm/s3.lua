@@ -230,34 +230,50 @@ local function region_file(cfg)
                        (id:gsub("[^%w%.%-_@]", "_")))
 end
 
---- tdm.s3.bucket_region(cfg) -> region: the bucket's own region, as S3
--- says it (x-amz-bucket-region of a HEAD of the bucket), asked once and
--- remembered under the data root. The public URL depends on it and never
--- on the region requests are signed for (AWS_REGION, a profile's). A
--- server that does not say (s3rver) gets the configured region, also
--- remembered; when S3 cannot be reached, the configured region (not
--- remembered).
+--- tdm.s3.bucket_region(cfg) -> region, learned: the bucket's own
+-- region, as S3 says it (x-amz-bucket-region of a HEAD of the bucket),
+-- read from what tdm.s3.remember_bucket_region wrote under the data root,
+-- else asked (once per cfg; `learned` true: not remembered yet). The
+-- public URL depends on it and never on the region requests are signed
+-- for (AWS_REGION, a profile's). A server that does not say (s3rver) gets
+-- the configured region; when S3 cannot be reached, the configured region
+-- (learned false: not worth remembering).
 function s3.bucket_region(cfg)
   cfg = resolve(cfg)
-  local path = region_file(cfg)
-  local f = io.open(path, "r")
+  local known = rawget(cfg, "_bucket_region")
+  if known then return known[1], known[2] end
+  local f = io.open(region_file(cfg), "r")
   if f then
     local r = f:read("l")
     f:close()
-    if r and r:match("^[a-z0-9%-]+$") then return r end
+    if r and r:match("^[a-z0-9%-]+$") then
+      rawset(cfg, "_bucket_region", { r, false })
+      return r, false
+    end
   end
+  local region, learned = cfg.region, false
   local c = s3.client(cfg, { max_attempts = 2, connect_timeout = 5,
                              stall_timeout = 10 })
-  if not c then return cfg.region end
-  c.on_notice = function() end
-  local region = c._c:bucket_region()
-  c:close()
-  if region == nil then return cfg.region end
-  region = region or cfg.region
-  if core.stat(cfg.data_root) then
-    core.atomic_write(path, region .. "\n")
+  if c then
+    c.on_notice = function() end
+    local r = c._c:bucket_region()
+    c:close()
+    if r ~= nil then region, learned = r or cfg.region, true end
   end
-  return region
+  rawset(cfg, "_bucket_region", { region, learned })
+  return region, learned
+end
+
+--- tdm.s3.remember_bucket_region(cfg): write what tdm.s3.bucket_region
+-- learned under the data root (a run that writes manifests calls it; a
+-- dry run does not, so it changes nothing).
+function s3.remember_bucket_region(cfg)
+  cfg = resolve(cfg)
+  local region, learned = s3.bucket_region(cfg)
+  if learned and core.stat(cfg.data_root) then
+    core.atomic_write(region_file(cfg), region .. "\n")
+    rawset(cfg, "_bucket_region", { region, false })
+  end
 end
 
 --- tdm.s3.etag_match(path, etag [, md5]) -> bool | nil, msg, code: does

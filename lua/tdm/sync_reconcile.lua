@@ -31,17 +31,21 @@ Sync.s3_fact = s3_fact
 local CLOCK_SLACK = 1.0
 
 -- Whether the listing's view of entry `e` (obj, or nil when unlisted)
--- disagrees with what the manifest knows of the S3 object.
-local function listing_disagrees(e, obj)
+-- disagrees with what the manifest knows of the S3 object. `md5`: what
+-- the listed ETag stands for when a HEAD/GET showed it (the sidecar's
+-- memo); else the listing's own "md5", only what a plain ETag would be.
+local function listing_disagrees(e, obj, md5)
   if not e then return obj ~= nil end
   if (obj ~= nil) ~= (e.s3_present == true) then return true end
-  if obj and e.s3_md5 and obj.md5 then return obj.md5 ~= e.s3_md5 end
   if obj and e.s3_etag and obj.etag then return obj.etag ~= e.s3_etag end
+  md5 = md5 or (obj and obj.md5)
+  if obj and e.s3_md5 and md5 then return md5 ~= e.s3_md5 end
   return false
 end
 
 --- The S3 fact of `key` as it is now (HEAD): fact table, or false when
--- the object does not exist | nil, msg, code.
+-- the object does not exist | nil, msg, code. The HEAD answer itself is
+-- the second value of a fact (its md5_source, checksum).
 function Sync:confirm_s3(key)
   -- Its own client: confirmations also run inside the transfer queue's
   -- on_complete, while the main client is busy.
@@ -49,9 +53,43 @@ function Sync:confirm_s3(key)
   if not c then return nil, msg, code end
   self.confirmations = (self.confirmations or 0) + 1
   local h, hmsg, hcode = c:head(key)
-  if h then return s3_fact(h) end
+  if h then return s3_fact(h), h end
   if hcode == "S3_NoSuchKey" or hcode == "S3_NotFound" then return false end
   return nil, hmsg, hcode
+end
+
+--- A listing's fact for local entry `e` of open manifest `m` (issue 18): a
+-- listing shows no encryption, so its ETag is a change token, an MD5 only
+-- when it equals the local file's MD5 or when a HEAD/GET has shown which
+-- MD5 goes with it (remembered in the manifest's sidecar: m:s3_memo).
+-- Otherwise the object is asked for once (HEAD: MD5 metadata, a checksum
+-- compared with the local file's, or the ETag of an unencrypted object)
+-- and the answer remembered. -> fact | nil, msg, code.
+function Sync:listed_fact(m, name, obj, e)
+  local fact = s3_fact(obj)
+  local lmd5 = e and e.local_md5
+  if not lmd5 or (obj.md5 and obj.md5 == lmd5) then return fact end
+  local known = obj.etag and m:s3_memo(e.filename, obj.etag)
+  if known then
+    fact.md5 = known
+    return fact
+  end
+  local now, h, code = self:confirm_s3(self:key_for(name, e.filename))
+  if now == nil then return nil, h, code end
+  if not now or now.etag ~= obj.etag then return now end  -- changed since
+  fact.md5 = nil
+  local src = h.md5_source
+  if h.md5 then
+    fact.md5 = h.md5
+  elseif h.checksum and src == h.checksum_algorithm then
+    local mine = require("tdm.s3").checksum_file(
+      self:local_path(name, e.filename), src)
+    if mine == h.checksum then fact.md5 = lmd5 end
+  end
+  if fact.md5 and obj.etag then
+    m:set_s3_memo(e.filename, obj.etag, fact.md5, src)
+  end
+  return fact
 end
 
 --- Bring open manifest `m` up to date: scan the local folder (hashing only
@@ -83,11 +121,13 @@ function Sync:refresh(m, objects, opts)
   -- the listing is older than the manifest and disagrees with entry e.
   local function s3_view(fn, e)
     local obj = objects[fn]
-    if newer and listing_disagrees(e, obj) then
+    local memo = e and obj and obj.etag and m:s3_memo(fn, obj.etag)
+    if newer and listing_disagrees(e, obj, memo) then
       rep.confirmed[#rep.confirmed + 1] = fn
       return self:confirm_s3(self:key_for(name, fn))
     end
-    return obj and s3_fact(obj) or false
+    if not obj then return false end
+    return self:listed_fact(m, name, obj, e)
   end
   local known = {}
   for _, e in ipairs(m:get_all_images()) do

@@ -195,6 +195,12 @@ function Sync:run(o)
   -- Manifest saves are written by background threads (their fsyncs off
   -- this thread); <close> waits for them however the run ends.
   local saver <close> = core.manifest_saver(4)
+  -- the s3_urls this run writes are built on the bucket's own region:
+  -- remember it under the data root (not in a dry run: it changes nothing)
+  if not o.dry_run and self.cfg:source("public_url_base")
+                       == "derived from the bucket's region" then
+    require("tdm.s3").remember_bucket_region(self.cfg)
+  end
   local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
                   saver = saver, counted = {},
                   planned = 0, bytes_total = 0, claims = {} }

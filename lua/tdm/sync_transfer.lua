@@ -43,6 +43,9 @@ function Sync:apply_results(name, done, saver)
                 mtime = core.now() }
       end
       local facts = { ["local"] = loc, s3 = s3f }
+      -- what this ETag stands for, so the next listing needs no HEAD
+      local etag = j.op == "get" and j.obj and j.obj.etag or res.etag
+      local memo_src = j.op == "get" and (res.md5_source or "get") or "put"
       local cur = m:get_image(j.file)
       if j.was and (not cur or cur.status ~= j.was.status
                     or cur.s3_md5 ~= j.was.s3_md5 or cur.local_md5 ~= j.was.local_md5) then
@@ -59,6 +62,9 @@ function Sync:apply_results(name, done, saver)
         okk, emsg, ecode = m:add_image(facts)
       end
       if not okk then return { nil, emsg, ecode } end
+      if etag and res.md5 and facts.s3 == s3f then
+        m:set_s3_memo(j.file, etag, res.md5, memo_src)
+      end
     end
     local saved, emsg, ecode
     if saver then saved, emsg, ecode = m:save_async(saver)
@@ -112,6 +118,14 @@ function Sync:transfer_queue(o, state)
       if res.ok then
         if j.op == "get" then T.downloaded = T.downloaded + 1
         else T.uploaded = T.uploaded + 1 end
+        if j.op == "get" and res.md5_source == "none" then
+          -- nothing S3 sent vouched for the bytes (an encrypted object
+          -- without MD5 metadata or checksum): kept on its size, counted
+          T.unverified = (T.unverified or 0) + 1
+          emit(r, { actor = j.actor, file = j.file, action = "verify",
+                    result = "size only",
+                    error = "no MD5 or checksum from S3 to verify it" })
+        end
         T.bytes_transferred = T.bytes_transferred + (res.bytes or 0)
         done[j.actor] = done[j.actor] or {}
         table.insert(done[j.actor], { j, res })
