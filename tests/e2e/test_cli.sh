@@ -60,6 +60,8 @@ check_rc "mistyped option exits 2" 2 tdm-lua audit --data-rot x
 check_grep "mistyped option: did you mean" "did you mean '--data-root'" tdm-lua audit --data-rot x
 check_grep "mistyped global option: did you mean" "did you mean '--bucket'" tdm-lua --bukcet x audit
 check_rc "pull refuses --actor with 2" 2 tdm-lua pull 1 --actor 1
+check_grep "-V prints the version" "^tdm-lua [0-9]" tdm-lua -V
+check_grep "-v alone: no command, and where the version is" "no command given.*--version" tdm-lua -v
 
 # Configuration errors exit 2, each named.
 cfgerr() { # NAME PATTERN CMD...

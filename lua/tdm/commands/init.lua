@@ -139,7 +139,8 @@ function commands.main(args)
   end
   local name = args[i]
   if name == nil then
-    usage_error("no command given; run 'tdm-lua help' for the list")
+    usage_error("no command given; run 'tdm-lua help' for the list%s",
+                before[#before] == "-v" and " (-V or --version prints the version)" or "")
   end
   if name:find("/", 1, true) or name:match("%.lua$") then
     usage_error("options before a script apply only to commands; set "
