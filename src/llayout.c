@@ -72,6 +72,22 @@ static int l_manifest_path(lua_State *L) {
   return push_or_fail(L, rc, out, &err);
 }
 
+/* manifest_id(filename) -> id, digits as written | nil: the inverse of
+ * manifest_path for a file name ("00042_manifest.json" -> "0042",
+ * "00042"). */
+static int l_manifest_id(lua_State *L) {
+  char id[TDM_ACTOR_ID_MAX + 1];
+  const char *fn = luaL_checkstring(L, 1);
+  size_t nd;
+  if (!tdm_layout_manifest_id(fn, id, sizeof id, &nd)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, id);
+  lua_pushlstring(L, fn, nd);
+  return 2;
+}
+
 /* actor_dir(data_root, name) -> ".../actors/{name}/training_data". */
 static int l_actor_dir(lua_State *L) {
   char out[PATH_SZ];
@@ -210,6 +226,7 @@ static const luaL_Reg funcs[] = {
   {"actor_id", l_actor_id},
   {"id", l_id},
   {"manifest_path", l_manifest_path},
+  {"manifest_id", l_manifest_id},
   {"actor_dir", l_actor_dir},
   {"file_path", l_file_path},
   {"absolute_file_path", l_abs_file_path},

@@ -95,6 +95,18 @@ int tdm_layout_manifest_path(const char *data_root, const char *id,
                       data_root, id), outsz, "manifest path", err);
 }
 
+int tdm_layout_manifest_id(const char *filename, char *id, size_t idsz,
+                           size_t *ndigits) {
+  size_t nd = 0;
+  tdm_error err;
+  while (isdigit((unsigned char)filename[nd])) nd++;
+  if (nd == 0 || strcmp(filename + nd, "_manifest.json") != 0 ||
+      tdm_layout_id_of_digits(filename, nd, id, idsz, &err) != TDM_OK)
+    return 0;
+  if (ndigits) *ndigits = nd;
+  return 1;
+}
+
 int tdm_layout_state_path(const char *data_root, const char *id, char *out,
                           size_t outsz, tdm_error *err) {
   return fit(snprintf(out, outsz, "%s/actor_manifests/.%s_manifest.state",

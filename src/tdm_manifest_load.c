@@ -258,7 +258,6 @@ static int check_identity(vctx *c, json_t *root) {
   char nid[TDM_ACTOR_ID_MAX + 1], id[TDM_ACTOR_ID_MAX + 1];
   char fid[TDM_ACTOR_ID_MAX + 1];
   step pn[1] = {{"character_name", 0}}, pi[1] = {{"character_id", 0}};
-  size_t nd = 0;
   tdm_error sub;
   base = base ? base + 1 : c->path;
   if (tdm_actor_id(c->actor, nid, sizeof nid, &sub) != TDM_OK)
@@ -270,9 +269,7 @@ static int check_identity(vctx *c, json_t *root) {
     return bad(c, pi, 1, "character_id '%s' (actor %s) and character_name "
                "'%s' (actor %s) name different actors", cid, id, c->actor,
                nid);
-  while (base[nd] >= '0' && base[nd] <= '9') nd++;
-  if (nd > 0 && strcmp(base + nd, "_manifest.json") == 0 &&
-      tdm_layout_id_of_digits(base, nd, fid, sizeof fid, &sub) == TDM_OK &&
+  if (tdm_layout_manifest_id(base, fid, sizeof fid, NULL) &&
       strcmp(fid, id) != 0)
     return bad(c, pi, 1, "the file is actor %s's manifest, but it names "
                "actor %s ('%s')", fid, id, c->actor);

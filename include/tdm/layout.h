@@ -64,6 +64,13 @@ int tdm_layout_id_of_number(int64_t number, char *id, size_t idsz,
 int tdm_layout_manifest_path(const char *data_root, const char *id,
                              char *out, size_t outsz, tdm_error *err);
 
+/* The inverse of tdm_layout_manifest_path for a file name: the id of
+ * "{digits}_manifest.json" into id (digits as an id: "00042" -> "0042"),
+ * and the number of digits as written into *ndigits (may be NULL).
+ * Returns 1, or 0 for any other name. */
+int tdm_layout_manifest_id(const char *filename, char *id, size_t idsz,
+                           size_t *ndigits);
+
 /* The manifest's sidecar: "{data_root}/actor_manifests/.{id}_manifest.
  * state" (hidden: listings of manifests never take it for one). */
 int tdm_layout_state_path(const char *data_root, const char *id, char *out,

@@ -51,8 +51,7 @@ return function(cfg)
     end
   end
   for _, f in ipairs(manifests) do
-    local id = f:match("^(%d+)_manifest%.json$")
-    id = id and layout.id(id)
+    local id = layout.manifest_id(f)
     if id then
       local path = assert(layout.manifest_path(root, id))
       if by_id[id] then

@@ -357,7 +357,7 @@ function Run:check_unclaimed(known_ids)
   local files = core.listdir(dir) or {}
   table.sort(files)
   for _, f in ipairs(files) do
-    local id = f:match("^(%d+)_manifest%.json$")
+    local id = layout.manifest_id(f)
     if id and not self.claimed[id] and not known_ids[id] then
       local doc, err, code = Manifest.load(dir .. "/" .. f, self.cfg)
       local name = doc and type(doc.character_name) == "string"

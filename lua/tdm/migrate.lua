@@ -30,7 +30,7 @@ end
 
 --- The training_data directory of an actor.
 function migrate.training_dir(cfg, actor_name)
-  return root_of(cfg) .. "/actors/" .. actor_name .. "/training_data"
+  return (assert(core.layout.actor_dir(root_of(cfg), actor_name)))
 end
 
 --- The legacy file of an actor.

@@ -58,7 +58,7 @@ local plain = {
   ["keep planned"] = "would keep the legacy file",
 }
 -- migrate: an entry added or updated, with the status it has now.
-for _, st in ipairs({ "synced", "local_only", "s3_only", "out_of_sync", "missing" }) do
+for _, st in ipairs(core.layout.statuses) do
   plain["add " .. st] = "added to the manifest, " .. st
   plain["update " .. st] = "manifest entry updated, " .. st
 end

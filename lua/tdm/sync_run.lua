@@ -151,8 +151,8 @@ end
 local function manifest_ids(dir)
   local ids = {}
   for _, f in ipairs(core.listdir(dir) or {}) do
-    local id = f:match("^(%d+)_manifest%.json$")
-    if id then ids[#ids + 1] = id end
+    local _, digits = core.layout.manifest_id(f)
+    if digits then ids[#ids + 1] = digits end
   end
   table.sort(ids)
   return ids
@@ -163,11 +163,11 @@ end
 -- o.verify), sorted as the listing delivers them; nil when there are none.
 function Sync:prehash_for(o)
   local actors_dir = self.data_root .. "/actors"
-  local mdir = self.data_root .. "/actor_manifests/"
   local names = {}
   for _, name in ipairs(core.listdir(actors_dir) or {}) do
     if self.check_actor_name(name) and selected(o, name) and (o.verify or not
-       core.stat(mdir .. norm_id(name:match("^(%d+)")) .. "_manifest.json")) then
+       core.stat(assert(core.layout.manifest_path(self.data_root,
+                                                  core.layout.actor_id(name))))) then
       names[#names + 1] = name
     end
   end

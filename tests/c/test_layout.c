@@ -84,6 +84,20 @@ static void test_paths(void) {
   T_EQ_INT(tdm_layout_file_path("d", "0042_x", "a.jpg", out, 10, &err),
            TDM_ERR, "file path too long for the buffer");
   T_EQ_STR(err.code, "ENAMETOOLONG", "too long: code");
+  {
+    char id[TDM_ACTOR_ID_MAX + 1];
+    size_t nd = 0;
+    T_EQ_INT(tdm_layout_manifest_id("00042_manifest.json", id, sizeof id,
+                                    &nd), 1, "manifest id");
+    T_EQ_STR(id, "0042", "manifest id of 00042_manifest.json");
+    T_EQ_INT(nd, 5, "digits as written");
+    T_EQ_INT(tdm_layout_manifest_id(".0042_manifest.state", id, sizeof id,
+                                    NULL), 0, "sidecar is no manifest");
+    T_EQ_INT(tdm_layout_manifest_id("0042_manifest.json.lock", id,
+                                    sizeof id, NULL), 0, "lock file");
+    T_EQ_INT(tdm_layout_manifest_id("_manifest.json", id, sizeof id, NULL),
+             0, "no digits");
+  }
   /* local_path is the seed's relative form whatever the root */
   T_EQ_INT(tdm_layout_local_path("0042_x", "0042_x_1.jpg", out, sizeof out,
                                  &err), TDM_OK, "local_path");
