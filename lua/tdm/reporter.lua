@@ -50,6 +50,7 @@ local plain = {
   ["delete-local ok"] = "deleted locally",
   ["delete-s3 ok"] = "deleted from S3",
   ["skip ignored"] = "ignored",
+  ["hold skipped"] = "held back",
   ["skip stray key"] = "S3 object outside any actor folder, skipped",
   -- migrate: the legacy response.json
   ["delete ok"] = "legacy file deleted (its manifest is saved)",
