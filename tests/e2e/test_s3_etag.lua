@@ -9,6 +9,7 @@ local t = require "t"
 local tdm = require "tdm"
 
 local e2e = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/e2e.lua")
+e2e.needs_s3rver("rewrites objects in s3rver's storage directory")
 local PREFIX = e2e.prefix("tdmtest-etag") .. "/"
 local dir = t.tmpdir()
 local EP = os.getenv("AWS_ENDPOINT_URL")
