@@ -140,8 +140,16 @@ bench_rss() {
 # TDM_LUA at the copy, so a rebuild in the tree (others work in it) cannot
 # change or break the binary in the middle of a benchmark. Retries while
 # the binary is being relinked.
+# TDM_BENCH_SNAPSHOT=DIR uses an earlier snapshot as it is (to measure an
+# older build, e.g. main before a change landed).
 tdm_snapshot() {
   local dir=$1 i
+  if [ -n "${TDM_BENCH_SNAPSHOT:-}" ]; then
+    TDM_LUA=$TDM_BENCH_SNAPSHOT/tdm-lua TDM_SNAP=$TDM_BENCH_SNAPSHOT
+    "$TDM_LUA" -e 'require "tdm"' > /dev/null 2>&1 && return 0
+    echo "bench: $TDM_BENCH_SNAPSHOT/tdm-lua does not run" >&2
+    return 1
+  fi
   for i in 1 2 3 4 5 6 7 8 9 10; do
     rm -rf "$dir"; mkdir -p "$dir"
     if cp "$BENCH_ROOT/tdm-lua" "$dir/tdm-lua" 2>/dev/null &&
