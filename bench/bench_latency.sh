@@ -5,6 +5,7 @@
 #
 #   bench/bench_latency.sh [--actors 300,3000] [--delays 0,50,100]
 #                          [--runs R] [--copy-runs C] [--out DIR]
+#                          [--settle-with SNAPSHOT_DIR]
 #
 # Scratch and s3rver's store on /dev/shm (bench_tmpfs in bench/lib.sh).
 # Starts its own s3rver and, in front of it, tests/lib/faultproxy.js with
@@ -23,7 +24,10 @@
 #   rclone lsf -R --fast-list (the listing alone)
 #   curl ListObjectsV2        (ref: every page, each after the previous
 #                              one's token: what a sequential listing costs)
-# rclone copy takes part in the first C rounds only (--copy-runs, default
+# --settle-with DIR: the set-up's sync-manifests and pull-all run with the
+# tdm-lua in DIR (an earlier snapshot, see tdm_snapshot in bench/lib.sh),
+# e.g. one that lists page after page when the build measured trips over
+# the server during set-up. rclone copy takes part in the first C rounds only (--copy-runs, default
 # R: at N = 3000 it lists every actor's folder and hashes every local
 # file, minutes per round on a shared machine). Every run also records how many requests reached the proxy
 # and for how long at least one of them was being delayed
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     --delays) DELAYS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --copy-runs) COPY_RUNS=$2; shift 2 ;;
+    --settle-with) SETTLE=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_latency.sh: unknown argument '$1'" >&2; exit 2 ;;
@@ -102,11 +107,12 @@ for a in os.listdir(src):
         os.link(os.path.join(td, f), os.path.join(dst, a, f))
 EOF
   echo "bench_latency: N=$n: $NF objects; settling manifests" >&2
+  local lua=${SETTLE:+$SETTLE/tdm-lua}
   AWS_ENDPOINT_URL=$DIRECT TDM_DATA_ROOT=$D TDM_PREFIX=$P \
-    "$TDM_LUA" sync-manifests --quiet || exit 1
+    "${lua:-$TDM_LUA}" sync-manifests --quiet || exit 1
   sleep 2   # past the racy window of the manifests just saved
   AWS_ENDPOINT_URL=$DIRECT TDM_DATA_ROOT=$D TDM_PREFIX=$P \
-    "$TDM_LUA" pull-all --quiet || exit 1
+    "${lua:-$TDM_LUA}" pull-all --quiet || exit 1
 }
 
 # One timed run of tool T through the proxy; its request count to $REQS.
