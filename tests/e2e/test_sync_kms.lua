@@ -76,7 +76,7 @@ t.test("a second pull-all transfers nothing and asks S3 nothing", function()
 end)
 
 t.test("push-all and sync-manifests through SSE-KMS end synced", function()
-  t.write(w:lpath(NAME, NAME .. "_5.jpg"), "a new local image")
+  t.write(w:lpath(NAME, NAME .. "_5.jpg"), "\255\216\255\224\0\16JFIF\0a new local image")
   local rc, out, err = w:tdm(EP .. "push-all --json")
   t.eq(rc, 0, "push-all: " .. err)
   t.eq(summary(out).uploaded, 1, "uploaded the new one")
