@@ -167,6 +167,10 @@ static int check_field(vctx *c, json_t *obj, size_t i, const char *key,
   ok = kind == 's' ? json_is_string(v)
      : kind == 'i' ? json_is_integer(v) && json_integer_value(v) >= 0
      : json_is_number(v);
+  if (!ok && kind == 'i' && json_is_integer(v))  /* say which number */
+    return bad(c, p, 3, "expected a non-negative integer for '%s' of "
+               "training_data[%zu], got %" JSON_INTEGER_FORMAT, key, i,
+               json_integer_value(v));
   if (!ok)
     return bad(c, p, 3, "expected %s for '%s' of training_data[%zu], got %s",
                kind == 's' ? "a string" : kind == 'i'

@@ -126,10 +126,12 @@ end
 --- Why `url` is not a usable endpoint URL, or nil ("" means unset).
 function Config.endpoint_problem(url)
   if url == "" then return nil end
-  local scheme, host = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  local scheme, host, rest = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   if not scheme or (scheme ~= "http" and scheme ~= "https") then
     return "expected http://HOST[:PORT] or https://HOST[:PORT]"
   end
+  -- The S3 client signs paths from the bucket alone (tdm_s3_client.c).
+  if rest ~= "" and rest ~= "/" then return "a path or query after the host is not supported" end
   if host == "" or host:find("[%s@]") then
     return "has no usable host"
   end
