@@ -74,6 +74,16 @@ function Sync:listed_fact(m, name, obj, e)
     fact.md5 = known
     return fact
   end
+  -- a multipart ETag the local file has (part-wise MD5s, the part sizes
+  -- clients use): that is the object, remembered; else ask (HEAD), as an
+  -- encrypted object's multipart ETag says nothing
+  if obj.etag and obj.etag:find("-", 1, true) and
+     require("tdm.s3").etag_match(self:local_path(name, e.filename),
+                                  obj.etag, lmd5) then
+    fact.md5 = lmd5
+    m:set_s3_memo(e.filename, obj.etag, lmd5, "multipart-etag")
+    return fact
+  end
   local now, h, code = self:confirm_s3(self:key_for(name, e.filename))
   if now == nil then return nil, h, code end
   if not now or now.etag ~= obj.etag then return now end  -- changed since
