@@ -10,22 +10,6 @@
 
 #include "tdm_s3_xfer.h"
 
-static tdm_s3_trace_fn trace_fn;
-static int trace_debug;
-static void *trace_ud;
-
-void tdm_s3_set_trace(tdm_s3_trace_fn fn, int debug, void *ud) {
-  trace_fn = fn;
-  trace_debug = debug;
-  trace_ud = ud;
-}
-
-tdm_s3_trace_fn tdm_s3_get_trace(int *debug, void **ud) {
-  if (debug) *debug = trace_debug;
-  if (ud) *ud = trace_ud;
-  return trace_fn;
-}
-
 static void trace_attempt(xfer *x, double retry_in);
 
 double tdm_s3i_now(void) {
@@ -247,6 +231,8 @@ static int answer_error(xfer *x, tdm_error *e) {
  * the retry, or -1. */
 static void trace_attempt(xfer *x, double retry_in) {
   tdm_s3_trace t;
+  void *ud;
+  tdm_s3_trace_fn trace_fn = tdm_s3_get_trace(NULL, &ud);
   if (!trace_fn || x->traced) return;
   x->traced = 1;
   memset(&t, 0, sizeof t);
@@ -257,7 +243,7 @@ static void trace_attempt(xfer *x, double retry_in) {
   t.attempt = x->tries;
   t.ms = (tdm_s3i_now() - x->started) * 1000.0;
   t.retry_in = retry_in;
-  trace_fn(&t, trace_ud);
+  trace_fn(&t, ud);
 }
 
 void tdm_s3i_request_done(xfer *x, CURLcode rc) {
