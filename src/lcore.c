@@ -1,28 +1,10 @@
 /*
  * lcore.c -- the tdm.core Lua module: luaopen_tdm_core gathers the
- * bindings of every area of libtdm into one table.
+ * bindings of every area of libtdm into one table. What the binding
+ * files share is in lbind.c (so they do not depend on this file, which
+ * depends on them).
  */
 #include "lbind.h"
-
-int tdm_lua_fail(lua_State *L, const tdm_error *err) {
-  lua_pushnil(L);
-  lua_pushstring(L, err->message[0] ? err->message : "unknown error");
-  lua_pushstring(L, err->code[0] ? err->code : "EIO");
-  return 3;
-}
-
-void tdm_lua_new_closable(lua_State *L, const char *name,
-                          lua_CFunction close, const luaL_Reg *methods) {
-  luaL_newmetatable(L, name);
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__close");
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
 
 /* One opener per binding file; each adds its entries to the module table
  * on top of the stack and leaves the stack as it found it. */
