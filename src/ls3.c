@@ -178,7 +178,8 @@ static int l_head(lua_State *L) {
 }
 
 /* c:bucket_region() -> region | false (S3 answered without saying) |
- * nil, msg, code (no answer): the x-amz-bucket-region of a HEAD of the
+ * nil, msg, code (no answer, or an error status without the header): the
+ * x-amz-bucket-region of a HEAD of the
  * bucket, which AWS sends whatever the status (also 301/400/403). */
 static int l_bucket_region(lua_State *L) {
   lclient *u = tdm_ls3_check_client(L, 1);
@@ -192,7 +193,9 @@ static int l_bucket_region(lua_State *L) {
     lua_pushstring(L, j->answer.bucket_region);
     return 1;
   }
-  if (j->http_status == 0) return job_fail(L, j);
+  /* only a bucket that answered (2xx) without the header is "not said":
+     a 403 or 404 tells nothing about the bucket's region */
+  if (!j->ok) return job_fail(L, j);
   lua_pushboolean(L, 0);
   return 1;
 }

@@ -25,12 +25,18 @@ Config.__name = "tdm.Config"
 -- public_url_base, when not set, is derived on first use from the
 -- bucket's own region (tdm.s3.bucket_region: asked of S3 once and
 -- remembered under the data root), never from the signing region.
+-- Until the region is known (learned from S3 or remembered) the URL is
+-- built on the configured region each time and not kept, so a run that
+-- learns the region later builds its URLs on the learned one.
 function Config.__index(self, k)
   if k == "public_url_base" and rawget(self, "_derive_url_base") then
-    rawset(self, "_derive_url_base", nil)
+    local region, known = require("tdm.s3").bucket_region(self)
     local v = string.format("https://%s.s3.%s.amazonaws.com", self.bucket,
-                            (require("tdm.s3").bucket_region(self)))
-    rawset(self, "public_url_base", v)
+                            region)
+    if known ~= nil then
+      rawset(self, "_derive_url_base", nil)
+      rawset(self, "public_url_base", v)
+    end
     return v
   end
   return Config[k]

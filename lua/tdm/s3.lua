@@ -83,6 +83,13 @@ function s3.client(cfg, opts)
   end
   local c, msg, code = core.s3_client(settings)
   if not c then return nil, msg, code end
+  -- The first client of a configuration whose public URL follows the
+  -- bucket's region asks S3 for it (once per cfg, before any s3_url is
+  -- built by the code that wanted this client).
+  if rawget(cfg, "_derive_url_base") and not rawget(cfg, "_region_asked") then
+    rawset(cfg, "_region_asked", true)
+    s3.learn_bucket_region(cfg)
+  end
   return setmetatable({ _c = c, cfg = cfg }, Client)
 end
 
@@ -230,16 +237,9 @@ local function region_file(cfg)
                        (id:gsub("[^%w%.%-_@]", "_")))
 end
 
---- tdm.s3.bucket_region(cfg) -> region, learned: the bucket's own
--- region, as S3 says it (x-amz-bucket-region of a HEAD of the bucket),
--- read from what tdm.s3.remember_bucket_region wrote under the data root,
--- else asked (once per cfg; `learned` true: not remembered yet). The
--- public URL depends on it and never on the region requests are signed
--- for (AWS_REGION, a profile's). A server that does not say (s3rver) gets
--- the configured region; when S3 cannot be reached, the configured region
--- (learned false: not worth remembering).
-function s3.bucket_region(cfg)
-  cfg = resolve(cfg)
+-- The region remembered for cfg's bucket (this process, else the file
+-- under the data root), or nil.
+local function known_region(cfg)
   local known = rawget(cfg, "_bucket_region")
   if known then return known[1], known[2] end
   local f = io.open(region_file(cfg), "r")
@@ -251,26 +251,52 @@ function s3.bucket_region(cfg)
       return r, false
     end
   end
-  local region, learned = cfg.region, false
-  local c = s3.client(cfg, { max_attempts = 2, connect_timeout = 5,
-                             stall_timeout = 10 })
-  if c then
-    c.on_notice = function() end
-    local r = c._c:bucket_region()
-    c:close()
-    if r ~= nil then region, learned = r or cfg.region, true end
-  end
-  rawset(cfg, "_bucket_region", { region, learned })
-  return region, learned
+  return nil
 end
 
---- tdm.s3.remember_bucket_region(cfg): write what tdm.s3.bucket_region
--- learned under the data root (a run that writes manifests calls it; a
--- dry run does not, so it changes nothing).
+--- tdm.s3.bucket_region(cfg) -> region, known: the bucket's own region as
+-- far as it is known without asking S3: what tdm.s3.learn_bucket_region
+-- learned in this process or remembered under the data root; else the
+-- configured region with `known` nil (a local-only operation never
+-- reaches the network for it). The public URL depends on it and never on
+-- the region requests are signed for (AWS_REGION, a profile's).
+function s3.bucket_region(cfg)
+  cfg = resolve(cfg)
+  local r, learned = known_region(cfg)
+  if r then return r, learned end
+  return cfg.region, nil
+end
+
+--- tdm.s3.learn_bucket_region(cfg) -> region: ask S3 for the bucket's
+-- region (x-amz-bucket-region of a HEAD of the bucket) unless it is known
+-- already; a run that talks to S3 calls it before it builds any s3_url.
+-- A server that answers without saying (s3rver) gets the configured
+-- region; when S3 cannot be reached or refuses, nothing is learned (the
+-- configured region is used, not remembered).
+function s3.learn_bucket_region(cfg)
+  cfg = resolve(cfg)
+  local r = known_region(cfg)
+  if r then return r end
+  rawset(cfg, "_region_asked", true)
+  local c = s3.client(cfg, { max_attempts = 2, connect_timeout = 5,
+                             stall_timeout = 10 })
+  if not c then return cfg.region end
+  c.on_notice = function() end
+  local said = c._c:bucket_region()
+  c:close()
+  if said == nil then return cfg.region end
+  local region = said or cfg.region
+  rawset(cfg, "_bucket_region", { region, true })
+  return region
+end
+
+--- tdm.s3.remember_bucket_region(cfg): write what tdm.s3.learn_bucket_region
+-- learned under the data root (a run that wrote manifests calls it; a
+-- dry run or a failed run does not, so they change nothing).
 function s3.remember_bucket_region(cfg)
   cfg = resolve(cfg)
-  local region, learned = s3.bucket_region(cfg)
-  if learned and core.stat(cfg.data_root) then
+  local region, learned = known_region(cfg)
+  if region and learned and core.stat(cfg.data_root) then
     core.atomic_write(region_file(cfg), region .. "\n")
     rawset(cfg, "_bucket_region", { region, false })
   end

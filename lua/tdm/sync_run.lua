@@ -195,12 +195,6 @@ function Sync:run(o)
   -- Manifest saves are written by background threads (their fsyncs off
   -- this thread); <close> waits for them however the run ends.
   local saver <close> = core.manifest_saver(4)
-  -- the s3_urls this run writes are built on the bucket's own region:
-  -- remember it under the data root (not in a dry run: it changes nothing)
-  if not o.dry_run and self.cfg:source("public_url_base")
-                       == "derived from the bucket's region" then
-    require("tdm.s3").remember_bucket_region(self.cfg)
-  end
   local state = { totals = new_totals(), queue = {}, final = {}, dirs = {},
                   saver = saver, counted = {},
                   planned = 0, bytes_total = 0, claims = {} }
@@ -210,6 +204,12 @@ function Sync:run(o)
   local _ <close> = setmetatable({}, { __close = function()
     if state.tx then state.tx:close(); state.tx = nil end
     for actor in pairs(state.claims) do self:release_claim(state, actor) end
+    -- the s3_urls written are built on the bucket's region the run's
+    -- client learned: remember it, once manifests carry it (a dry run or
+    -- a run that wrote nothing changes nothing under the data root)
+    if not o.dry_run and state.totals.manifests_written > 0 then
+      require("tdm.s3").remember_bucket_region(self.cfg)
+    end
   end })
   local T, r = state.totals, o.reporter
   local processed, processed_ids = {}, {}

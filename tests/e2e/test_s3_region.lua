@@ -66,6 +66,11 @@ t.test("public URL: the bucket's region as S3 says it, remembered", function()
   local cfg = assert(tdm.config { data_root = root, endpoint = p.url,
                                   region = "us-west-1" })
   t.eq(cfg.public_url_base,
+       "https://story-boards-assets.s3.us-west-1.amazonaws.com",
+       "before any client: the configured region, no request made")
+  t.eq(p:stats().requests, 0, "a local-only use asks nothing")
+  assert(tdm.s3.client(cfg)):close()
+  t.eq(cfg.public_url_base,
        "https://story-boards-assets.s3.eu-central-1.amazonaws.com",
        "from x-amz-bucket-region, not the configured us-west-1")
   t.eq(cfg:source("public_url_base"), "derived from the bucket's region",
