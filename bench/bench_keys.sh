@@ -46,6 +46,7 @@ unset TDM_CONFIG TDM_JOBS
 mkdir -p "$OUT"
 bench_init "$OUT/results.tsv"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BUILD=${TDM_BENCH_SNAPSHOT:-$(git rev-parse --short HEAD)}   # what is measured
 
 # bench_rss with the s3rver's CPU over the same run in the note column.
 rss_srv() {
@@ -81,7 +82,7 @@ done
 
 {
   echo "<!-- bench/bench_keys.sh --actors $ACTORS;" \
-    "$(date -u +%Y-%m-%dT%H:%MZ); tdm $(git rev-parse --short HEAD);" \
+    "$(date -u +%Y-%m-%dT%H:%MZ); tdm $BUILD;" \
     "load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg)" \
     "at end -->"
   echo

@@ -79,6 +79,7 @@ mkdir -p "$OUT"
 bench_init "$OUT/results.tsv"
 REQS=$OUT/requests.tsv; : > "$REQS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BUILD=${TDM_BENCH_SNAPSHOT:-$(git rev-parse --short HEAD)}   # what is measured
 
 proxy() { curl -s -X "$1" "$PROXY/__$2" ${3:+-d "$3"}; }
 # "REQUESTS<TAB>DELAYED_MS": requests since the last reset, and the time
@@ -170,7 +171,7 @@ done
 {
   echo "<!-- bench/bench_latency.sh --actors $ACTORS --delays $DELAYS" \
     "--runs $RUNS; $(date -u +%Y-%m-%dT%H:%MZ); tdm" \
-    "$(git rev-parse --short HEAD); load average $LOAD_START at start," \
+    "$BUILD; load average $LOAD_START at start," \
     "$(cut -d' ' -f1-3 /proc/loadavg) at end -->"
   echo
   python3 bench/report.py "$OUT/results.tsv"
