@@ -20,10 +20,13 @@ local KEY_ID = os.getenv("RGW_KMS_KEY_ID") or "tdm-test-key-1"
 local BUCKET = "story-boards-assets"
 local MiB = 1024 * 1024
 
--- Bytes of a given size, different for every `seed`.
-local function bytes(size, seed)
+-- Bytes of a given size, different for every `seed`, starting as a JPEG
+-- (or, for `png`, a PNG) does: tdm checks an image's first bytes.
+local MAGIC = { jpg = "\xff\xd8\xff\xe0\0\x10JFIF\0", png = "\x89PNG\r\n\x1a\n" }
+local function bytes(size, seed, ext)
   local unit = string.format("%08d-kms-test-image-bytes|", seed)
-  return (string.rep(unit, size // #unit + 1)):sub(1, size)
+  local head = MAGIC[ext or "jpg"]
+  return head .. (string.rep(unit, size // #unit + 1)):sub(1, size - #head)
 end
 
 --- Objects uploaded by other tools, under `prefix` through `endpoint`:
@@ -46,7 +49,7 @@ local function other_tools(w, endpoint, actor)
   local py = {}
   for i, f in ipairs(files) do
     local path = src .. "/" .. f.name
-    local data = bytes(f.size, 100 + i)
+    local data = bytes(f.size, 100 + i, f.name:match("%.(%w+)$"))
     t.write(path, data)
     local key = w.prefix .. "/" .. actor .. "/" .. f.name
     objs[key] = core.md5_file(path)
