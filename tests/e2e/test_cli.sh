@@ -43,7 +43,8 @@ check_rc "a stale --help block is caught" 1 \
 # and keys decide, as for `aws --profile` (a new user's first run).
 mkdir -p "$tmp/home/.aws"
 printf '[profile lab]\nregion = eu-west-3\nendpoint_url = %s\n' "$AWS_ENDPOINT_URL" > "$tmp/home/.aws/config"
-printf '[lab]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' > "$tmp/home/.aws/credentials"
+printf '[lab]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+  "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$tmp/home/.aws/credentials"
 prof() { env -u AWS_ENDPOINT_URL -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_REGION \
            HOME="$tmp/home" "$@"; }
 check_grep "--profile: endpoint from the profile" "^endpoint +$AWS_ENDPOINT_URL +profile 'lab'" \
