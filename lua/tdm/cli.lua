@@ -26,7 +26,8 @@ cli.EXIT = { OK = 0, FINDINGS = 1, PARTIAL = 1, USAGE = 2, INTERRUPTED = 130 }
 --- Error codes that mean "the configuration or the command line is wrong"
 -- rather than "the world failed": a run that meets one exits 2.
 cli.CONFIG_CODES = { ECONFIG = true, EUSAGE = true, ENOCREDS = true, EBADCREDS = true,
-                     S3_NoSuchBucket = true, S3_InvalidBucketName = true }
+                     S3_NoSuchBucket = true, S3_InvalidBucketName = true,
+                     S3_InvalidAccessKeyId = true, S3_SignatureDoesNotMatch = true }
 
 -- The error object of a usage or configuration error: prints as its
 -- message (also in a stock lua5.4); the host exits with exit_code.

@@ -138,8 +138,9 @@ add { name = "S3 error body is HTML (502)", proxy = { mode = "html502" },
 add { name = "S3 error body is plain text (500)", proxy = { mode = "text500" },
       args = PULL_ALL, exit = 1, unchanged = "all",
       expect = { "s3://story-boards-assets/{P}/", "500" } }
+-- Credentials S3 refuses are a configuration error, as none are (exit 2).
 add { name = "wrong credentials (403 SignatureDoesNotMatch)",
-      proxy = { mode = "auth403" }, args = PULL_ALL, exit = 1,
+      proxy = { mode = "auth403" }, args = PULL_ALL, exit = 2,
       unchanged = "all", check = no_retry(2),
       expect = { "s3://story-boards-assets/{P}/", "SignatureDoesNotMatch" } }
 add { name = "wrong region (400 AuthorizationHeaderMalformed)",

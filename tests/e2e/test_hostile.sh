@@ -54,4 +54,12 @@ bad_manifest "ids of two actors" "character_id '0003' .* name different actors" 
 # Names with '..' on the command line are refused as usage errors.
 check_rc "push ../../etc exits 2" 2 tdm-lua push ../../etc
 check_grep "pull ACTOR/..: the reason" "contains a path separator" tdm-lua pull "$a/../.."
+
+# Credentials S3 refuses are the configuration's fault: exit 2, the reason
+# and the advice, never the secret (was exit 1, as for one failed actor).
+check_rc "an access key S3 does not know exits 2" 2 \
+  env AWS_ACCESS_KEY_ID=NOSUCHKEY4711 AWS_SECRET_ACCESS_KEY=hush-hush-0815 tdm-lua sync-manifests -q
+out=$(env AWS_ACCESS_KEY_ID=NOSUCHKEY4711 AWS_SECRET_ACCESS_KEY=hush-hush-0815 tdm-lua pull-all 2>&1)
+grep -q "InvalidAccessKeyId.*check AWS_ACCESS_KEY_ID" <<<"$out" && pass || fail "unknown key: expected InvalidAccessKeyId and advice, got: $out"
+grep -q "hush-hush-0815" <<<"$out" && fail "the secret was printed: $out" || pass
 finish
