@@ -226,6 +226,26 @@ static int l_manifest_read(lua_State *L) {
   return 1;
 }
 
+/* manifest_repair_identity(actor_name, { data_root =, lock_timeout = })
+ * -> true | nil, msg, code: audit --fix's repair of a manifest naming
+ * another actor than its file, when unambiguous. */
+static int l_manifest_repair_identity(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  tdm_manifest_opts o;
+  tdm_error err;
+  int repaired;
+  memset(&o, 0, sizeof o);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "data_root");
+  o.data_root = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 2, "lock_timeout");
+  o.lock_timeout = (double)luaL_optnumber(L, -1, 0);
+  if (tdm_manifest_repair_identity(name, &o, &repaired, &err) != TDM_OK)
+    return tdm_lua_fail(L, &err);
+  lua_pushboolean(L, repaired);
+  return 1;
+}
+
 /* format_utc(ts) -> "YYYY-MM-DDTHH:MM:SS.ffffff" (UTC). */
 static int l_format_utc(lua_State *L) {
   char buf[40];
@@ -650,6 +670,7 @@ static void createmeta(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"manifest_open", l_manifest_open},
   {"manifest_read", l_manifest_read},
+  {"manifest_repair_identity", l_manifest_repair_identity},
   {"format_utc", l_format_utc},
   {NULL, NULL}
 };

@@ -180,6 +180,18 @@ int tdm_manifest_save(tdm_manifest *m, int *written, tdm_error *err);
  * dirty), appended to `out`. */
 int tdm_manifest_encode(tdm_manifest *m, tdm_buf *out, tdm_error *err);
 
+/* Repair a manifest of `actor_name` that names another actor than its
+ * file, when the intent is unambiguous (audit --fix): the file is
+ * {id}_manifest.json of this actor and exactly one field disagrees --
+ * character_id (rewritten to the id) or character_name (rewritten to
+ * actor_name, only when no entry is named for the other actor). Under the
+ * manifest's lock; the result is validated before it is written
+ * atomically. *repaired = 1 when written; "BADMANIFEST" saying why when
+ * nothing can be decided. */
+int tdm_manifest_repair_identity(const char *actor_name,
+                                 const tdm_manifest_opts *opts,
+                                 int *repaired, tdm_error *err);
+
 /* ---- the sidecar: what vouched for MD5s -----------------------------------
  *
  * Beside each manifest (whose schema stays the seed's) a hidden sidecar,

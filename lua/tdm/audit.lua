@@ -221,7 +221,12 @@ function Run:audit_actor(name, objects)
   if exists then
     local doc, err, code = Manifest.load(mpath, self.cfg)
     if not doc then
-      self:finding("bad_manifest", name, mfile, err or code)
+      -- --fix repairs a manifest naming another actor only when the
+      -- intent is unambiguous (the core decides; see docs/manifest.md)
+      local fixed = self.fix and code == "BADMANIFEST" and
+        core.manifest_repair_identity(name, { data_root = self.cfg.data_root,
+                                              lock_timeout = self.cfg.lock_timeout })
+      self:finding("bad_manifest", name, mfile, err or code, fixed or false)
       return
     end
     for _, e in ipairs(type(doc.training_data) == "table" and doc.training_data or {}) do

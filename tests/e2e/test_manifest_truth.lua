@@ -110,5 +110,29 @@ t.test("a manifest naming another actor: writes refused, both ids named", functi
        .. tostring(amsg))
 end)
 
+t.test("audit --fix repairs an identity only when unambiguous", function()
+  local function make(name, text)
+    assert(core.mkdirs(w:tdir(name)))
+    t.write(w:lpath(name, name .. "_0.jpg"), JPEG .. name)
+    t.write(w:mpath(name), text)
+  end
+  -- the name is this actor's, the id another: the id follows the name
+  make("0090_fixable", '{"character_id": "0091", "character_name": '
+       .. '"0090_fixable", "training_data": []}')
+  -- both name another actor: nothing can be decided
+  local both = '{"character_id": "0093", "character_name": "0093_x", '
+               .. '"training_data": []}'
+  make("0092_ambiguous", both)
+  local rc, out = w:tdm("audit --fix --json --actor 90 --actor 92")
+  t.eq(rc, 1, "findings reported")
+  t.ok(out:find('"fixed":true', 1, true), "one repaired: " .. out)
+  local doc = assert(tdm.Manifest.load(w:mpath("0090_fixable"), w.cfg))
+  t.eq({ doc.character_id, doc.character_name }, { "0090", "0090_fixable" },
+       "0090's identity repaired")
+  t.eq(t.read(w:mpath("0092_ambiguous")), both, "the ambiguous one untouched")
+  rc, out = w:tdm("audit --json --actor 92")
+  t.ok(out:find("bad_manifest", 1, true), "still reported: " .. out)
+end)
+
 w:cleanup()
 t.done()
