@@ -258,17 +258,20 @@ function API:delete_training_image(actor_id, filename, opts)
   local ok
   ok, msg, code = check_filename(filename)
   if not ok then return nil, msg, code end
-  local c
-  c, msg, code = self:client()
+  local m <close>, c, ccode = self:open_for_change(id)
+  if not m then return nil, c, ccode end
+  return self:delete_locked(m, c, id, filename, opts.s3)
+end
+
+-- Actor `id`'s manifest, open (locked), and the S3 client, for a change
+-- of both: m, c | nil, msg, code.
+function API:open_for_change(id)
+  local c, msg, code = self:client()
   if not c then return nil, msg, code end
   local m
   m, msg, code = self:open_manifest(id)
   if not m then return nil, msg, code end
-  local pok, result, rmsg, rcode = pcall(self.delete_locked, self, m, c, id,
-                                         filename, opts.s3)
-  m:close()
-  if not pok then error(result, 0) end
-  return result, rmsg, rcode
+  return m, c
 end
 
 -- delete_training_image with the manifest `m` open (locked).
@@ -413,47 +416,38 @@ function API:upload_training_images(actor_id, files)
     if not it then return nil, emsg, ecode end
     items[n] = it
   end
-  local c
-  c, msg, code = self:client()
-  if not c then return nil, msg, code end
-  local m
-  m, msg, code = self:open_manifest(id)
-  if not m then return nil, msg, code end
-  local ok, res, rmsg, rcode = pcall(function()
-    local name = m:actor_name()
-    local dir = self:training_dir(name)
-    local made, derr, dcode = core.mkdirs(dir)
-    if not made then return nil, derr, dcode end
-    local idx, ierr, icode = self:next_index(m, name, c)
-    if not idx then return nil, ierr, icode end
-    local out = { actor_id = id, actor_name = name, files = API.array(),
-                  uploaded_count = 0, failed_count = 0 }
-    for _, it in ipairs(items) do
-      local r
-      for _ = 1, MAX_NAME_TRIES do
-        local fn = assert(core.layout.image_name(name, idx, it.ext))
-        idx = idx + 1
-        r = self:upload_one(m, c, name, fn, dir .. "/" .. fn, it)
-        if not r.taken then break end
-      end
-      if r.taken then
-        r = { filename = r.filename, code = "ETAKEN", error = string.format(
-          "no free name after %d tries (another writer is adding images to "
-          .. "%s)", MAX_NAME_TRIES, name) }
-      end
-      r.source = it.source
-      out.files[#out.files + 1] = r
-      if r.error then
-        out.failed_count = out.failed_count + 1
-      else
-        out.uploaded_count = out.uploaded_count + 1
-      end
+  local m <close>, c, ccode = self:open_for_change(id)
+  if not m then return nil, c, ccode end
+  local name = m:actor_name()
+  local dir = self:training_dir(name)
+  local made, derr, dcode = core.mkdirs(dir)
+  if not made then return nil, derr, dcode end
+  local idx, ierr, icode = self:next_index(m, name, c)
+  if not idx then return nil, ierr, icode end
+  local out = { actor_id = id, actor_name = name, files = API.array(),
+                uploaded_count = 0, failed_count = 0 }
+  for _, it in ipairs(items) do
+    local r
+    for _ = 1, MAX_NAME_TRIES do
+      local fn = assert(core.layout.image_name(name, idx, it.ext))
+      idx = idx + 1
+      r = self:upload_one(m, c, name, fn, dir .. "/" .. fn, it)
+      if not r.taken then break end
     end
-    return out
-  end)
-  m:close()
-  if not ok then error(res, 0) end
-  return res, rmsg, rcode
+    if r.taken then
+      r = { filename = r.filename, code = "ETAKEN", error = string.format(
+        "no free name after %d tries (another writer is adding images to "
+        .. "%s)", MAX_NAME_TRIES, name) }
+    end
+    r.source = it.source
+    out.files[#out.files + 1] = r
+    if r.error then
+      out.failed_count = out.failed_count + 1
+    else
+      out.uploaded_count = out.uploaded_count + 1
+    end
+  end
+  return out
 end
 
 -- S3 codes that mean "the key exists": the write was refused by

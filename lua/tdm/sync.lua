@@ -166,28 +166,22 @@ function Sync:auto_initialize_manifest(actor, opts)
                               .. "under %s", name, self:key_for(name, "")), "ENOACTOR"
   end
   if self.before_lock then self.before_lock(name) end
-  local m
-  m, msg, code = manifest_mod().open(name, self.cfg,
-                                     { read_only = opts.dry_run })
-  if not m then return nil, msg, code end
-  local ok, res = pcall(function()
-    local rep, emsg, ecode = self:refresh(m, objects, opts)
-    if not rep then return { nil, emsg, ecode } end
-    rep.actor = name
-    rep.created = not m:exists()
-    rep.would_write = m:dirty()
-    rep.written = false
-    if not opts.dry_run then
-      local saved, written, sc = m:save()
-      if not saved then return { nil, written, sc } end
-      rep.written = written
-    end
-    rep.statistics = m:statistics()
-    return { rep }
-  end)
-  m:close()
-  if not ok then error(res, 0) end
-  return table.unpack(res, 1, 3)
+  local m <close>, mmsg, mcode = manifest_mod().open(name, self.cfg,
+                                                     { read_only = opts.dry_run })
+  if not m then return nil, mmsg, mcode end
+  local rep, emsg, ecode = self:refresh(m, objects, opts)
+  if not rep then return nil, emsg, ecode end
+  rep.actor = name
+  rep.created = not m:exists()
+  rep.would_write = m:dirty()
+  rep.written = false
+  if not opts.dry_run then
+    local saved, written, sc = m:save()
+    if not saved then return nil, written, sc end
+    rep.written = written
+  end
+  rep.statistics = m:statistics()
+  return rep
 end
 
 --- The seed's sync_actor_training_data: refresh the actor's manifest, then
@@ -230,55 +224,50 @@ end
 --- After a pull (push) with delete: remove the local (S3) copies of what
 -- the other side lacks, and their entries, under the manifest's lock.
 function Sync:delete_unmatched(name, direction, r, T)
-  local m, msg, code = manifest_mod().open(name, self.cfg)
-  if not m then return nil, msg, code end
-  local ok, res = pcall(function()
-    local victims = {}
-    for _, e in ipairs(m:get_all_images()) do
-      if (direction == "pull" and e.status == "local_only")
-         or (direction == "push" and e.status == "s3_only") then
-        victims[#victims + 1] = e.filename
-      end
+  local m <close>, mmsg, mcode = manifest_mod().open(name, self.cfg)
+  if not m then return nil, mmsg, mcode end
+  local victims = {}
+  for _, e in ipairs(m:get_all_images()) do
+    if (direction == "pull" and e.status == "local_only")
+       or (direction == "push" and e.status == "s3_only") then
+      victims[#victims + 1] = e.filename
     end
-    if #victims == 0 then return { true } end
-    if direction == "pull" then
-      for _, fn in ipairs(victims) do
-        local okr, rerr = os.remove(self:local_path(name, fn))
-        if okr or not core.stat(self:local_path(name, fn)) then
-          m:remove_image(fn)
-          T.deleted = T.deleted + 1
-          emit(r, { actor = name, file = fn, action = "delete-local", result = "ok" })
-        else
-          fail(r, name, fn, "delete " .. self:local_path(name, fn) .. ": " .. tostring(rerr), "EIO")
-        end
-      end
-    else
-      local c, cmsg, ccode = self:client()
-      if not c then return { nil, cmsg, ccode } end
-      local keys, by_key = {}, {}
-      for _, fn in ipairs(victims) do
-        local k = self:key_for(name, fn)
-        keys[#keys + 1] = k
-        by_key[k] = fn
-      end
-      local res, dmsg, dcode = c:delete_many(keys)
-      if not res then return { nil, dmsg, dcode } end
-      for _, k in ipairs(res.deleted or {}) do
-        m:remove_image(by_key[k])
+  end
+  if #victims == 0 then return true end
+  if direction == "pull" then
+    for _, fn in ipairs(victims) do
+      local okr, rerr = os.remove(self:local_path(name, fn))
+      if okr or not core.stat(self:local_path(name, fn)) then
+        m:remove_image(fn)
         T.deleted = T.deleted + 1
-        emit(r, { actor = name, file = by_key[k], action = "delete-s3", result = "ok" })
-      end
-      for _, e in ipairs(res.errors or {}) do
-        fail(r, name, by_key[e.key], "delete " .. tostring(e.key) .. ": " .. tostring(e.message), e.code)
+        emit(r, { actor = name, file = fn, action = "delete-local", result = "ok" })
+      else
+        fail(r, name, fn, "delete " .. self:local_path(name, fn) .. ": " .. tostring(rerr), "EIO")
       end
     end
-    local saved, smsg, scode = m:save()
-    if not saved then return { nil, smsg, scode } end
-    return { true }
-  end)
-  m:close()
-  if not ok then error(res, 0) end
-  return table.unpack(res, 1, 3)
+  else
+    local c, cmsg, ccode = self:client()
+    if not c then return nil, cmsg, ccode end
+    local keys, by_key = {}, {}
+    for _, fn in ipairs(victims) do
+      local k = self:key_for(name, fn)
+      keys[#keys + 1] = k
+      by_key[k] = fn
+    end
+    local res, dmsg, dcode = c:delete_many(keys)
+    if not res then return nil, dmsg, dcode end
+    for _, k in ipairs(res.deleted or {}) do
+      m:remove_image(by_key[k])
+      T.deleted = T.deleted + 1
+      emit(r, { actor = name, file = by_key[k], action = "delete-s3", result = "ok" })
+    end
+    for _, e in ipairs(res.errors or {}) do
+      fail(r, name, by_key[e.key], "delete " .. tostring(e.key) .. ": " .. tostring(e.message), e.code)
+    end
+  end
+  local saved, smsg, scode = m:save()
+  if not saved then return nil, smsg, scode end
+  return true
 end
 
 for _, part in ipairs { "tdm.sync_list", "tdm.sync_reconcile", "tdm.sync_transfer",

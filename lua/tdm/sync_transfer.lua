@@ -23,58 +23,53 @@ local SAVE_EVERY = 2.0
 -- may be older than that record: the local file is hashed and the object
 -- asked for (HEAD) instead. Returns true | nil, msg, code.
 function Sync:apply_results(name, done, saver)
-  local m, msg, code = manifest_mod().open(name, self.cfg)
-  if not m then return nil, msg, code end
-  local ok, res = pcall(function()
-    for _, d in ipairs(done) do
-      local j, res = d[1], d[2]
-      -- Both sides are facts now: the bytes just moved are on both, with
-      -- the MD5 the transfer verified (a reopened manifest knows an
-      -- out_of_sync entry's S3 MD5 only from this report).
-      local st = core.stat(j.path)
-      local loc = { md5 = res.md5, size = res.bytes,
-                    mtime = st and st.mtime or core.now() }
-      local s3f
-      if j.op == "get" then
-        s3f = j.obj and self.s3_fact(j.obj) or { size = res.bytes }
-        s3f.md5 = res.md5
-      else
-        s3f = { md5 = res.md5, etag = res.etag, size = res.bytes,
-                mtime = core.now() }
-      end
-      local facts = { ["local"] = loc, s3 = s3f }
-      -- what this ETag stands for, so the next listing needs no HEAD
-      local etag = j.op == "get" and j.obj and j.obj.etag or res.etag
-      local memo_src = j.op == "get" and (res.md5_source or "get") or "put"
-      local cur = m:get_image(j.file)
-      if j.was and (not cur or cur.status ~= j.was.status
-                    or cur.s3_md5 ~= j.was.s3_md5 or cur.local_md5 ~= j.was.local_md5) then
-        local now_s3, hmsg, hcode = self:confirm_s3(j.key)
-        if now_s3 == nil then return { nil, hmsg, hcode } end
-        facts = { ["local"] = core.stat(j.path) and true or false, s3 = now_s3 }
-      end
-      local okk, emsg, ecode = true, nil, nil
-      if cur or facts["local"] or facts.s3 then
-        okk, emsg, ecode = m:update_image(j.file, facts)
-      end
-      if not okk and ecode == "ENOENT" then
-        facts.filename = j.file
-        okk, emsg, ecode = m:add_image(facts)
-      end
-      if not okk then return { nil, emsg, ecode } end
-      if etag and res.md5 and facts.s3 == s3f then
-        m:set_s3_memo(j.file, etag, res.md5, memo_src)
-      end
+  local m <close>, mmsg, mcode = manifest_mod().open(name, self.cfg)
+  if not m then return nil, mmsg, mcode end
+  for _, d in ipairs(done) do
+    local j, res = d[1], d[2]
+    -- Both sides are facts now: the bytes just moved are on both, with
+    -- the MD5 the transfer verified (a reopened manifest knows an
+    -- out_of_sync entry's S3 MD5 only from this report).
+    local st = core.stat(j.path)
+    local loc = { md5 = res.md5, size = res.bytes,
+                  mtime = st and st.mtime or core.now() }
+    local s3f
+    if j.op == "get" then
+      s3f = j.obj and self.s3_fact(j.obj) or { size = res.bytes }
+      s3f.md5 = res.md5
+    else
+      s3f = { md5 = res.md5, etag = res.etag, size = res.bytes,
+              mtime = core.now() }
     end
-    local saved, emsg, ecode
-    if saver then saved, emsg, ecode = m:save_async(saver)
-    else saved, emsg, ecode = m:save() end
-    if not saved then return { nil, emsg, ecode } end
-    return { true, m:statistics() }
-  end)
-  m:close()
-  if not ok then error(res, 0) end
-  return table.unpack(res, 1, 3)
+    local facts = { ["local"] = loc, s3 = s3f }
+    -- what this ETag stands for, so the next listing needs no HEAD
+    local etag = j.op == "get" and j.obj and j.obj.etag or res.etag
+    local memo_src = j.op == "get" and (res.md5_source or "get") or "put"
+    local cur = m:get_image(j.file)
+    if j.was and (not cur or cur.status ~= j.was.status
+                  or cur.s3_md5 ~= j.was.s3_md5 or cur.local_md5 ~= j.was.local_md5) then
+      local now_s3, hmsg, hcode = self:confirm_s3(j.key)
+      if now_s3 == nil then return nil, hmsg, hcode end
+      facts = { ["local"] = core.stat(j.path) and true or false, s3 = now_s3 }
+    end
+    local okk, emsg, ecode = true, nil, nil
+    if cur or facts["local"] or facts.s3 then
+      okk, emsg, ecode = m:update_image(j.file, facts)
+    end
+    if not okk and ecode == "ENOENT" then
+      facts.filename = j.file
+      okk, emsg, ecode = m:add_image(facts)
+    end
+    if not okk then return nil, emsg, ecode end
+    if etag and res.md5 and facts.s3 == s3f then
+      m:set_s3_memo(j.file, etag, res.md5, memo_src)
+    end
+  end
+  local saved, emsg, ecode
+  if saver then saved, emsg, ecode = m:save_async(saver)
+  else saved, emsg, ecode = m:save() end
+  if not saved then return nil, emsg, ecode end
+  return true, m:statistics()
 end
 
 --- The run's transfer queue (started at the first transfer; cfg.jobs in
