@@ -165,8 +165,8 @@ t.test("--fix adds and records, never deletes", function()
   local got, summary = findings(out)
   t.eq(diff(got, expected), "", "findings of the --fix run")
   -- orphans 8 (bad images are recorded too, and stay findings), untracked
-  -- 4, stale 2
-  t.eq(summary and summary.fixed, 14, "summary.fixed")
+  -- 4, stale 2, and 0016's identity (only its character_name was wrong)
+  t.eq(summary and summary.fixed, 15, "summary.fixed")
   local after = w:snapshot { dirs = true }
   for k, v in pairs(before) do
     if not k:find("^file %./actor_manifests/") then
@@ -194,6 +194,11 @@ t.test("--fix adds and records, never deletes", function()
   end
   -- the changed file is now recorded: local and S3 differ
   want["out_of_sync 0001_all_synced/0001_all_synced_1.jpg"] = 1
+  -- 0016's identity was repaired: now an ordinary manifest whose image is
+  -- not listed yet and whose statistics are missing (the next --fix)
+  want["bad_manifest 0016_named_wrong/0016_manifest.json"] = nil
+  want["orphan 0016_named_wrong/0016_named_wrong_0.jpg"] = 1
+  want["stale_manifest 0016_named_wrong/0016_manifest.json"] = 1
   t.eq(diff(got, want), "", "what --fix leaves")
 end)
 
