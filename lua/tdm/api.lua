@@ -92,15 +92,15 @@ local function check_filename(filename)
 end
 API.check_filename = check_filename
 
---- The image type of `data` by its magic bytes: ext, content type | nil.
+-- The extension an upload of each type gets.
+local EXT_OF = { jpeg = "jpg", png = "png", webp = "webp" }
+
+--- The image type of `data` by its magic bytes (the core's rule,
+-- tdm.core.image_type_of): ext, content type | nil.
 local function image_type(data)
-  if data:sub(1, 3) == "\255\216\255" then return "jpg", "image/jpeg" end
-  if data:sub(1, 8) == "\137PNG\r\n\26\n" then return "png", "image/png" end
-  if #data >= 12 and data:sub(1, 4) == "RIFF" and data:sub(9, 12) == "WEBP"
-  then
-    return "webp", "image/webp"
-  end
-  return nil
+  local kind, ctype = core.image_type_of(data)
+  if not kind then return nil end
+  return EXT_OF[kind], ctype
 end
 API.image_type = image_type
 
