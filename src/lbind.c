@@ -19,8 +19,10 @@ void tdm_lua_new_closable(lua_State *L, const char *name,
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, close);
   lua_setfield(L, -2, "__close");
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
+  if (methods) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
   lua_pop(L, 1);
 }

@@ -24,7 +24,7 @@ int tdm_lua_fail(lua_State *L, const tdm_error *err);
 
 /* Register the metatable `name` of a userdata type that holds a resource:
  * `close` (which must be safe to call twice) is its __gc and __close, and
- * `methods` its __index. Stack unchanged. */
+ * `methods` (or NULL: an internal holder) its __index. Stack unchanged. */
 void tdm_lua_new_closable(lua_State *L, const char *name,
                           lua_CFunction close, const luaL_Reg *methods);
 

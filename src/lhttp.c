@@ -551,11 +551,7 @@ static const luaL_Reg funcs[] = {
 int tdm_lua_open_http(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  if (luaL_newmetatable(L, SERVER_MT)) {
-    lua_pushcfunction(L, binding_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  tdm_lua_new_closable(L, SERVER_MT, binding_gc, NULL);
   luaL_setfuncs(L, funcs, 0);
   return 0;
 }
