@@ -84,3 +84,11 @@ char *tdm_buf_take(tdm_buf *b, size_t *len, tdm_error *err) {
   b->len = b->cap = 0;
   return p;
 }
+
+size_t tdm_str_copy(char *dst, size_t dstsz, const char *src) {
+  size_t len = src ? strlen(src) : 0, n = len;
+  if (n >= dstsz) n = dstsz - 1;
+  if (n) memcpy(dst, src, n);
+  dst[n] = '\0';
+  return len;
+}

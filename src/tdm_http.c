@@ -126,13 +126,6 @@ static long long now_ms(void) {
   return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-static void copy_field(char *dst, size_t dstsz, const char *src) {
-  size_t n = src ? strlen(src) : 0;
-  if (n >= dstsz) n = dstsz - 1;
-  if (n) memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
 /* Queue `body` (copied) with `status` and the usual headers; `extra` is a
  * NULL-terminated list of name, value pairs (or NULL). Records status and
  * size in `r` for the access log. Returns MHD's verdict. */
@@ -307,7 +300,7 @@ static enum MHD_Result call_handler(struct MHD_Connection *c, request *r,
 static void set_err(request *r, int status, const char *msg) {
   if (r->err_status) return;
   r->err_status = status;
-  copy_field(r->err_msg, sizeof r->err_msg, msg);
+  tdm_str_copy(r->err_msg, sizeof r->err_msg, msg);
 }
 
 /* MHD_PostProcessor callback: file parts go into bounded buffers (one per
@@ -349,9 +342,9 @@ static enum MHD_Result on_post_data(void *cls, enum MHD_ValueKind kind,
     }
     p = &r->parts[r->nparts++];
     memset(p, 0, sizeof *p);
-    copy_field(p->field, sizeof p->field, key);
-    copy_field(p->filename, sizeof p->filename, filename);
-    copy_field(p->ctype, sizeof p->ctype, content_type);
+    tdm_str_copy(p->field, sizeof p->field, key);
+    tdm_str_copy(p->filename, sizeof p->filename, filename);
+    tdm_str_copy(p->ctype, sizeof p->ctype, content_type);
     tdm_buf_init(&p->data, r->srv->max_upload);
     r->part_open = 1;
   }
@@ -489,7 +482,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     r->srv = srv;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     atomic_fetch_add(&srv->inflight, 1);
-    copy_field(r->method, sizeof r->method, method);
+    tdm_str_copy(r->method, sizeof r->method, method);
     /* the path as logged: printable ASCII only, quotes escaped away */
     for (i = 0; url[i] && j < HTTP_LOG_PATH_MAX; i++) {
       unsigned char ch = (unsigned char)url[i];

@@ -11,13 +11,6 @@
 
 #include "tdm_http_int.h"
 
-static void copy_field(char *dst, size_t dstsz, const char *src) {
-  size_t n = src ? strlen(src) : 0;
-  if (n >= dstsz) n = dstsz - 1;
-  if (n) memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
 int tdm_httpi_listen(const char *spec, char *bound, size_t boundsz,
                      tdm_error *err) {
   char host[256], port[16];
@@ -40,10 +33,10 @@ int tdm_httpi_listen(const char *spec, char *bound, size_t boundsz,
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
   } else {
-    copy_field(host, sizeof host, "127.0.0.1");
+    tdm_str_copy(host, sizeof host, "127.0.0.1");
     colon = spec - 1;
   }
-  copy_field(port, sizeof port, colon + 1);
+  tdm_str_copy(port, sizeof port, colon + 1);
   if (port[0] == '\0' || port[strspn(port, "0123456789")] != '\0' ||
       strtol(port, NULL, 10) > 65535)
     return tdm_error_set(err, "EINVAL", "bad port in listen address '%s'",

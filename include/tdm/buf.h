@@ -36,4 +36,9 @@ int tdm_buf_printf(tdm_buf *b, tdm_error *err, const char *fmt, ...)
  * Never NULL: an empty buffer yields an allocated "". */
 char *tdm_buf_take(tdm_buf *b, size_t *len, tdm_error *err);
 
+/* The one bounded string copy: `src` (NULL is "") into `dst` of `dstsz`
+ * (> 0) bytes, cut to fit and always terminated. Returns strlen(src): a
+ * value >= dstsz says the copy was cut. */
+size_t tdm_str_copy(char *dst, size_t dstsz, const char *src);
+
 #endif
