@@ -62,4 +62,9 @@ check_rc "an access key S3 does not know exits 2" 2 \
 out=$(env AWS_ACCESS_KEY_ID=NOSUCHKEY4711 AWS_SECRET_ACCESS_KEY=hush-hush-0815 tdm-lua pull-all 2>&1)
 grep -q "InvalidAccessKeyId.*check AWS_ACCESS_KEY_ID" <<<"$out" && pass || fail "unknown key: expected InvalidAccessKeyId and advice, got: $out"
 grep -q "hush-hush-0815" <<<"$out" && fail "the secret was printed: $out" || pass
+# md5 takes files only: an option is a usage error, not a file it cannot
+# open (was: "hash -q: open: No such file or directory", exit 1).
+check_rc "md5 -q exits 2" 2 tdm-lua md5 -q "$M"
+check_grep "md5 -q: names the option" "md5: unknown option '-q'" tdm-lua -q md5 "$M"
+check_rc "md5 ./-name is a file" 1 tdm-lua md5 ./-nosuch
 finish

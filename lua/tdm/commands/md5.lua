@@ -16,7 +16,8 @@ local function run(args)
     return 0
   end
   local status = 0
-  for _, path in ipairs(args) do
+  for _, path in ipairs(args) do   -- an option is not a file (./-x is)
+    if path:match("^%-.") then require("tdm.cli").usage_error("md5: unknown option '%s'\n%s", path, usage) end
     local hex, err = tdm.md5_file(path)
     if hex then
       io.write(hex, "  ", path, "\n")
