@@ -51,7 +51,7 @@ local function new_totals()
            manifests_created = 0, files_hashed = 0, files_reused = 0,
            bytes_hashed = 0, downloaded = 0, uploaded = 0, deleted = 0,
            bytes_transferred = 0, transfers_failed = 0, keys_skipped = 0,
-           retries = 0, busy_skipped = 0, unverified = 0,
+           retries = 0, busy_skipped = 0, unverified = 0, held_back = 0,
            actor_errors = 0, synced = 0, local_only = 0, s3_only = 0,
            out_of_sync = 0, missing = 0 }
 end

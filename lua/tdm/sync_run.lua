@@ -71,6 +71,7 @@ function Sync:process_actor(name, objects, o, state)
       end
     end
     for _, h in ipairs(held) do
+      T.held_back = T.held_back + 1   -- in the summary, so -q still shows it
       emit(r, { actor = name, file = h.file, action = "hold", result = "skipped",
                 error = h.reason })
     end

@@ -67,4 +67,8 @@ grep -q "hush-hush-0815" <<<"$out" && fail "the secret was printed: $out" || pas
 check_rc "md5 -q exits 2" 2 tdm-lua md5 -q "$M"
 check_grep "md5 -q: names the option" "md5: unknown option '-q'" tdm-lua -q md5 "$M"
 check_rc "md5 ./-name is a file" 1 tdm-lua md5 ./-nosuch
+# A file push holds back (not an image) is counted in the summary, so a
+# -q run (cron) still shows that not everything went up.
+printf 'not an image' > "$D/actors/$a/training_data/${a}_1.jpg"
+check_grep "push -q: held_back in the summary" "^push: .*held_back=1 " tdm-lua push 3 -q
 finish
