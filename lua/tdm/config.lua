@@ -165,6 +165,12 @@ function Config:check()
       .. "bucket name: %s", where(self, "bucket"), self.bucket or "",
       self._sources.bucket, why)
   end
+  -- "X/." stats only when X is a directory (or a link to one).
+  local root = self.data_root
+  if root and root ~= "" and core.stat(root) and not core.stat(root .. "/.") then
+    return nil, string.format("%sdata_root '%s' (%s): not a directory",
+                              where(self, "data_root"), root, self._sources.data_root)
+  end
   why = self.endpoint and Config.endpoint_problem(self.endpoint)
   if why then
     return nil, string.format("%sendpoint '%s' (%s): %s", where(self, "endpoint"),

@@ -71,4 +71,13 @@ check_rc "md5 ./-name is a file" 1 tdm-lua md5 ./-nosuch
 # -q run (cron) still shows that not everything went up.
 printf 'not an image' > "$D/actors/$a/training_data/${a}_1.jpg"
 check_grep "push -q: held_back in the summary" "^push: .*held_back=1 " tdm-lua push 3 -q
+# A data root that is a file is one configuration error, not one error
+# per actor (was: "stat FILE/actors/0001_...: Not a directory" x N, exit 1);
+# a data root reached through a symlink is fine.
+printf 'x' > "$tmp/afile"
+check_rc "data root that is a file exits 2" 2 tdm-lua sync-manifests --data-root "$tmp/afile"
+check_grep "data root that is a file: one line, the reason" \
+  "^tdm-lua: data_root '.*afile' \(argument\): not a directory$" tdm-lua audit --data-root "$tmp/afile"
+ln -s "$D" "$tmp/link"
+check_rc "data root through a symlink" 0 tdm-lua sync-manifests -q --data-root "$tmp/link"
 finish
