@@ -137,8 +137,9 @@ end
 function Reporter:is_config_error(code)
   local cli = require "tdm.cli"
   if cli.CONFIG_CODES[code] then return true end
-  -- An actor named on the command line that exists nowhere.
-  return code == "ENOACTOR" and (self.named_actors or self.one_actor) or false
+  -- An actor named on the command line that exists nowhere or is no name.
+  return (code == "ENOACTOR" or code == "EBADNAME")
+    and (self.named_actors or self.one_actor) or false
 end
 
 --- An error that does not stop the run (a bad actor, a failed transfer):

@@ -80,4 +80,8 @@ check_grep "data root that is a file: one line, the reason" \
   "^tdm-lua: data_root '.*afile' \(argument\): not a directory$" tdm-lua audit --data-root "$tmp/afile"
 ln -s "$D" "$tmp/link"
 check_rc "data root through a symlink" 0 tdm-lua sync-manifests -q --data-root "$tmp/link"
+# A malformed actor named with --actor is a usage error, as with push
+# ACTOR (was exit 1 for --actor, 2 for push).
+check_rc "pull-all --actor ../x exits 2" 2 tdm-lua pull-all -n --actor ../x
+check_rc "sync-manifests --actor -1 exits 2" 2 tdm-lua sync-manifests -n --actor -1
 finish
