@@ -68,8 +68,8 @@ function s3.client(cfg, opts)
          or ck == "crc64nvme" then
     settings.checksum = ck
   elseif ck ~= "off" then
-    return nil, "s3_checksum (TDM_S3_CHECKSUM) must be auto, crc32c, "
-           .. "sha256 or off, got '" .. ck .. "'", "ECONFIG"
+    return nil, "s3_checksum (TDM_S3_CHECKSUM) must be auto, crc32c, crc32, "
+           .. "crc64nvme, sha256, sha1 or off, got '" .. ck .. "'", "ECONFIG"
   end
   for k, v in pairs(opts or {}) do
     if not tuning[k] then

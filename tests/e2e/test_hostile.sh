@@ -84,4 +84,9 @@ check_rc "data root through a symlink" 0 tdm-lua sync-manifests -q --data-root "
 # ACTOR (was exit 1 for --actor, 2 for push).
 check_rc "pull-all --actor ../x exits 2" 2 tdm-lua pull-all -n --actor ../x
 check_rc "sync-manifests --actor -1 exits 2" 2 tdm-lua sync-manifests -n --actor -1
+# A bad s3_checksum names every value that is accepted (it left out three).
+check_grep "bad s3_checksum: the accepted values" \
+  "must be auto, crc32c, crc32, crc64nvme, sha256, sha1 or off, got 'md4'" \
+  env TDM_S3_CHECKSUM=md4 tdm-lua sync-manifests -n
+check_rc "s3_checksum crc64nvme is accepted" 0 env TDM_S3_CHECKSUM=crc64nvme tdm-lua sync-manifests -n -q
 finish
