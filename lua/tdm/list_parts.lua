@@ -9,7 +9,8 @@
 --     parts = { { prefix =, lo =, hi = }, ... },  -- in key order
 --     root = "prefix/",       -- set: parts may be split at actor ids under it
 --     page = 1000,            -- keys per request
---     ahead = 2,              -- pages a part may hold before it is read
+--     budget = 4,             -- pages received and not read yet, all
+--                             -- parts together, at most
 --   }
 --   lister:next_page([idle]) -> objects, part_index | false (the end)
 --                               | nil, msg, code
@@ -22,10 +23,16 @@
 -- pages of the part being read are awaited, later parts are fetched on
 -- the other clients. A part whose first pages show it is large is split
 -- again at actor ids (keys are {root}{digits}_...): what it has not
--- listed yet becomes new parts for idle clients. Memory stays bounded:
--- each part holds at most `ahead` pages that were not read yet, all parts
--- together at most `budget` (default 2 x clients). Until the first answer
--- is in, only one request is made: a bucket that refuses is asked once.
+-- listed yet becomes new parts for idle clients. Memory stays flat in
+-- the number of parts and clients: pages received and not read yet are
+-- at most `budget` for all parts together (plus the one handed out);
+-- requests in flight are not held pages, so up to `clients` of them go
+-- out while that budget has room (an answer that arrives while it is
+-- full waits in its request until a page is read). Until the first
+-- answer is in, only one request is made: a bucket that refuses is asked
+-- once. A request that times out while others were in flight (a server
+-- that answers one at a time queues them) halves the requests kept in
+-- flight and its page is asked again, at most MAX_RETRIES times.
 local M = {}
 
 local Lister = {}
@@ -33,16 +40,19 @@ Lister.__index = Lister
 
 local MAX_ID_DIGITS = 15   -- ids beyond this are not split numerically
 local MAX_SPLIT = 8        -- new parts made from one page, at most
+local MAX_RETRIES = 4      -- times one page is asked again after timeouts
 
 function M.new(o)
   local self = setmetatable({
     client = o.client, nclients = math.max(1, o.clients or 1),
-    parts = {}, root = o.root, page = o.page or 1000, ahead = o.ahead or 2,
-    free = {}, made = 0, requests = 0, splits = 0,
+    parts = {}, root = o.root, page = o.page or 1000,
+    free = {}, made = 0, requests = 0, splits = 0, timeouts = 0,
     max_parts = 4 * math.max(1, o.clients or 1),
-    -- pages fetched and not read yet, at most (the first part may exceed
-    -- it by one: the reader is waiting for it)
-    budget = o.budget or 2 * math.max(1, o.clients or 1),
+    -- pages received and not read yet (all parts), at most; the most
+    -- there ever were (tests read it)
+    budget = math.max(1, o.budget or 4), unread = 0, max_unread = 0,
+    -- requests in flight now, and at most (halved by timeouts)
+    inflight = 0, width = math.max(1, o.clients or 1),
     -- Until a first answer has come back, one request only: a bucket that
     -- refuses (credentials, region, no such bucket) is asked once, not
     -- once per part.
@@ -71,27 +81,30 @@ function Lister:take_client()
 end
 
 function Lister:idle_clients()
-  return #self.free + (self.nclients - self.made)
+  return math.max(0, self.width - self.inflight)
 end
 
 -- Start the next request of every part that may have one, first parts
 -- first, while clients are free.
 function Lister:issue()
   if self.failed then return end   -- the listing is over
-  local held = 0
-  for _, p in ipairs(self.parts) do
-    held = held + #p.pages + (p.pending and 1 or 0)
-  end
   for pos, p in ipairs(self.parts) do
-    if (held >= self.budget or self.probing) and pos > 1 then return end
-    if not p.done and not p.pending and #p.pages < self.ahead then
+    -- The first part is asked for even with the budget full (the reader
+    -- waits for it), and later parts leave it one of the `width` slots.
+    if pos > 1 then
+      local later = self.inflight - (self.parts[1].pending and 1 or 0)
+      if self.unread >= self.budget or self.probing or later >= self.width - 1 then
+        return
+      end
+    end
+    if not p.done and not p.pending then
       local c = self:take_client()
       if not c then return end
-      p.client = c
+      p.client, p.width = c, self.width
       p.pending = c:list_page_async(p.prefix, self.page, p.token,
                                     p.token == nil and p.lo or nil)
       self.requests = self.requests + 1
-      held = held + 1
+      self.inflight = self.inflight + 1
     end
   end
 end
@@ -160,12 +173,21 @@ function Lister:collect(pos)
   local p = self.parts[pos]
   local objs, nxt, code = p.pending:wait()
   p.pending = nil
+  self.inflight = self.inflight - 1
   self.free[#self.free + 1] = p.client
   p.client = nil
+  if not objs and code == "ETIMEDOUT" and (p.retries or 0) < MAX_RETRIES then
+    -- fewer at once, and the same page again (p.token is unchanged)
+    p.retries = (p.retries or 0) + 1
+    self.timeouts = self.timeouts + 1
+    self.width = math.max(1, math.min(self.width, p.width // 2))
+    return
+  end
   if not objs then
     self.failed = { nxt, code }
     return
   end
+  p.retries = nil
   self.probing = false
   if p.hi then
     local n, got = #objs, #objs
@@ -177,6 +199,8 @@ function Lister:collect(pos)
     if n < got or (n > 0 and objs[n].key == p.hi) then nxt = nil end
   end
   p.pages[#p.pages + 1] = objs
+  self.unread = self.unread + 1
+  self.max_unread = math.max(self.max_unread, self.unread)
   p.token = nxt
   if not nxt then
     p.done = true
@@ -185,10 +209,11 @@ function Lister:collect(pos)
   end
 end
 
--- Collect every answer already in.
+-- Collect the answers already in, first parts first, while the budget
+-- has room (the first part's always: the reader waits for it).
 function Lister:harvest()
-  for pos = #self.parts, 1, -1 do
-    local p = self.parts[pos]
+  for pos, p in ipairs(self.parts) do
+    if pos > 1 and self.unread >= self.budget then return end
     if p.pending and p.pending:ready() then self:collect(pos) end
   end
 end
@@ -203,6 +228,8 @@ function Lister:next_page(idle)
     if not p then return false end
     if #p.pages > 0 then
       local page = table.remove(p.pages, 1)
+      self.unread = self.unread - 1
+      self:harvest()
       self:issue()
       return page, p.index
     end
@@ -238,7 +265,7 @@ function Lister:close()
       self.free[#self.free + 1] = p.client
     end
   end
-  self.parts = {}
+  self.parts, self.inflight, self.unread = {}, 0, 0
 end
 
 return M

@@ -51,9 +51,10 @@ local function client_fn(i)
 end
 
 -- Every key of a parallel listing, in the order handed out.
-local function parallel(parts, width, page, on_page)
-  local l = list_parts.new { client = client_fn, clients = width, parts = parts,
-                             root = ROOT, page = page }
+local function parallel(parts, width, page, on_page, o)
+  o = o or {}
+  local l = list_parts.new { client = o.client or client_fn, clients = width, parts = parts,
+                             root = ROOT, page = page, budget = o.budget }
   local out = {}
   while true do
     local objs, msg, code = l:next_page()
@@ -64,7 +65,7 @@ local function parallel(parts, width, page, on_page)
   end
   local requests, splits = l.requests, l.splits
   l:close()
-  return out, requests, splits
+  return out, requests, splits, l
 end
 
 local function cut(...)
@@ -183,6 +184,52 @@ t.test("tdm.Sync:list_actors lists several actors at once, each as list_actor do
     t.eq(table.concat(a, " "), table.concat(b, " "), n .. ": objects")
   end
   t.eq(next(all["0041_none"]), nil, "an actor with no objects has none")
+end)
+
+t.test("pages received and not read stay within one budget for all parts", function()
+  -- 16 clients, 9 parts, pages of 2 keys, a reader slower than the
+  -- server: without the shared budget every part would fill up
+  local parts = cut("0005", "0010", "0015", "0020", "0025", "0030", "0035", "0040")
+  for _, budget in ipairs { 1, 3 } do
+    local got, requests, _, l = parallel(parts, 16, 2, function()
+      os.execute("sleep 0.02")
+    end, { budget = budget })
+    t.eq(table.concat(got, "\n"), table.concat(want, "\n"), "budget " .. budget .. ": keys in order")
+    -- + 1: the page of the first part, collected for the reader
+    t.ok(l.max_unread <= budget + 1, string.format(
+      "budget %d: at most %d unread pages held, held %d", budget, budget + 1, l.max_unread))
+    t.ok(l.max_unread >= budget, string.format(
+      "budget %d: the budget was used (%d unread at most, %d requests)", budget, l.max_unread, requests))
+  end
+end)
+
+t.test("requests that time out halve the requests in flight and are asked again", function()
+  local fp = dofile((os.getenv("TDM_TEST_ROOT") or ".") .. "/tests/lib/faultproxy.lua")
+  -- seed 1336 at hang = 0.1: the 2nd and 7th requests through the proxy
+  -- hang, then none before the 46th (never 5 on one page: MAX_RETRIES)
+  local p = fp.start { seed = 1336, hang = 0.1 }
+  local slow = {}
+  local function slow_fn(i)
+    if not slow[i] then
+      slow[i] = assert(tdm.s3.client({ endpoint = p.url },
+                                     { max_attempts = 1, stall_timeout = 1 }))
+    end
+    return slow[i]
+  end
+  local ok, err = pcall(function()
+    local got, requests, _, l = parallel(cut("0010", "0020", "0030"), 8, 10, nil,
+                                         { client = slow_fn })
+    local st = p:stats()
+    t.eq(table.concat(got, "\n"), table.concat(want, "\n"), "keys in order, as sequential")
+    t.ok(st.hang >= 2 and l.timeouts == st.hang, string.format(
+      "every hung request timed out and was asked again (%d hung, %d timeouts, %d requests)",
+      st.hang, l.timeouts, requests))
+    t.ok(l.width < 8, "fewer requests in flight after the timeouts (width " .. l.width .. ")")
+  end)
+  for _, c in pairs(slow) do c:close() end
+  p:stop()
+  fp.cleanup()
+  if not ok then error(err, 0) end
 end)
 
 for _, c in pairs(clients) do c:close() end
