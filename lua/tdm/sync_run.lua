@@ -11,6 +11,25 @@ local report_refresh = report.report_refresh
 
 local Sync = {}
 
+-- The summary's counts and the manifest statistics they sum.
+local COUNTS = { synced = "training_synced_count", local_only = "training_local_only_count",
+                 s3_only = "training_s3_only_count", out_of_sync = "training_out_of_sync_count",
+                 missing = "training_missing_count" }
+
+local function add_counts(T, c)
+  for k in pairs(COUNTS) do T[k] = T[k] + (c[k] or 0) end
+end
+
+--- Record actor's manifest statistics for the summary: summed at once
+-- when they are final, else (transfers or a manifest save still to come,
+-- which may replace or drop them) kept as five numbers until the end, so
+-- a run holds nothing per actor it is done with.
+function Sync:keep_final(state, actor, stats, pending)
+  local c = {}
+  for k, field in pairs(COUNTS) do c[k] = stats[field] end
+  if pending then state.final[actor] = c else add_counts(state.totals, c) end
+end
+
 local function manifest_mod() return require "tdm.manifest" end
 
 --- Open, refresh and (unless o.dry_run) save one actor's manifest, and
@@ -112,8 +131,8 @@ function Sync:process_actor(name, objects, o, state)
       emit(r, { actor = name, action = "manifest",
                 result = written and (created and "created" or "updated") or "unchanged" })
     end
-    local stats = m:statistics()
-    state.final[name] = stats
+    self:keep_final(state, name, m:statistics(),
+                    (#jobs > 0 and not o.dry_run) or state.counted[name] ~= nil)
     for _, j in ipairs(jobs) do
       j.actor = name
       if o.dry_run then
@@ -190,8 +209,7 @@ end
 --   select = function(name) -> bool (--shard etc.), only = { file set },
 --   batch = transfers waiting for a slot before the listing pauses for
 --   them (default 1000) }
--- Returns the totals (a flat table for the summary) and per-actor final
--- statistics in totals._final (name -> statistics).
+-- Returns the totals (a flat table for the summary).
 function Sync:run(o)
   -- Manifest saves are written by background threads (their fsyncs off
   -- this thread); <close> waits for them however the run ends.
@@ -344,16 +362,9 @@ function Sync:run(o)
     fail(r, f.actor, nil, f.message, f.code)
   end
   for actor in pairs(state.claims) do self:release_claim(state, actor) end
-  for _, stats in pairs(state.final) do
-    T.synced = T.synced + (stats.training_synced_count or 0)
-    T.local_only = T.local_only + (stats.training_local_only_count or 0)
-    T.s3_only = T.s3_only + (stats.training_s3_only_count or 0)
-    T.out_of_sync = T.out_of_sync + (stats.training_out_of_sync_count or 0)
-    T.missing = T.missing + (stats.training_missing_count or 0)
-  end
+  for _, c in pairs(state.final) do add_counts(T, c) end
   if o.dry_run then T.planned = state.planned end
   T.listings = self.listings or 0   -- S3 listings made (one for a whole run)
-  T._final = state.final
   return T
 end
 

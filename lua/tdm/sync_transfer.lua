@@ -93,7 +93,7 @@ function Sync:transfer_queue(o, state)
       T.actor_errors = T.actor_errors + 1
       fail(r, actor, nil, emsg, ecode)
     elseif type(emsg) == "table" then
-      state.final[actor] = emsg
+      self:keep_final(state, actor, emsg, true)
     end
   end
   state.apply = apply

@@ -260,9 +260,25 @@ t.test("pull ACTOR URLS_JSON: exactly those; foreign URLs refused", function()
 end)
 
 -- 5. pull-all -----------------------------------------------------------------
+-- The summary's counts against the sums of every manifest's statistics.
+local function check_summary_counts(summary, what)
+  local sums = { synced = 0, local_only = 0, s3_only = 0, out_of_sync = 0, missing = 0 }
+  for _, name in ipairs(all_actor_names()) do
+    local st = load_manifest(name).statistics
+    for k in pairs(sums) do sums[k] = sums[k] + (st["training_" .. k .. "_count"] or 0) end
+  end
+  -- (a zero count is left out of the summary)
+  for k, v in pairs(sums) do t.eq(summary[k] or 0, v, what .. ": summary " .. k .. " = sum over manifests") end
+end
+
 t.test("pull-all downloads every s3_only file; --repair fixes out_of_sync", function()
-  local rc, _, err = tdm("pull-all --jobs 4")
+  local rc, sout, err = tdm("pull-all --jobs 4 --json")
   t.eq(rc, 0, "pull-all exit code (stderr: " .. err .. ")")
+  -- counted after the transfers (actors with downloads) and at once (none)
+  check_summary_counts(select(2, json_lines(sout)), "pull-all with downloads")
+  rc, sout, err = tdm("pull-all --jobs 4 --json")
+  t.eq(rc, 0, "no-op pull-all exit code (stderr: " .. err .. ")")
+  check_summary_counts(select(2, json_lines(sout)), "no-op pull-all")
   for _, name in ipairs(all_actor_names()) do
     local want = fixture.expected_statuses(fx, name)
     for fn, st in pairs(want) do
