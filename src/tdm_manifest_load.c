@@ -343,13 +343,19 @@ int tdm_manifest_validate(json_t *root, const char *path, const char *text,
 }
 
 /* Read all of `path` (at most TDM_MANIFEST_MAX_BYTES) into *text (malloc'd,
- * NUL-terminated). ENOENT is returned as is so open can start empty. */
+ * NUL-terminated). ENOENT is returned as is so open can start empty. A
+ * symbolic link is refused, not followed: saves replace the file by
+ * rename, so a link is never what tdm wrote, and following one would read
+ * (and quote in errors) a file outside the data root. */
 int tdm_manifest_slurp(const char *path, char **text, size_t *len,
                        tdm_error *err) {
   struct stat st;
   size_t got = 0;
   char *buf;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ELOOP)
+    return tdm_error_set(err, "BADMANIFEST",
+                         "%s: is a symbolic link, not a manifest file", path);
   if (fd < 0) return tdm_error_errno(err, errno, "read %s", path);
   if (fstat(fd, &st) != 0) {
     int saved = errno;

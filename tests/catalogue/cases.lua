@@ -58,6 +58,22 @@ add { name = "manifest with a NUL byte (hang regression)",
       manifest = "nul_byte_hang", args = SYNC, exit = 1, timeout = 60,
       expect = { "0042_manifest.json", "unknown status 's6_only'" },
       unchanged = MANIFEST }
+-- A manifest that is a symbolic link (to a file outside the data root) is
+-- refused, not followed: nothing of the target is read or quoted.
+add { name = "manifest that is a symbolic link",
+      setup = function(ctx)
+        local secret = ctx.work .. "/not-a-manifest.txt"
+        local f = assert(io.open(secret, "w"))
+        f:write("rootsecret:x:0:0\n"); f:close()
+        local m = ctx.D .. "/actor_manifests/0042_manifest.json"
+        assert(os.execute("rm -f " .. m .. " && ln -s " .. secret .. " " .. m))
+      end,
+      args = SYNC, exit = 1,
+      expect = { "0042_manifest.json", "symbolic link" }, unchanged = MANIFEST,
+      check = function(_, _, out, err)
+        assert(not (out .. err):find("rootsecret", 1, true),
+               "the link's target was read and quoted")
+      end }
 for _, m in ipairs(manifest_cases) do
   add { name = "manifest " .. m[1], manifest = m[1], args = SYNC, exit = 1,
         expect = m[2], unchanged = MANIFEST }
