@@ -12,24 +12,12 @@
 #   awsproxy_config '{"modes":"sse-kms"}'   # change settings at run time
 #   awsproxy_stop
 AWSPROXY_JS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/awsproxy.js"
+. "$(dirname "${BASH_SOURCE[0]}")/nodeproxy.sh"
 
 awsproxy_start() {
   local modes=$1; shift
-  AWSPROXY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdm-awsproxy.XXXXXX")
-  node "$AWSPROXY_JS" --upstream "${AWSPROXY_UPSTREAM:-$AWS_ENDPOINT_URL}" \
-    --modes "$modes" --port-file "$AWSPROXY_DIR/port" \
-    --log "$AWSPROXY_DIR/log" "$@" >"$AWSPROXY_DIR/out" 2>&1 &
-  AWSPROXY_PID=$!
-  local i=0
-  while [ ! -s "$AWSPROXY_DIR/port" ] && [ $i -lt 100 ]; do
-    kill -0 "$AWSPROXY_PID" 2>/dev/null || break
-    sleep 0.05; i=$((i + 1))
-  done
-  if [ ! -s "$AWSPROXY_DIR/port" ]; then
-    echo "awsproxy failed to start:" >&2; cat "$AWSPROXY_DIR/out" >&2
-    return 1
-  fi
-  AWSPROXY_URL="http://127.0.0.1:$(cat "$AWSPROXY_DIR/port")"
+  nodeproxy_start AWSPROXY "$AWSPROXY_JS" \
+    "${AWSPROXY_UPSTREAM:-$AWS_ENDPOINT_URL}" --modes "$modes" "$@"
 }
 
 awsproxy_stats() { curl -s "$AWSPROXY_URL/__stats"; }
@@ -38,12 +26,4 @@ awsproxy_config() {
   curl -s -X POST --data-binary "$1" "$AWSPROXY_URL/__config" >/dev/null
 }
 
-awsproxy_stop() {
-  if [ -n "${AWSPROXY_PID:-}" ]; then
-    kill "$AWSPROXY_PID" 2>/dev/null
-    wait "$AWSPROXY_PID" 2>/dev/null
-    AWSPROXY_PID=
-  fi
-  [ -n "${AWSPROXY_DIR:-}" ] && rm -rf "$AWSPROXY_DIR"
-  AWSPROXY_DIR=
-}
+awsproxy_stop() { nodeproxy_stop AWSPROXY; }
