@@ -224,9 +224,11 @@ function Sync:run(o)
     if state.tx then state.tx:close(); state.tx = nil end
     for actor in pairs(state.claims) do self:release_claim(state, actor) end
     -- the s3_urls written are built on the bucket's region the run's
-    -- client learned: remember it, once manifests carry it (a dry run or
-    -- a run that wrote nothing changes nothing under the data root)
-    if not o.dry_run and state.totals.manifests_written > 0 then
+    -- client learned: remember it once manifests carry it or the whole
+    -- bucket listed (a no-op run must not ask again every time); a dry
+    -- run or a failed run changes nothing under the data root
+    if not o.dry_run and (state.totals.manifests_written > 0
+                          or state.listed_whole) then
       require("tdm.s3").remember_bucket_region(self.cfg)
     end
   end })
@@ -310,6 +312,7 @@ function Sync:run(o)
              .. ": " .. tostring(msg), code)
       end
     else
+      state.listed_whole = true
       local actors_dir = self.data_root .. "/actors"
       local names = core.listdir(actors_dir) or {}
       table.sort(names)

@@ -108,6 +108,19 @@ t.test("s3_url does not follow the signing region (issue 15)", function()
   -- (the sidecar .state is a hash cache that may refresh its stamps)
   local shown = table.concat(diff, ", "):gsub("file [^,]*%.state,? ?", "")
   t.eq(shown, "", "no manifest rewritten, no s3_url changed")
+  -- A run that writes nothing still remembers the region once the whole
+  -- bucket listed, so no-op runs do not ask S3 for it every time.
+  local found = io.popen("ls -A " .. w.D .. " | grep '^.tdm-bucket-region'")
+  local name = found:read("l"); found:close()
+  t.ok(name, "the region is remembered under the data root")
+  if name then
+    os.remove(w.D .. "/" .. name)
+    rc, _, err = w:tdm("pull-all")
+    t.eq(rc, 0, "no-op pull-all: " .. err)
+    local f = io.open(w.D .. "/" .. name)
+    t.ok(f, "a no-op run remembers the region again")
+    if f then f:close() end
+  end
 end)
 
 return t.done()
