@@ -68,14 +68,6 @@ local function partial_files(D, want)
   return bad
 end
 
-local function temp_count(D)
-  local n = 0
-  for path in pairs(fp.snapshot(D)) do
-    if path:match("/%.[^/]*%.tmp%.[^/]*$") then n = n + 1 end
-  end
-  return n
-end
-
 -- The end state that must converge: manifests without timestamps, local
 -- files (not hidden), and objects under `prefix` when given.
 local function end_state(D, prefix)
@@ -176,7 +168,7 @@ local function crash_trials(spec)
     if was_alive and krc == 137 then o.killed = o.killed + 1
     else o.finished_first = o.finished_first + 1 end
     check("after kill")
-    o.temp_left = o.temp_left + temp_count(D)
+    o.temp_left = o.temp_left + fp.temp_count(D)
     o.trials = o.trials + 1
     local rrc, _, rerr = fp.tdm(spec.args(D, i), spec.env)
     if rrc ~= 0 then

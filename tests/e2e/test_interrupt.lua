@@ -45,14 +45,6 @@ local function common(cmd, D, prefix, extra)
   return a
 end
 
-local function temps(D)
-  local n = 0
-  for path in pairs(fp.snapshot(D)) do
-    if path:match("/%.[^/]*%.tmp%.[^/]*$") then n = n + 1 end
-  end
-  return n
-end
-
 -- The lies an audit finds, as "kind actor/file: detail" lines (with
 -- `saved_only`, only in actors that have a manifest: one never written
 -- is not a manifest that lies).
@@ -112,7 +104,7 @@ local function trials(spec)
     for _, f in ipairs(bad_manifests(D)) do
       problems[#problems + 1] = where .. ": manifest does not parse: " .. f
     end
-    local n = temps(D)
+    local n = fp.temp_count(D)
     if n > 0 then problems[#problems + 1] = where .. ": " .. n .. " temp files left" end
     for _, l in ipairs(lies(D, prefix, spec.saved_only)) do problems[#problems + 1] = where .. ": " .. l end
     for _, l in ipairs(spec.check and spec.check(D) or {}) do

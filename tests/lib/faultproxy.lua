@@ -183,6 +183,16 @@ function fp.snapshot(dir)
   return snap
 end
 
+--- How many tdm temp files (hidden ".NAME.tmp.PID.N" beside their target)
+-- are under `dir`: an interrupted or killed command must leave none.
+function fp.temp_count(dir)
+  local n = 0
+  for path in pairs(fp.snapshot(dir)) do
+    if path:match("/%.[^/]*%.tmp%.[^/]*$") then n = n + 1 end
+  end
+  return n
+end
+
 --- Describe the difference of two snapshots ("" when equal).
 function fp.diff(a, b)
   local d = {}
